@@ -1,0 +1,5 @@
+"""`python -m ugro` runs the command line."""
+
+from ugro.cli import main
+
+main()

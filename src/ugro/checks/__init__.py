@@ -1,0 +1,75 @@
+"""The checks ugro runs on every node, and the registry that names them.
+
+A check is a command plus a pure `evaluate`; checks may raise, and the monitor turns what
+they raise into a result that names the check.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from ugro.config import Worker
+    from ugro.model import CommandResult, Evaluation
+    from ugro.transport import Session
+
+
+class DuplicateCheckError(ValueError):
+    """A second check tried to register under a name already taken."""
+
+
+class Check(ABC):
+    """Something ugro verifies on a node."""
+
+    name: ClassVar[str]
+    # Share of the health score this check carries when it passes (see README, "Score").
+    weight: ClassVar[float]
+    # What a timeout most likely means on a node, and what to do about it.
+    hang_hint: ClassVar[str] = "the node is overloaded or the command is stuck"
+
+    def timeout(self, node: Worker) -> float:
+        """Seconds this check may take on `node`."""
+        return float(getattr(node.timeouts, self.name))
+
+    @abstractmethod
+    async def run(self, node: Worker, session: Session) -> Evaluation:
+        """Measure and evaluate; may raise (the monitor reports it)."""
+
+
+class RemoteCheck(Check):
+    """A check that is one shell command on the node and a pure parser of its result."""
+
+    @abstractmethod
+    def command(self, node: Worker) -> str:
+        """The POSIX shell command; every config value in it is quoted."""
+
+    @abstractmethod
+    def evaluate(self, result: CommandResult, node: Worker) -> Evaluation:
+        """Judge the command's result; pure, so tests feed it captured output."""
+
+    async def run(self, node: Worker, session: Session) -> Evaluation:
+        """Run the command on the node and evaluate what came back."""
+        result = await session.run(self.command(node), timeout=self.timeout(node))
+        return self.evaluate(result, node)
+
+
+_REGISTRY: dict[str, Check] = {}
+
+
+def register(check: Check) -> Check:
+    """Add a check to the registry; raise DuplicateCheckError when its name is taken."""
+    if check.name in _REGISTRY:
+        raise DuplicateCheckError(f"a check named {check.name!r} is already registered")
+    _REGISTRY[check.name] = check
+    return check
+
+
+def registry() -> dict[str, Check]:
+    """All checks by name, in the order they run and are shown."""
+    if not _REGISTRY:
+        from ugro.checks import disk, gpu, latency, reachability, torch
+
+        for module in (reachability, gpu, torch, disk, latency):
+            register(module.CHECK)
+    return dict(_REGISTRY)

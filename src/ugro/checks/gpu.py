@@ -1,0 +1,155 @@
+"""The `gpu` check: nvidia-smi answers and lists the GPUs the node should have.
+
+One query gives the count, the model and the detailed metrics (temperature, utilisation,
+memory, power), so the check costs a single command.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from ugro.checks import RemoteCheck
+from ugro.model import CommandResult, Evaluation, GpuMetrics, Status
+
+if TYPE_CHECKING:
+    from ugro.config import Worker
+
+FIELDS = (
+    "index",
+    "uuid",
+    "name",
+    "temperature.gpu",
+    "utilization.gpu",
+    "memory.used",
+    "memory.total",
+    "power.draw",
+    "power.limit",
+)
+COMMAND = f"nvidia-smi --query-gpu={','.join(FIELDS)} --format=csv,noheader,nounits"
+
+# nvidia-smi's documented return codes (nvidia-smi(1), "RETURN VALUE"), with the usual
+# real-world cause and the next step.
+EXIT_CAUSES = {
+    2: "nvidia-smi rejected the query (exit 2): the driver is too old for a queried field; "
+    "upgrade the driver",
+    3: "the operation is not available on this GPU (exit 3)",
+    4: "nvidia-smi lacks permission (exit 4): run it as a user allowed to open /dev/nvidia*",
+    6: "nvidia-smi found no GPU (exit 6): the driver sees no device; check "
+    "`lspci | grep -i nvidia`",
+    8: "a GPU's external power cables are not attached (exit 8): check the PCIe power leads",
+    9: "the NVIDIA driver is not loaded (exit 9): run `sudo modprobe nvidia` and check "
+    "`dmesg | grep -i nvidia`; after a kernel upgrade, rebuild the driver (DKMS)",
+    10: "the NVIDIA kernel module reports an interrupt problem with a GPU (exit 10): "
+    "check `dmesg`, then reboot",
+    12: "the NVML library is missing (exit 12): the driver's user-space part is not "
+    "installed or does not match the kernel module; reinstall the driver",
+    13: "this NVML does not implement the query (exit 13): the driver is too old",
+    14: "a GPU's infoROM is corrupted (exit 14): the GPU needs service",
+    15: "a GPU has fallen off the bus (exit 15): reboot the node; if it recurs, reseat or "
+    "replace the GPU and check its power",
+    18: "driver/library version mismatch (exit 18): the driver was upgraded without a "
+    "reboot; reboot the node",
+    255: "nvidia-smi failed with an internal driver error (exit 255): check `dmesg` for Xid "
+    "errors and reboot",
+}
+
+_NOT_AVAILABLE = re.compile(r"^\[?(N/A|Not Supported|Unknown Error|Insufficient Permissions)\]?$")
+
+
+class Gpu(RemoteCheck):
+    """nvidia-smi works and reports at least `gpus` GPUs of the configured model."""
+
+    name = "gpu"
+    weight = 25
+    hang_hint = (
+        "nvidia-smi hung: the driver is wedged, often after an Xid error; check "
+        "`dmesg | grep -i xid` and reboot the node"
+    )
+
+    def command(self, node: Worker) -> str:  # noqa: ARG002 - the query is the same everywhere
+        """The nvidia-smi CSV query; it takes no config values."""
+        return COMMAND
+
+    def evaluate(self, result: CommandResult, node: Worker) -> Evaluation:
+        """Map failures to causes; compare the GPU count and model with the config."""
+        if result.exit_status != 0:
+            return Evaluation(Status.FAIL, _failure(result))
+        gpus = parse(result.stdout)
+        names = sorted({g.name for g in gpus})
+        count = len(gpus)
+        if count < node.gpus:
+            found = f"{count} GPU{'s' if count != 1 else ''}" + (f" ({', '.join(names)})" if names else "")
+            return Evaluation(
+                Status.FAIL,
+                f"found {found}, expected {node.gpus}: a GPU is missing or fell off the bus; "
+                "check `nvidia-smi -L` and `dmesg`",
+                value=count,
+                unit="gpus",
+                gpus=gpus,
+            )
+        summary = f"{count} × {names[0]}" if len(names) == 1 else f"{count} GPUs: {', '.join(names)}"
+        if node.gpu and gpus and not all(_same_model(node.gpu, g.name) for g in gpus):
+            return Evaluation(
+                Status.WARN,
+                f"{summary}, but cluster.yaml says {node.gpu!r}; fix `gpu:` if the hardware changed",
+                value=count,
+                unit="gpus",
+                gpus=gpus,
+            )
+        return Evaluation(Status.OK, summary if gpus else "no GPUs expected", value=count, unit="gpus", gpus=gpus)
+
+
+def _failure(result: CommandResult) -> str:
+    text = (result.stdout + "\n" + result.stderr).strip()
+    said = text.splitlines()[0] if text else ""
+    if result.exit_status is None:
+        return f"nvidia-smi was killed by signal {result.exit_signal or '?'}"
+    if result.exit_status == 127 or "not found" in result.stderr:
+        return (
+            "nvidia-smi not found on the node's PATH: the NVIDIA driver is not installed "
+            "(or the remote PATH lacks /usr/bin)"
+        )
+    cause = EXIT_CAUSES.get(result.exit_status, f"nvidia-smi failed (exit {result.exit_status})")
+    return f"{cause}" + (f"; nvidia-smi said: {said}" if said else "")
+
+
+def _same_model(configured: str, reported: str) -> bool:
+    """'RTX 4090' matches 'NVIDIA GeForce RTX 4090': every configured word appears."""
+    words = set(reported.lower().replace("-", " ").split())
+    return all(w in words for w in configured.lower().replace("-", " ").split())
+
+
+def _number(text: str) -> float | None:
+    text = text.strip()
+    if _NOT_AVAILABLE.match(text):
+        return None
+    return float(text)
+
+
+def parse(stdout: str) -> tuple[GpuMetrics, ...]:
+    """One GpuMetrics per CSV line; raise ValueError on anything that is not the query's CSV."""
+    gpus = []
+    for line in stdout.splitlines():
+        if not line.strip():
+            continue
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) != len(FIELDS):
+            raise ValueError(f"expected {len(FIELDS)} comma-separated fields, got {line.strip()!r}")
+        gpus.append(
+            GpuMetrics(
+                index=int(fields[0]),
+                uuid=fields[1],
+                name=fields[2],
+                temperature_c=_number(fields[3]),
+                utilization_pct=_number(fields[4]),
+                memory_used_mib=_number(fields[5]),
+                memory_total_mib=_number(fields[6]),
+                power_draw_w=_number(fields[7]),
+                power_limit_w=_number(fields[8]),
+            )
+        )
+    return tuple(gpus)
+
+
+CHECK = Gpu()

@@ -1,0 +1,123 @@
+"""The `torch` check: the node's Python imports PyTorch and it can use CUDA on every GPU."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import TYPE_CHECKING, Any
+
+from ugro.checks import RemoteCheck
+from ugro.model import CommandResult, Evaluation, Status
+
+if TYPE_CHECKING:
+    from ugro.config import Worker
+
+MARKER = "UGRO-TORCH "
+
+# Runs on the node. It must never raise: every failure becomes a JSON "error" field, so the
+# parser can tell "torch is missing" from "python is missing" from "garbage on stdout".
+PROBE = f"""
+import json
+try:
+    import torch
+except BaseException as exc:
+    print({MARKER!r} + json.dumps({{"error": type(exc).__name__ + ": " + str(exc)}}))
+    raise SystemExit(0)
+info = {{"torch": str(torch.__version__), "cuda": torch.version.cuda}}
+try:
+    info["available"] = bool(torch.cuda.is_available())
+    info["devices"] = torch.cuda.device_count() if info["available"] else 0
+except BaseException as exc:
+    info["available"] = False
+    info["devices"] = 0
+    info["cuda_error"] = type(exc).__name__ + ": " + str(exc)
+print({MARKER!r} + json.dumps(info))
+"""
+
+
+class Torch(RemoteCheck):
+    """The configured Python has a CUDA build of torch that sees at least `gpus` devices."""
+
+    name = "torch"
+    weight = 20
+    hang_hint = (
+        "importing torch hung: a CUDA call is stuck (wedged driver) or the environment sits "
+        "on a slow network filesystem; raise timeouts.torch if imports are just slow"
+    )
+
+    def command(self, node: Worker) -> str:
+        """`<python> -c <probe>`, the python prefix split into words and each one quoted."""
+        return f"{shlex.join(shlex.split(node.python))} -c {shlex.quote(PROBE)}"
+
+    def evaluate(self, result: CommandResult, node: Worker) -> Evaluation:
+        """Tell a missing interpreter, a missing torch, a CPU build and too few devices apart."""
+        python = node.python
+        if result.exit_status == 127:
+            return Evaluation(
+                Status.FAIL,
+                f"{python!r} not found on the node: set `python:` in cluster.yaml to the "
+                "interpreter of the training environment",
+            )
+        info = _report(result.stdout)
+        if info is None:
+            said = (result.stderr or result.stdout).strip().splitlines()
+            return Evaluation(
+                Status.UNKNOWN,
+                f"{python} gave no torch report (exit {result.exit_status})"
+                + (f": {said[-1]}" if said else ""),
+            )
+        error = info.get("error")
+        if error is not None:
+            if str(error).startswith("ModuleNotFoundError"):
+                return Evaluation(
+                    Status.FAIL,
+                    f"torch is not installed for {python}: install it in that environment or "
+                    "point `python:` at the one that has it",
+                )
+            return Evaluation(Status.FAIL, f"import torch failed: {error}; reinstall torch or fix its CUDA libraries")
+        version, cuda = info.get("torch"), info.get("cuda")
+        devices = int(info.get("devices") or 0)
+        if not info.get("available"):
+            if cuda is None:
+                return Evaluation(
+                    Status.FAIL,
+                    f"torch {version} is a CPU-only build: install a CUDA build of torch",
+                    value=0,
+                    unit="devices",
+                )
+            why = info.get("cuda_error") or "no usable driver, or the driver is too old"
+            return Evaluation(
+                Status.FAIL,
+                f"torch {version} (CUDA {cuda}) cannot use CUDA: {why}; check `nvidia-smi` "
+                "and that the driver supports this CUDA version",
+                value=0,
+                unit="devices",
+            )
+        if devices < node.gpus:
+            return Evaluation(
+                Status.FAIL,
+                f"torch sees {devices} CUDA device{'s' if devices != 1 else ''}, expected "
+                f"{node.gpus}: check CUDA_VISIBLE_DEVICES and `nvidia-smi`",
+                value=devices,
+                unit="devices",
+            )
+        return Evaluation(
+            Status.OK,
+            f"torch {version}, CUDA {cuda}, {devices} device{'s' if devices != 1 else ''}",
+            value=devices,
+            unit="devices",
+        )
+
+
+def _report(stdout: str) -> dict[str, Any] | None:
+    """The probe's JSON line; other lines (a conda banner, a warning) are ignored."""
+    for line in reversed(stdout.splitlines()):
+        if line.startswith(MARKER):
+            data = json.loads(line.removeprefix(MARKER))
+            if not isinstance(data, dict):
+                raise ValueError(f"torch report is not an object: {line!r}")
+            return data
+    return None
+
+
+CHECK = Torch()

@@ -1,0 +1,173 @@
+"""The `ugro` command line: thin wrappers that load, call and show.
+
+Heavy modules (asyncssh, pydantic, YAML, rich) are imported inside the commands that need
+them, so `ugro health` starts instantly. Exit codes: `check` and `health` exit with the
+Nagios code of the worst node, or 3 when no verdict is possible; other commands exit 0 on
+success, 1 on failure, 2 on a usage error. No command prints a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from ugro.errors import UgroError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ugro.config import Config
+
+F = TypeVar("F", bound="Callable[..., Any]")
+
+NO_VERDICT = 3
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"ugro: {message}", err=True)
+    sys.exit(code)
+
+
+def errors_exit(code: int) -> Callable[[F], F]:
+    """Turn ugro's errors into one line on stderr and exit `code`; never a traceback."""
+
+    def decorate(command: F) -> F:
+        @functools.wraps(command)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401 - passes click's values through
+            try:
+                return command(*args, **kwargs)
+            except UgroError as exc:
+                _fail(str(exc).replace("\n", "\n  "), code)
+            except KeyboardInterrupt:
+                _fail("interrupted", 130)
+            except Exception as exc:  # noqa: BLE001 - the promise is: never a traceback
+                _fail(f"internal error: {type(exc).__name__}: {exc} (please report this)", code)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="UGRO_CONFIG",
+    help="cluster.yaml to use [default: $UGRO_CONFIG, then ~/.config/ugro/cluster.yaml].",
+)
+@click.version_option(package_name="ugro", prog_name="ugro")
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None) -> None:
+    """Tell which nodes of a GPU cluster can train, and why the others cannot."""
+    ctx.obj = config_path
+
+
+def _load_config(ctx: click.Context) -> Config:
+    from ugro import config
+
+    return config.load(ctx.obj)
+
+
+def _state_store() -> Any:  # noqa: ANN401 - StateStore, imported lazily
+    from ugro import paths
+    from ugro.state import StateStore
+
+    return StateStore(paths.state_file())
+
+
+@main.command()
+@click.argument("nodes", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print the verdicts as JSON.")
+@click.pass_context
+@errors_exit(NO_VERDICT)
+def check(ctx: click.Context, nodes: tuple[str, ...], as_json: bool) -> None:
+    """Check NODES now (all nodes when none are named), show and persist the verdicts."""
+    from ugro import monitor, report
+
+    cfg = _load_config(ctx)
+    known = {n.name: n for n in cfg.nodes}
+    unknown = [n for n in nodes if n not in known]
+    if unknown:
+        _fail(f"unknown node {', '.join(map(repr, unknown))}; nodes: {', '.join(known)}", 2)
+    chosen = [known[n] for n in nodes] if nodes else cfg.nodes
+    verdicts = monitor.run_checks(chosen)
+    _state_store().update(verdicts, keep=None if nodes else known)
+    now = datetime.now(UTC)
+    rows = [report.Row.of(v, now) for v in verdicts]
+    if as_json:
+        report.print_json(report.document(rows, source="check", now=now))
+    else:
+        where = f"{cfg.source}" if cfg.source else "no cluster.yaml: checked this machine only (`ugro init` writes one)"
+        report.print_table(rows, footer=f"{report.summary_line(rows)} ({where})")
+    sys.exit(report.exit_code(rows))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the verdicts as JSON.")
+@errors_exit(NO_VERDICT)
+def health(as_json: bool) -> None:
+    """Show the last verdicts instantly, from the state file (no SSH)."""
+    from ugro import report
+
+    store = _state_store()
+    state = store.read()
+    if state is None or not state.nodes:
+        message = "no health data yet: run `ugro check`, or start the monitor with `ugro daemon start`"
+        if as_json:
+            report.print_json({**report.document([], source="state"), "error": message})
+            sys.exit(NO_VERDICT)
+        _fail(message, NO_VERDICT)
+        return
+    now = datetime.now(UTC)
+    rows = [report.Row.of(v, now, state.stale_after_s) for v in state.nodes.values()]
+    if as_json:
+        report.print_json(report.document(rows, source="state", now=now))
+    else:
+        report.print_table(rows, footer=report.summary_line(rows))
+    sys.exit(report.exit_code(rows))
+
+
+@main.command()
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.pass_context
+@errors_exit(1)
+def init(ctx: click.Context, force: bool) -> None:
+    """Write a commented cluster.yaml template to edit."""
+    from importlib.resources import files
+
+    from ugro import paths
+
+    path, _ = paths.resolve_config(ctx.obj)
+    if path.exists() and not force:
+        _fail(f"{path} already exists; edit it, or pass --force to overwrite it", 1)
+    template = files("ugro").joinpath("data/cluster.yaml").read_text(encoding="utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(template, encoding="utf-8")
+    except OSError as exc:
+        _fail(f"{path}: cannot write: {exc.strerror}", 1)
+    click.echo(f"wrote {path}; edit the workers, then run `ugro config validate` and `ugro check`")
+
+
+@main.group(name="config")
+def config_group() -> None:
+    """Inspect cluster.yaml."""
+
+
+@config_group.command()
+@click.argument("path", required=False, type=click.Path(dir_okay=True, path_type=Path))
+@click.pass_context
+@errors_exit(1)
+def validate(ctx: click.Context, path: Path | None) -> None:
+    """Check PATH (default: the config ugro would use) and report every problem."""
+    from ugro import config, paths
+
+    target = path or paths.resolve_config(ctx.obj)[0]
+    nodes = config.parse_file(target).nodes()
+    click.echo(f"{target}: OK, {len(nodes)} worker{'s' if len(nodes) != 1 else ''}: {', '.join(n.name for n in nodes)}")

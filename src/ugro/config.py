@@ -1,0 +1,292 @@
+"""cluster.yaml → validated, resolved node settings; every problem reported at once, by line.
+
+Defaults are set once at top level and overridden per worker. Validation happens here and
+only here: the rest of ugro trusts a `Node`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+import shlex
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ugro import paths
+from ugro.errors import ConfigError
+
+CheckName = Literal["ssh", "gpu", "torch", "disk", "latency"]
+ALL_CHECKS: tuple[CheckName, ...] = ("ssh", "gpu", "torch", "disk", "latency")
+LOCAL_CHECKS: tuple[CheckName, ...] = ("ssh", "gpu", "torch", "disk")
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
+_DOTTED = re.compile(r"^[0-9.]+$")
+
+Seconds = Annotated[float, Field(gt=0, le=3600)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Timeouts(_Model):
+    """Seconds each step may take before it counts as failed."""
+
+    connect: Seconds = 5
+    ssh: Seconds = 5
+    gpu: Seconds = 10
+    # Importing torch cold (CUDA libraries from a network filesystem) takes tens of seconds.
+    torch: Seconds = 30
+    disk: Seconds = 10
+    latency: Seconds = 2
+
+
+class NodeSettings(_Model):
+    """Settings a worker inherits from the top level of cluster.yaml and may override."""
+
+    user: str | None = None
+    ssh_port: int | None = Field(default=None, ge=1, le=65535)
+    gpus: int = Field(default=1, ge=0, le=64)
+    python: str = "python3"
+    disk_paths: list[str] = Field(default_factory=lambda: ["/"], min_length=1)
+    min_disk_gb: float = Field(default=10, ge=0)
+    max_latency_ms: float = Field(default=100, gt=0)
+    pass_rate: float = Field(default=0.9, gt=0, le=1)
+    degraded_score: float = Field(default=80, ge=0, le=100)
+    timeouts: Timeouts = Timeouts()
+    host_key_policy: Literal["strict", "accept-new", "off"] = "strict"
+    identity_file: str | None = None
+    known_hosts: str | None = None
+    checks: list[CheckName] = Field(default_factory=lambda: list(ALL_CHECKS), min_length=1)
+
+    @field_validator("python")
+    @classmethod
+    def _python_is_argv(cls, value: str) -> str:
+        try:
+            argv = shlex.split(value)
+        except ValueError as exc:
+            raise ValueError(f"cannot split into a command: {exc}") from None
+        if not argv:
+            raise ValueError("must name an interpreter, e.g. python3 or /opt/venv/bin/python")
+        return value
+
+    @field_validator("disk_paths")
+    @classmethod
+    def _absolute_paths(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not path.startswith("/"):
+                raise ValueError(f"expected absolute paths, got {path!r}")
+        return value
+
+    @field_validator("checks")
+    @classmethod
+    def _unique_checks(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("lists a check twice")
+        return value
+
+
+class Worker(NodeSettings):
+    """One node of the cluster as written in cluster.yaml."""
+
+    name: str
+    ip: str
+    gpu: str | None = None
+    vram_gb: float | None = Field(default=None, gt=0)
+    transport: Literal["ssh", "local"] = "ssh"
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(
+                "expected letters, digits, '.', '_' or '-' (at most 63, starting with a letter or digit)"
+            )
+        return value
+
+    @field_validator("ip")
+    @classmethod
+    def _valid_address(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            if _DOTTED.match(value) or not _HOSTNAME.match(value):
+                raise ValueError(f"expected an IPv4/IPv6 address or a hostname, got {value!r}") from None
+        return value
+
+
+class ClusterConfig(NodeSettings):
+    """The whole file: top-level defaults and the workers."""
+
+    workers: list[Worker] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ClusterConfig:
+        seen: set[str] = set()
+        for worker in self.workers:
+            if worker.name in seen:
+                raise ValueError(f"worker name {worker.name!r} is used twice")
+            seen.add(worker.name)
+        return self
+
+    def nodes(self) -> list[Worker]:
+        """Workers with every unset setting taken from the top level."""
+        inherited = set(NodeSettings.model_fields) - {"timeouts"}
+        resolved = []
+        for worker in self.workers:
+            update: dict[str, Any] = {
+                name: getattr(self, name) for name in inherited - worker.model_fields_set
+            }
+            update["timeouts"] = self.timeouts.model_copy(
+                update={k: getattr(worker.timeouts, k) for k in worker.timeouts.model_fields_set}
+            )
+            resolved.append(worker.model_copy(update=update))
+        return resolved
+
+
+@dataclass(frozen=True)
+class Config:
+    """The nodes to check and where they came from (None: the embedded default)."""
+
+    nodes: list[Worker]
+    source: Path | None
+
+
+def local_default() -> Config:
+    """The embedded default cluster: this machine alone, checked without SSH."""
+    name = socket.gethostname().split(".")[0] or "localhost"
+    if not _NAME.match(name):
+        name = "localhost"
+    node = Worker(name=name, ip="localhost", transport="local", checks=list(LOCAL_CHECKS))
+    return Config(nodes=[node], source=None)
+
+
+def load(explicit: str | Path | None = None) -> Config:
+    """Locate and load the config (flag, then $UGRO_CONFIG, then the XDG path).
+
+    No file at the default location means the embedded default; a named file that is
+    missing is an error.
+    """
+    path, named = paths.resolve_config(explicit)
+    if not named and not path.exists():
+        return local_default()
+    return Config(nodes=parse_file(path).nodes(), source=path)
+
+
+def parse_file(path: Path) -> ClusterConfig:
+    """Read and validate one file; raise ConfigError listing every problem found."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file (create one with `ugro init`)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, expected a YAML file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    return parse_text(text, str(path))
+
+
+def parse_text(text: str, origin: str) -> ClusterConfig:
+    """Validate YAML text; `origin` names it in messages."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{origin}:{mark.line + 1}:{mark.column + 1}" if mark else origin
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError(f"{where}: YAML syntax error: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin}: YAML syntax error: {exc}") from None
+    if root is None:
+        raise ConfigError(f"{origin}: the file is empty; expected a mapping with a 'workers' list")
+    lines: dict[tuple[str | int, ...], int] = {}
+    duplicates: list[str] = []
+    _index(root, (), lines, duplicates)
+    if duplicates:
+        raise ConfigError("\n".join(f"{origin}:{d}" for d in duplicates))
+    if not isinstance(data, dict):
+        kind = type(data).__name__ if data is not None else "null"
+        raise ConfigError(
+            f"{origin}:1: expected a mapping with a 'workers' list at the top level, got {kind}"
+        )
+    try:
+        return ClusterConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, origin, lines)) from None
+
+
+def _index(
+    node: yaml.Node,
+    path: tuple[str | int, ...],
+    lines: dict[tuple[str | int, ...], int],
+    duplicates: list[str],
+) -> None:
+    """Record the line of every key and item; note keys given twice (PyYAML keeps the last)."""
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            name = str(key.value)
+            child = (*path, name)
+            if name in seen:
+                duplicates.append(f"{key.start_mark.line + 1}: {_dotted(child)}: key given twice")
+            seen.add(name)
+            _index(value, child, lines, duplicates)
+            # A problem with a value is reported on its key's line.
+            lines[child] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _index(item, (*path, i), lines, duplicates)
+
+
+def _dotted(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out or "(top level)"
+
+
+def _describe(exc: ValidationError, origin: str, lines: dict[tuple[str | int, ...], int]) -> str:
+    messages = []
+    for error in exc.errors(include_url=False):
+        loc = tuple(error["loc"])
+        line = next((lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), None)
+        where = f"{origin}:{line}" if line else origin
+        messages.append(f"{where}: {_dotted(loc)}: {_explain(error, loc)}")
+    return "\n".join(messages)
+
+
+def _explain(error: Any, loc: tuple[str | int, ...]) -> str:  # noqa: ANN401 - pydantic's ErrorDetails
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        allowed = _allowed_keys(loc[:-1])
+        close = difflib.get_close_matches(key, allowed, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; expected one of: {', '.join(sorted(allowed))}"
+        return f"unknown key{hint}"
+    if kind == "missing":
+        return "required, but missing"
+    message = str(error["msg"])
+    if message.startswith("Value error, "):
+        message = message.removeprefix("Value error, ")
+    elif "input" in error and not isinstance(error["input"], dict | list):
+        message = f"{message}, got {error['input']!r}"
+    return message
+
+
+def _allowed_keys(parent: tuple[str | int, ...]) -> list[str]:
+    if parent and parent[-1] == "timeouts":
+        return list(Timeouts.model_fields)
+    if len(parent) >= 2 and parent[0] == "workers":
+        return list(Worker.model_fields)
+    return list(ClusterConfig.model_fields)

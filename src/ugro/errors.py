@@ -1,0 +1,67 @@
+"""Every error ugro raises, so callers catch ugro's own types and never a library's.
+
+::
+
+    UgroError
+    ├── ConfigError            cluster.yaml is missing, unreadable or invalid
+    ├── StateError             the state file cannot be read or written
+    └── TransportError         talking to a node failed
+        ├── ConnectError       no session could be opened
+        │   ├── ConnectionRefused   nothing listens on the SSH port
+        │   ├── ConnectTimeout      no SSH handshake within connect_timeout
+        │   ├── AuthFailed          the server refused every key we offered
+        │   ├── HostKeyUnknown      no known_hosts entry for the node (strict policy)
+        │   └── HostKeyChanged      the node's key differs from known_hosts
+        ├── CommandTimeout     a command did not finish within its timeout
+        └── Disconnected       an open session broke
+"""
+
+from __future__ import annotations
+
+
+class UgroError(Exception):
+    """Root of ugro's errors; its message is written for an operator."""
+
+
+class ConfigError(UgroError):
+    """cluster.yaml is missing, unreadable or invalid; the message lists every problem."""
+
+
+class StateError(UgroError):
+    """The state file cannot be read or written."""
+
+
+class TransportError(UgroError):
+    """Talking to a node failed."""
+
+
+class ConnectError(TransportError):
+    """No session could be opened to the node."""
+
+
+class ConnectionRefused(ConnectError):
+    """Nothing listens on the node's SSH port."""
+
+
+class ConnectTimeout(ConnectError):
+    """The node did not complete the SSH handshake in time."""
+
+
+class AuthFailed(ConnectError):
+    """The SSH server refused every key offered."""
+
+
+class HostKeyUnknown(ConnectError):
+    """The node has no entry in known_hosts and the policy is strict."""
+
+
+class HostKeyChanged(ConnectError):
+    """The node presented a key that differs from its known_hosts entry."""
+
+
+class CommandTimeout(TransportError):
+    """A command did not finish within its timeout."""
+
+
+class Disconnected(TransportError):
+    """An open session broke while a command ran."""

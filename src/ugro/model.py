@@ -1,0 +1,207 @@
+"""The values that flow from a check to the state file: statuses, results, verdicts.
+
+Kept free of third-party imports: `ugro health` loads this module and nothing heavy.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class Status(enum.IntEnum):
+    """A check's outcome, numbered as Nagios numbers its plugin states."""
+
+    OK = 0
+    WARN = 1
+    FAIL = 2
+    UNKNOWN = 3
+
+    @property
+    def label(self) -> str:
+        """Lower-case name used in JSON and tables."""
+        return self.name.lower()
+
+    @property
+    def passed(self) -> bool:
+        """Whether the check counts towards the pass rate (ok and warn do)."""
+        return self in (Status.OK, Status.WARN)
+
+
+class NodeStatus(enum.StrEnum):
+    """A node's verdict; `exit_code` maps it onto the Nagios scale."""
+
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    UNHEALTHY = "unhealthy"
+    UNREACHABLE = "unreachable"
+    UNKNOWN = "unknown"
+    STALE = "stale"
+
+    @property
+    def exit_code(self) -> int:
+        """Nagios code: 0 healthy, 1 degraded, 2 unhealthy/unreachable, 3 unknown/stale."""
+        return _EXIT_CODES[self]
+
+
+_EXIT_CODES = {
+    NodeStatus.HEALTHY: 0,
+    NodeStatus.DEGRADED: 1,
+    NodeStatus.UNHEALTHY: 2,
+    NodeStatus.UNREACHABLE: 2,
+    NodeStatus.UNKNOWN: 3,
+    NodeStatus.STALE: 3,
+}
+
+# Severity order for "the worst" of several codes: a known problem (2) outranks not knowing (3),
+# which outranks a warning (1).
+_SEVERITY = {0: 0, 1: 1, 3: 2, 2: 3}
+
+
+def worst_exit_code(codes: list[int]) -> int:
+    """The code a command exits with for several nodes; 3 when there are none."""
+    if not codes:
+        return 3
+    return max(codes, key=_SEVERITY.__getitem__)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """What a command on a node returned; modelled on asyncssh's completed process."""
+
+    exit_status: int | None
+    stdout: str = ""
+    stderr: str = ""
+    exit_signal: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GpuMetrics:
+    """One GPU's readings from nvidia-smi; None where the driver reports N/A."""
+
+    index: int
+    uuid: str
+    name: str
+    temperature_c: float | None
+    utilization_pct: float | None
+    memory_used_mib: float | None
+    memory_total_mib: float | None
+    power_draw_w: float | None
+    power_limit_w: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class HostMetrics:
+    """Load and memory of a node's operating system."""
+
+    load_1m: float
+    load_5m: float
+    load_15m: float
+    cpus: int
+    memory_total_bytes: int
+    memory_available_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """What a check's pure `evaluate` concludes from one command result."""
+
+    status: Status
+    message: str
+    value: float | None = None
+    unit: str | None = None
+    gpus: tuple[GpuMetrics, ...] = ()
+    host: HostMetrics | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """One check's outcome on one node, as persisted and shown."""
+
+    name: str
+    status: Status
+    message: str
+    value: float | None = None
+    unit: str | None = None
+    duration_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A problem a person should know about, as it stands after this check."""
+
+    severity: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeVerdict:
+    """Everything ugro concluded about one node in one check."""
+
+    name: str
+    address: str
+    status: NodeStatus
+    health_score: float
+    pass_rate: float
+    last_check: datetime
+    checks: tuple[CheckResult, ...]
+    gpus: tuple[GpuMetrics, ...] = ()
+    host: HostMetrics | None = None
+    alerts: tuple[Alert, ...] = field(default=())
+
+    def failing(self) -> tuple[CheckResult, ...]:
+        """Checks that did not pass, in check order."""
+        return tuple(c for c in self.checks if not c.status.passed)
+
+    def to_json(self) -> dict[str, Any]:
+        """The node's entry in the state file and in `--json` output."""
+        return {
+            "name": self.name,
+            "address": self.address,
+            "status": self.status.value,
+            "health_score": self.health_score,
+            "pass_rate": self.pass_rate,
+            "last_check": self.last_check.isoformat(),
+            "checks": {
+                c.name: {
+                    "status": c.status.label,
+                    "message": c.message,
+                    "value": c.value,
+                    "unit": c.unit,
+                    "duration_ms": c.duration_ms,
+                }
+                for c in self.checks
+            },
+            "gpus": [asdict(g) for g in self.gpus],
+            "host": asdict(self.host) if self.host else None,
+            "alerts": [asdict(a) for a in self.alerts],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> NodeVerdict:
+        """Inverse of `to_json`; raises KeyError/TypeError/ValueError on a malformed entry."""
+        host = data.get("host")
+        return cls(
+            name=data["name"],
+            address=data["address"],
+            status=NodeStatus(data["status"]),
+            health_score=float(data["health_score"]),
+            pass_rate=float(data["pass_rate"]),
+            last_check=datetime.fromisoformat(data["last_check"]),
+            checks=tuple(
+                CheckResult(
+                    name=name,
+                    status=Status[c["status"].upper()],
+                    message=c["message"],
+                    value=c["value"],
+                    unit=c["unit"],
+                    duration_ms=float(c["duration_ms"]),
+                )
+                for name, c in data["checks"].items()
+            ),
+            gpus=tuple(GpuMetrics(**g) for g in data["gpus"]),
+            host=HostMetrics(**host) if host else None,
+            alerts=tuple(Alert(**a) for a in data["alerts"]),
+        )

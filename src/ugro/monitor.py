@@ -1,0 +1,141 @@
+"""One sweep: every node checked concurrently, every check of a node concurrently.
+
+Nothing a node does can stall or crash the sweep: each check has a deadline, and whatever
+a check raises becomes a result that names the check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from ugro import scoring
+from ugro.checks import Check, registry
+from ugro.errors import CommandTimeout, ConnectError, TransportError
+from ugro.model import CheckResult, Evaluation, GpuMetrics, HostMetrics, NodeVerdict, Status
+from ugro.transport import LocalTransport, SSHTransport, Transport
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ugro.config import Worker
+    from ugro.transport import Session
+
+# Beyond a check's own timeout, how long to wait for the transport to give up by itself.
+GRACE_S = 2.0
+
+
+class Transports:
+    """Picks the transport a node asks for; owns and closes them."""
+
+    def __init__(self, ssh: Transport | None = None, local: Transport | None = None) -> None:
+        """Use the given transports, or the real SSH pool and the local one."""
+        self.ssh = ssh or SSHTransport()
+        self.local = local or LocalTransport()
+
+    def pick(self, node: Worker) -> Transport:
+        """The transport for `node`."""
+        return self.local if node.transport == "local" else self.ssh
+
+    async def close(self) -> None:
+        """Close every open session."""
+        await self.ssh.close()
+        await self.local.close()
+
+
+async def sweep(nodes: Sequence[Worker], transports: Transports) -> list[NodeVerdict]:
+    """Check every node at once; the sweep lasts as long as the slowest node."""
+    return list(await asyncio.gather(*(check_node(node, transports.pick(node)) for node in nodes)))
+
+
+async def check_node(node: Worker, transport: Transport) -> NodeVerdict:
+    """Open a session, run the node's checks concurrently, and judge the results."""
+    checks = registry()
+    enabled = [checks[name] for name in node.checks]
+    when = datetime.now(UTC)
+    start = time.perf_counter()
+    try:
+        session = await asyncio.wait_for(transport.open(node), node.timeouts.connect + GRACE_S)
+    except (ConnectError, TimeoutError) as exc:
+        reason = str(exc) if isinstance(exc, ConnectError) else (
+            f"no session within {node.timeouts.connect + GRACE_S:g} s"
+        )
+        elapsed = _ms(start)
+        results = tuple(
+            CheckResult(c.name, Status.FAIL, reason, duration_ms=elapsed)
+            if c.name == "ssh"
+            else CheckResult(c.name, Status.UNKNOWN, "not run: node unreachable")
+            for c in enabled
+        )
+        return _judge(node, when, results, unreachable=reason)
+    connect_ms = _ms(start)
+    outcomes = await asyncio.gather(*(_run(check, node, session) for check in enabled))
+    results = []
+    gpus: tuple[GpuMetrics, ...] = ()
+    host: HostMetrics | None = None
+    for check, (evaluation, duration) in zip(enabled, outcomes, strict=True):
+        if check.name == "ssh":
+            duration += connect_ms
+        results.append(
+            CheckResult(check.name, evaluation.status, evaluation.message, evaluation.value, evaluation.unit, round(duration, 1))
+        )
+        gpus = gpus or evaluation.gpus
+        host = host or evaluation.host
+    return _judge(node, when, tuple(results), gpus=gpus, host=host)
+
+
+def _judge(
+    node: Worker,
+    when: datetime,
+    results: tuple[CheckResult, ...],
+    *,
+    gpus: tuple[GpuMetrics, ...] = (),
+    host: HostMetrics | None = None,
+    unreachable: str | None = None,
+) -> NodeVerdict:
+    weights = {name: check.weight for name, check in registry().items()}
+    return scoring.verdict(
+        name=node.name,
+        address=node.ip if node.transport == "ssh" else "local",
+        when=when,
+        checks=results,
+        weights=weights,
+        thresholds=scoring.Thresholds(node.pass_rate, node.degraded_score),
+        gpus=gpus,
+        host=host,
+        unreachable=unreachable,
+    )
+
+
+async def _run(check: Check, node: Worker, session: Session) -> tuple[Evaluation, float]:
+    """Run one check under its deadline; whatever goes wrong becomes an Evaluation."""
+    start = time.perf_counter()
+    timeout = check.timeout(node)
+    try:
+        evaluation = await asyncio.wait_for(check.run(node, session), timeout + GRACE_S)
+    except (CommandTimeout, TimeoutError):
+        evaluation = Evaluation(Status.FAIL, f"no answer within {timeout:g} s: {check.hang_hint}")
+    except TransportError as exc:
+        evaluation = Evaluation(Status.FAIL, f"{check.name} could not run: {exc}")
+    except Exception as exc:  # noqa: BLE001 - a broken check must not take the sweep down
+        evaluation = Evaluation(Status.UNKNOWN, f"{check.name} check could not judge the result: {type(exc).__name__}: {exc}")
+    return evaluation, _ms(start)
+
+
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000
+
+
+def run_checks(nodes: Sequence[Worker]) -> list[NodeVerdict]:
+    """Check `nodes` once, from synchronous code, closing every connection afterwards."""
+
+    async def main() -> list[NodeVerdict]:
+        transports = Transports()
+        try:
+            return await sweep(nodes, transports)
+        finally:
+            await transports.close()
+
+    return asyncio.run(main())

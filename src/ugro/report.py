@@ -1,0 +1,124 @@
+"""What `ugro check` and `ugro health` show: the table for people, the JSON for programs.
+
+The JSON schema (README, "JSON output") is stable: fields are added, never renamed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from ugro.model import NodeStatus, NodeVerdict, worst_exit_code
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+JSON_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A verdict as shown now: its age, and `stale` when it is too old to trust."""
+
+    verdict: NodeVerdict
+    status: NodeStatus
+    age_s: float
+
+    @classmethod
+    def of(cls, verdict: NodeVerdict, now: datetime, stale_after_s: float | None = None) -> Row:
+        """Show `verdict` at `now`; older than `stale_after_s` it is stale."""
+        age = max(0.0, (now - verdict.last_check).total_seconds())
+        stale = stale_after_s is not None and age > stale_after_s
+        return cls(verdict, NodeStatus.STALE if stale else verdict.status, age)
+
+
+def exit_code(rows: Sequence[Row]) -> int:
+    """The worst node's Nagios code (3 for an empty cluster)."""
+    return worst_exit_code([r.status.exit_code for r in rows])
+
+
+def document(rows: Sequence[Row], *, source: str, now: datetime | None = None) -> dict[str, Any]:
+    """The `--json` document."""
+    now = now or datetime.now(UTC)
+    summary: dict[str, int] = {}
+    for row in rows:
+        summary[row.status.value] = summary.get(row.status.value, 0) + 1
+    return {
+        "schema_version": JSON_SCHEMA_VERSION,
+        "source": source,
+        "generated_at": now.isoformat(),
+        "exit_code": exit_code(rows),
+        "summary": summary,
+        "nodes": [
+            {
+                **row.verdict.to_json(),
+                "status": row.status.value,
+                "checked_status": row.verdict.status.value,
+                "age_s": round(row.age_s, 1),
+            }
+            for row in rows
+        ],
+    }
+
+
+def print_json(data: dict[str, Any]) -> None:
+    """Write a JSON document to stdout."""
+    print(json.dumps(data, indent=2, ensure_ascii=False))  # noqa: T201 - the command's output
+
+
+_STYLE = {
+    NodeStatus.HEALTHY: "green",
+    NodeStatus.DEGRADED: "yellow",
+    NodeStatus.UNHEALTHY: "red",
+    NodeStatus.UNREACHABLE: "bold red",
+    NodeStatus.UNKNOWN: "magenta",
+    NodeStatus.STALE: "magenta",
+}
+
+
+def print_table(rows: Sequence[Row], *, footer: str | None = None) -> None:
+    """A table of nodes with the reasons for every problem, for a terminal."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("NODE", "STATUS", "SCORE", "CHECKED", "PROBLEMS"):
+        table.add_column(column, no_wrap=column != "PROBLEMS", justify="right" if column == "SCORE" else "left")
+    for row in rows:
+        v = row.verdict
+        problems = "\n".join(a.text for a in v.alerts) or "-"
+        if row.status is NodeStatus.STALE:
+            problems = f"last checked {_age(row.age_s)} ago ({v.status.value} then)\n" + problems
+        table.add_row(
+            v.name,
+            Text(row.status.value, style=_STYLE[row.status]),
+            f"{v.health_score:.0f}",
+            f"{_age(row.age_s)} ago",
+            problems,
+        )
+    console = Console(highlight=False)
+    console.print(table)
+    if footer:
+        console.print(footer)
+
+
+def _age(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 36 * 3600:
+        return f"{seconds / 3600:.0f}h"
+    return f"{seconds / 86400:.0f}d"
+
+
+def summary_line(rows: Sequence[Row]) -> str:
+    """'3 nodes: 2 healthy, 1 unreachable'."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.status.value] = counts.get(row.status.value, 0) + 1
+    parts = ", ".join(f"{n} {status}" for status, n in counts.items())
+    return f"{len(rows)} node{'s' if len(rows) != 1 else ''}: {parts}"

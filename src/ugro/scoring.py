@@ -1,0 +1,138 @@
+"""Pure verdicts: check results and metrics in, node status, 0–100 score and alerts out.
+
+The formula (README, "Score"): each enabled check carries its weight; ok earns all of it,
+warn half, fail and unknown none; the earned share of the enabled weight, times 100, less
+the pressure penalties below, clamped to 0–100. An unreachable node scores 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import TYPE_CHECKING
+
+from ugro.model import Alert, CheckResult, GpuMetrics, HostMetrics, NodeStatus, NodeVerdict, Status
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+CREDIT = {Status.OK: Fraction(1), Status.WARN: Fraction(1, 2), Status.FAIL: Fraction(0), Status.UNKNOWN: Fraction(0)}
+
+GPU_HOT_C = 80
+GPU_CRITICAL_C = 85
+GPU_MEMORY_FULL = 0.9
+LOAD_PER_CPU = 2.0
+MEMORY_LOW = 0.10
+MEMORY_CRITICAL = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Penalty:
+    """Points taken off the score for a detailed metric under pressure, and why."""
+
+    points: float
+    alert: Alert
+
+
+def penalties(gpus: tuple[GpuMetrics, ...], host: HostMetrics | None) -> list[Penalty]:
+    """Pressure found in detailed metrics; at most 20 points from GPUs and 15 from the host."""
+    found = []
+    temps = [(g.temperature_c, g.index) for g in gpus if g.temperature_c is not None]
+    if temps:
+        hottest, index = max(temps)
+        if hottest >= GPU_CRITICAL_C:
+            found.append(Penalty(15, Alert("critical", f"GPU {index} at {hottest:g} °C (≥ {GPU_CRITICAL_C} °C): check cooling; it will throttle")))
+        elif hottest >= GPU_HOT_C:
+            found.append(Penalty(5, Alert("warning", f"GPU {index} at {hottest:g} °C (≥ {GPU_HOT_C} °C)")))
+    full = [
+        g.index
+        for g in gpus
+        if g.memory_used_mib is not None and g.memory_total_mib and g.memory_used_mib / g.memory_total_mib >= GPU_MEMORY_FULL
+    ]
+    if full:
+        found.append(Penalty(5, Alert("warning", f"GPU memory ≥ {GPU_MEMORY_FULL:.0%} used on GPU {', '.join(map(str, full))}: another process holds it")))
+    if host is not None:
+        if host.cpus and host.load_1m / host.cpus >= LOAD_PER_CPU:
+            found.append(Penalty(5, Alert("warning", f"load {host.load_1m:g} on {host.cpus} CPUs")))
+        if host.memory_total_bytes:
+            available = host.memory_available_bytes / host.memory_total_bytes
+            if available < MEMORY_CRITICAL:
+                found.append(Penalty(10, Alert("warning", f"only {available:.0%} of memory available: the node may swap or OOM-kill")))
+            elif available < MEMORY_LOW:
+                found.append(Penalty(5, Alert("warning", f"only {available:.0%} of memory available")))
+    return found
+
+
+def score(checks: tuple[CheckResult, ...], weights: dict[str, float], pressure: list[Penalty]) -> float:
+    """Health score 0–100 (module docstring); 100 needs every check ok and no pressure."""
+    total = sum(Fraction(weights[c.name]) for c in checks)
+    if not total:
+        return 0.0
+    earned = sum(Fraction(weights[c.name]) * CREDIT[c.status] for c in checks)
+    value = float(earned / total * 100) - sum(p.points for p in pressure)
+    return round(min(100.0, max(0.0, value)), 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """The node's limits for the verdict."""
+
+    pass_rate: float
+    degraded_score: float
+
+
+def verdict(  # noqa: PLR0913 - one verdict needs all of these, and they are keyword-only
+    *,
+    name: str,
+    address: str,
+    when: datetime,
+    checks: tuple[CheckResult, ...],
+    weights: dict[str, float],
+    thresholds: Thresholds,
+    gpus: tuple[GpuMetrics, ...] = (),
+    host: HostMetrics | None = None,
+    unreachable: str | None = None,
+) -> NodeVerdict:
+    """Combine one node's check results into its verdict (DESIGN §5).
+
+    `unreachable` is the reason no session could be opened, if none could; a failed `ssh`
+    check means the same.
+    """
+    passed = sum(1 for c in checks if c.status.passed)
+    rate = Fraction(passed, len(checks)) if checks else Fraction(0)
+    ssh = next((c for c in checks if c.name == "ssh"), None)
+    if ssh is not None and ssh.status is Status.FAIL:
+        unreachable = unreachable or ssh.message
+    pressure = [] if unreachable else penalties(gpus, host)
+    health = 0.0 if unreachable else score(checks, weights, pressure)
+    if unreachable:
+        status = NodeStatus.UNREACHABLE
+    elif rate < Fraction(str(thresholds.pass_rate)):
+        status = NodeStatus.UNHEALTHY
+    elif any(c.status is Status.WARN for c in checks) or health < thresholds.degraded_score:
+        status = NodeStatus.DEGRADED
+    else:
+        status = NodeStatus.HEALTHY
+    return NodeVerdict(
+        name=name,
+        address=address,
+        status=status,
+        health_score=health,
+        pass_rate=round(float(rate), 4),
+        last_check=when,
+        checks=checks,
+        gpus=gpus,
+        host=host,
+        alerts=_alerts(checks, pressure, unreachable=unreachable),
+    )
+
+
+def _alerts(checks: tuple[CheckResult, ...], pressure: list[Penalty], *, unreachable: str | None) -> tuple[Alert, ...]:
+    if unreachable:
+        return (Alert("critical", f"unreachable: {unreachable}"),)
+    alerts = [
+        Alert("critical" if c.status is Status.FAIL else "warning", f"{c.name}: {c.message}")
+        for c in checks
+        if c.status is not Status.OK
+    ]
+    return (*alerts, *(p.alert for p in pressure))

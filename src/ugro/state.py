@@ -1,0 +1,170 @@
+"""The persisted verdicts: a versioned JSON file that `ugro health` reads instantly.
+
+Writers hold a lock and replace the file atomically (temp file in the same directory,
+fsync, rename), so a reader never sees a partial file. A corrupt file is moved aside and
+rebuilt, with one log line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ugro.errors import StateError
+from ugro.model import NodeVerdict
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+SCHEMA_VERSION = 1
+# A verdict older than this is shown as stale: three sweeps of the default 30 s interval.
+DEFAULT_STALE_AFTER_S = 90.0
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ClusterState:
+    """What the state file holds."""
+
+    nodes: dict[str, NodeVerdict] = field(default_factory=dict)
+    updated_at: datetime | None = None
+    stale_after_s: float = DEFAULT_STALE_AFTER_S
+
+    def to_json(self) -> dict[str, Any]:
+        """The file's JSON document."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+            "stale_after_s": self.stale_after_s,
+            "nodes": {name: v.to_json() for name, v in self.nodes.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> ClusterState:  # noqa: ANN401 - whatever json.loads returned
+        """Parse the document; raise ValueError/KeyError/TypeError when malformed."""
+        if not isinstance(data, dict):
+            raise TypeError("the document is not a JSON object")
+        updated = data.get("updated_at")
+        return cls(
+            nodes={name: NodeVerdict.from_json(v) for name, v in data["nodes"].items()},
+            updated_at=datetime.fromisoformat(updated) if updated else None,
+            stale_after_s=float(data.get("stale_after_s", DEFAULT_STALE_AFTER_S)),
+        )
+
+
+class StateStore:
+    """Reads and atomically rewrites one state file."""
+
+    def __init__(self, path: Path) -> None:
+        """Use the state file at `path`; nothing is touched until read or written."""
+        self.path = path
+        self._lock_path = path.with_name(path.name + ".lock")
+
+    def read(self) -> ClusterState | None:
+        """The current state, or None when there is none yet; never modifies the file.
+
+        A corrupt file raises StateError: only a writer, holding the lock, moves it aside.
+        """
+        return self._read(repair=False)
+
+    def _read(self, *, repair: bool) -> ClusterState | None:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StateError(f"{self.path}: cannot read: {exc.strerror}") from None
+        try:
+            return ClusterState.from_json(self._document(raw))
+        except (KeyError, TypeError, ValueError) as exc:
+            why = f"{type(exc).__name__}: {exc}"
+            if not repair:
+                raise StateError(
+                    f"{self.path}: corrupt ({why}); the next `ugro check` moves it aside and rebuilds it"
+                ) from None
+            self._quarantine(why)
+            return None
+
+    def update(self, verdicts: Iterable[NodeVerdict], *, keep: Iterable[str] | None = None) -> ClusterState:
+        """Store new verdicts, under the writers' lock.
+
+        Nodes not in `verdicts` are kept when their name is in `keep`, dropped otherwise;
+        `keep=None` keeps every node (a check of a few nodes leaves the others alone).
+        """
+        with self._locked():
+            state = self._read(repair=True) or ClusterState()
+            if keep is not None:
+                kept = set(keep)
+                state.nodes = {n: v for n, v in state.nodes.items() if n in kept}
+            for v in verdicts:
+                state.nodes[v.name] = v
+            state.updated_at = datetime.now(UTC)
+            self._write(state)
+            return state
+
+    def _document(self, raw: bytes) -> Any:  # noqa: ANN401 - parsed JSON
+        """The parsed document; ValueError when it is not one this version can read."""
+        document = json.loads(raw)
+        version = document.get("schema_version") if isinstance(document, dict) else None
+        if isinstance(version, int) and version > SCHEMA_VERSION:
+            raise StateError(
+                f"{self.path}: written by a newer ugro (schema {version}, this one reads "
+                f"{SCHEMA_VERSION}); upgrade ugro"
+            )
+        if version != SCHEMA_VERSION:
+            raise ValueError(f"unknown schema version {version!r}")
+        return document
+
+    def _quarantine(self, why: str) -> None:
+        """Move a corrupt file aside so it can be inspected, and say so once."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        try:
+            self.path.rename(aside)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StateError(f"{self.path}: corrupt ({why}) and cannot be moved aside: {exc.strerror}") from None
+        log.warning("state file %s was corrupt (%s); moved to %s and rebuilt", self.path, why, aside)
+
+    def _write(self, state: ClusterState) -> None:
+        data = json.dumps(state.to_json(), indent=1).encode()
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                os.fchmod(handle.fileno(), 0o600)
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                Path(tmp).unlink()
+            raise StateError(f"{self.path}: cannot write: {exc.strerror}") from None
+        # The rename is durable only once the directory entry is on disk.
+        directory = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            handle = self._lock_path.open("a")
+        except OSError as exc:
+            raise StateError(f"{self._lock_path}: cannot lock: {exc.strerror}") from None
+        with handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield

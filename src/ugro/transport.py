@@ -1,0 +1,295 @@
+"""Running commands on nodes: over one pooled SSH connection per node, or locally.
+
+This is the only module that imports asyncssh. Every asyncssh or socket error is translated
+here into a `TransportError` subclass; nothing from the library escapes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import socket
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from ugro.errors import (
+    AuthFailed,
+    CommandTimeout,
+    ConnectError,
+    ConnectionRefused,
+    ConnectTimeout,
+    Disconnected,
+    HostKeyChanged,
+    HostKeyUnknown,
+    TransportError,
+)
+from ugro.model import CommandResult
+
+if TYPE_CHECKING:
+    import asyncssh
+
+    from ugro.config import Worker
+
+# sshd's defaults are MaxStartups 10:30:100 and MaxSessions 10: stay below both.
+MAX_CONCURRENT_CONNECTS = 10
+MAX_CHANNELS_PER_CONNECTION = 8
+
+
+class Session(Protocol):
+    """An open line to one node, on which checks run commands."""
+
+    @property
+    def peer(self) -> tuple[str, int] | None:
+        """The address and port actually connected to; None for the local machine."""
+
+    async def run(self, command: str, *, timeout: float) -> CommandResult:
+        """Run a POSIX shell command; raise CommandTimeout or Disconnected."""
+
+
+class Transport(Protocol):
+    """Opens sessions to nodes; the seam that tests replace with a fake."""
+
+    async def open(self, node: Worker) -> Session:
+        """Return a session to `node`, reusing an open one; raise ConnectError."""
+
+    async def close(self) -> None:
+        """Close every session."""
+
+
+class LocalSession:
+    """Runs commands on this machine through /bin/sh, for the embedded default cluster."""
+
+    peer = None
+
+    async def run(self, command: str, *, timeout: float) -> CommandResult:
+        """Run `command` with /bin/sh; kill it and raise CommandTimeout after `timeout`."""
+        process = await asyncio.create_subprocess_exec(
+            "/bin/sh",
+            "-c",
+            command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        try:
+            out, err = await asyncio.wait_for(process.communicate(), timeout)
+        except TimeoutError:
+            # The whole process group: a hung nvidia-smi under sh would otherwise linger.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, 9)
+            await process.wait()
+            raise CommandTimeout(f"did not finish within {timeout:g} s") from None
+        return CommandResult(
+            exit_status=process.returncode,
+            stdout=out.decode(errors="replace"),
+            stderr=err.decode(errors="replace"),
+        )
+
+
+class LocalTransport:
+    """The transport for `transport: local` nodes."""
+
+    async def open(self, node: Worker) -> Session:  # noqa: ARG002 - every local node is this machine
+        """Return a session that runs commands here."""
+        return LocalSession()
+
+    async def close(self) -> None:
+        """Nothing to close: local sessions hold no resources."""
+
+
+class SSHSession:
+    """One asyncssh connection, with a bound on concurrent channels."""
+
+    def __init__(self, connection: asyncssh.SSHClientConnection, name: str) -> None:
+        """Wrap an open connection to the node called `name`."""
+        self._connection = connection
+        self._name = name
+        self._channels = asyncio.Semaphore(MAX_CHANNELS_PER_CONNECTION)
+        peer = connection.get_extra_info("peername")
+        self.peer: tuple[str, int] | None = (str(peer[0]), int(peer[1])) if peer else None
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether the connection has gone away and must be re-opened."""
+        return self._connection.is_closed()
+
+    async def run(self, command: str, *, timeout: float) -> CommandResult:
+        """Run `command` on the node; translate asyncssh's errors into ugro's."""
+        import asyncssh
+
+        async with self._channels:
+            try:
+                done = await self._connection.run(command, check=False, timeout=timeout)
+            except asyncssh.TimeoutError:
+                raise CommandTimeout(f"did not finish within {timeout:g} s") from None
+            except asyncssh.ChannelOpenError as exc:
+                raise Disconnected(f"{self._name}: the server refused a session: {exc.reason}") from None
+            except (asyncssh.Error, OSError) as exc:
+                raise Disconnected(f"{self._name}: connection lost: {_reason(exc)}") from None
+        return CommandResult(
+            exit_status=done.exit_status,
+            stdout=_text(done.stdout),
+            stderr=_text(done.stderr),
+            exit_signal=done.exit_signal[0] if done.exit_signal else None,
+        )
+
+    def close(self) -> None:
+        """Close the connection without waiting."""
+        self._connection.close()
+
+
+class SSHTransport:
+    """A pool of persistent SSH connections, one per node, re-opened when they break."""
+
+    def __init__(self) -> None:
+        """Start with no connections; they open on first use."""
+        self._sessions: dict[str, SSHSession] = {}
+        self._opening: dict[str, asyncio.Lock] = {}
+        self._connects = asyncio.Semaphore(MAX_CONCURRENT_CONNECTS)
+
+    async def open(self, node: Worker) -> Session:
+        """Return the node's open session, connecting (or reconnecting) when needed."""
+        lock = self._opening.setdefault(node.name, asyncio.Lock())
+        async with lock:
+            session = self._sessions.get(node.name)
+            if session is not None and not session.is_closed:
+                return session
+            async with self._connects:
+                connection = await connect(node)
+            session = SSHSession(connection, node.name)
+            self._sessions[node.name] = session
+            return session
+
+    async def close(self) -> None:
+        """Close every connection."""
+        sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            session.close()
+
+
+async def connect(node: Worker) -> asyncssh.SSHClientConnection:
+    """Open a connection honouring ~/.ssh/config and the node's host key policy."""
+    import asyncssh
+
+    known_hosts = Path(node.known_hosts or "~/.ssh/known_hosts").expanduser()
+    trusted = _has_entry(known_hosts, node.ip, node.ssh_port)
+    # b"" is an empty list of trusted keys; () would make asyncssh fall back to its default file.
+    verify: object = str(known_hosts) if known_hosts.exists() else b""
+    if node.host_key_policy == "off" or (node.host_key_policy == "accept-new" and not trusted):
+        verify = None
+    options: dict[str, object] = {"known_hosts": verify, "connect_timeout": node.timeouts.connect}
+    if node.user:
+        options["username"] = node.user
+    if node.ssh_port:
+        options["port"] = node.ssh_port
+    if node.identity_file:
+        options["client_keys"] = [str(Path(node.identity_file).expanduser())]
+    try:
+        # asyncssh's connect_timeout covers the TCP connect and the handshake; the outer
+        # bound guards against a server that stalls later, during authentication.
+        connection = await asyncio.wait_for(
+            asyncssh.connect(node.ip, **options),  # type: ignore[arg-type]
+            node.timeouts.connect + 1,
+        )
+    except asyncssh.HostKeyNotVerifiable:
+        if trusted:
+            raise HostKeyChanged(
+                f"REMOTE HOST KEY CHANGED for {node.ip}: it differs from {known_hosts}. "
+                "If the node was reinstalled, remove the old key with "
+                f"`ssh-keygen -R {_known_hosts_name(node.ip, node.ssh_port)} -f {known_hosts}`; "
+                "otherwise suspect an impostor"
+            ) from None
+        raise HostKeyUnknown(
+            f"host key of {node.ip} is not in {known_hosts}; add it with "
+            f"`ssh-keyscan -p {node.ssh_port or 22} {node.ip} >> {known_hosts}` after verifying it, "
+            "or set host_key_policy: accept-new"
+        ) from None
+    except asyncssh.PermissionDenied:
+        raise AuthFailed(
+            f"authentication failed as {node.user or 'the current user'}: the node refused "
+            "every key offered; check identity_file and the node's authorized_keys"
+        ) from None
+    except (TimeoutError, asyncssh.ConnectionLost) as exc:
+        if isinstance(exc, asyncssh.ConnectionLost) and "timed out" not in str(exc).lower():
+            raise ConnectError(f"connection lost during the SSH handshake: {_reason(exc)}") from None
+        raise ConnectTimeout(
+            f"no SSH handshake within {node.timeouts.connect:g} s: the host or its sshd is "
+            "hung, overloaded, or a firewall drops the traffic"
+        ) from None
+    except ConnectionRefusedError:
+        raise ConnectionRefused(
+            f"connection refused on port {node.ssh_port or 22}: sshd is not running, or the "
+            "node is rebooting"
+        ) from None
+    except socket.gaierror as exc:
+        raise ConnectError(f"cannot resolve {node.ip}: {exc.strerror}") from None
+    except OSError as exc:
+        if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+            raise ConnectError(f"no route to {node.ip}: the host is down or off the network") from None
+        raise ConnectError(f"cannot connect: {_reason(exc)}") from None
+    except asyncssh.Error as exc:
+        raise ConnectError(f"SSH error: {_reason(exc)}") from None
+    if node.host_key_policy == "accept-new" and not trusted:
+        _remember(connection, known_hosts, node)
+    return connection
+
+
+def _known_hosts_name(host: str, port: int | None) -> str:
+    return f"[{host}]:{port}" if port and port != 22 else host
+
+
+def _has_entry(known_hosts: Path, host: str, port: int | None) -> bool:
+    """Whether known_hosts holds any key for the host, which tells 'changed' from 'unknown'."""
+    import asyncssh
+
+    if not known_hosts.exists():
+        return False
+    try:
+        keys = asyncssh.match_known_hosts(str(known_hosts), host, host, port)
+    except (OSError, ValueError, asyncssh.Error):
+        return False
+    return bool(keys[0] or keys[1])
+
+
+def _remember(connection: asyncssh.SSHClientConnection, known_hosts: Path, node: Worker) -> None:
+    """Append the node's key to known_hosts: trust on first use, verified ever after."""
+    key = connection.get_server_host_key()
+    if key is None:
+        return
+    line = f"{_known_hosts_name(node.ip, node.ssh_port)} {key.export_public_key().decode().strip()}\n"
+    known_hosts.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with known_hosts.open("a", encoding="utf-8") as handle:
+        handle.write(line)
+
+
+def _reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
+    return str(reason) or type(exc).__name__
+
+
+def _text(data: object) -> str:
+    if data is None:
+        return ""
+    if isinstance(data, bytes):
+        return data.decode(errors="replace")
+    return str(data)
+
+
+async def tcp_connect_ms(host: str, port: int, timeout: float) -> float:
+    """Time one TCP handshake to host:port in milliseconds; raise TransportError on failure."""
+    start = time.perf_counter()
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except TimeoutError:
+        raise ConnectTimeout(f"TCP connect to {host}:{port} took over {timeout:g} s") from None
+    except OSError as exc:
+        raise TransportError(f"TCP connect to {host}:{port} failed: {_reason(exc)}") from None
+    elapsed = (time.perf_counter() - start) * 1000
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return elapsed
