@@ -103,7 +103,11 @@ def check(ctx: click.Context, nodes: tuple[str, ...], as_json: bool) -> None:
     if as_json:
         report.print_json(report.document(rows, source="check", now=now))
     else:
-        where = f"{cfg.source}" if cfg.source else "no cluster.yaml: checked this machine only (`ugro init` writes one)"
+        where = (
+            f"{cfg.source}"
+            if cfg.source
+            else "no cluster.yaml: checked this machine only (`ugro init` writes one)"
+        )
         report.print_table(rows, footer=f"{report.summary_line(rows)} ({where})")
     sys.exit(report.exit_code(rows))
 
@@ -118,7 +122,9 @@ def health(as_json: bool) -> None:
     store = _state_store()
     state = store.read()
     if state is None or not state.nodes:
-        message = "no health data yet: run `ugro check`, or start the monitor with `ugro daemon start`"
+        message = (
+            "no health data yet: run `ugro check`, or start the monitor with `ugro daemon start`"
+        )
         if as_json:
             report.print_json({**report.document([], source="state"), "error": message})
             sys.exit(NO_VERDICT)
@@ -170,4 +176,6 @@ def validate(ctx: click.Context, path: Path | None) -> None:
 
     target = path or paths.resolve_config(ctx.obj)[0]
     nodes = config.parse_file(target).nodes()
-    click.echo(f"{target}: OK, {len(nodes)} worker{'s' if len(nodes) != 1 else ''}: {', '.join(n.name for n in nodes)}")
+    click.echo(
+        f"{target}: OK, {len(nodes)} worker{'s' if len(nodes) != 1 else ''}: {', '.join(n.name for n in nodes)}"
+    )

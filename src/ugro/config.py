@@ -26,7 +26,9 @@ ALL_CHECKS: tuple[CheckName, ...] = ("ssh", "gpu", "torch", "disk", "latency")
 LOCAL_CHECKS: tuple[CheckName, ...] = ("ssh", "gpu", "torch", "disk")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+)
 _DOTTED = re.compile(r"^[0-9.]+$")
 
 Seconds = Annotated[float, Field(gt=0, le=3600)]
@@ -118,7 +120,9 @@ class Worker(NodeSettings):
             ipaddress.ip_address(value)
         except ValueError:
             if _DOTTED.match(value) or not _HOSTNAME.match(value):
-                raise ValueError(f"expected an IPv4/IPv6 address or a hostname, got {value!r}") from None
+                raise ValueError(
+                    f"expected an IPv4/IPv6 address or a hostname, got {value!r}"
+                ) from None
         return value
 
 
@@ -272,7 +276,11 @@ def _explain(error: Any, loc: tuple[str | int, ...]) -> str:  # noqa: ANN401 - p
         key = str(loc[-1])
         allowed = _allowed_keys(loc[:-1])
         close = difflib.get_close_matches(key, allowed, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else f"; expected one of: {', '.join(sorted(allowed))}"
+        hint = (
+            f"; did you mean {close[0]!r}?"
+            if close
+            else f"; expected one of: {', '.join(sorted(allowed))}"
+        )
         return f"unknown key{hint}"
     if kind == "missing":
         return "required, but missing"

@@ -59,8 +59,10 @@ async def check_node(node: Worker, transport: Transport) -> NodeVerdict:
     try:
         session = await asyncio.wait_for(transport.open(node), node.timeouts.connect + GRACE_S)
     except (ConnectError, TimeoutError) as exc:
-        reason = str(exc) if isinstance(exc, ConnectError) else (
-            f"no session within {node.timeouts.connect + GRACE_S:g} s"
+        reason = (
+            str(exc)
+            if isinstance(exc, ConnectError)
+            else (f"no session within {node.timeouts.connect + GRACE_S:g} s")
         )
         elapsed = _ms(start)
         results = tuple(
@@ -79,7 +81,14 @@ async def check_node(node: Worker, transport: Transport) -> NodeVerdict:
         if check.name == "ssh":
             duration += connect_ms
         results.append(
-            CheckResult(check.name, evaluation.status, evaluation.message, evaluation.value, evaluation.unit, round(duration, 1))
+            CheckResult(
+                check.name,
+                evaluation.status,
+                evaluation.message,
+                evaluation.value,
+                evaluation.unit,
+                round(duration, 1),
+            )
         )
         gpus = gpus or evaluation.gpus
         host = host or evaluation.host
@@ -120,7 +129,10 @@ async def _run(check: Check, node: Worker, session: Session) -> tuple[Evaluation
     except TransportError as exc:
         evaluation = Evaluation(Status.FAIL, f"{check.name} could not run: {exc}")
     except Exception as exc:  # noqa: BLE001 - a broken check must not take the sweep down
-        evaluation = Evaluation(Status.UNKNOWN, f"{check.name} check could not judge the result: {type(exc).__name__}: {exc}")
+        evaluation = Evaluation(
+            Status.UNKNOWN,
+            f"{check.name} check could not judge the result: {type(exc).__name__}: {exc}",
+        )
     return evaluation, _ms(start)
 
 

@@ -86,7 +86,9 @@ def print_table(rows: Sequence[Row], *, footer: str | None = None) -> None:
 
     table = Table(box=None, pad_edge=False, header_style="bold")
     for column in ("NODE", "STATUS", "SCORE", "CHECKED", "PROBLEMS"):
-        table.add_column(column, no_wrap=column != "PROBLEMS", justify="right" if column == "SCORE" else "left")
+        table.add_column(
+            column, no_wrap=column != "PROBLEMS", justify="right" if column == "SCORE" else "left"
+        )
     for row in rows:
         v = row.verdict
         problems = "\n".join(a.text for a in v.alerts) or "-"

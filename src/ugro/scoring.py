@@ -16,7 +16,12 @@ from ugro.model import Alert, CheckResult, GpuMetrics, HostMetrics, NodeStatus, 
 if TYPE_CHECKING:
     from datetime import datetime
 
-CREDIT = {Status.OK: Fraction(1), Status.WARN: Fraction(1, 2), Status.FAIL: Fraction(0), Status.UNKNOWN: Fraction(0)}
+CREDIT = {
+    Status.OK: Fraction(1),
+    Status.WARN: Fraction(1, 2),
+    Status.FAIL: Fraction(0),
+    Status.UNKNOWN: Fraction(0),
+}
 
 GPU_HOT_C = 80
 GPU_CRITICAL_C = 85
@@ -41,29 +46,61 @@ def penalties(gpus: tuple[GpuMetrics, ...], host: HostMetrics | None) -> list[Pe
     if temps:
         hottest, index = max(temps)
         if hottest >= GPU_CRITICAL_C:
-            found.append(Penalty(15, Alert("critical", f"GPU {index} at {hottest:g} °C (≥ {GPU_CRITICAL_C} °C): check cooling; it will throttle")))
+            found.append(
+                Penalty(
+                    15,
+                    Alert(
+                        "critical",
+                        f"GPU {index} at {hottest:g} °C (≥ {GPU_CRITICAL_C} °C): check cooling; it will throttle",
+                    ),
+                )
+            )
         elif hottest >= GPU_HOT_C:
-            found.append(Penalty(5, Alert("warning", f"GPU {index} at {hottest:g} °C (≥ {GPU_HOT_C} °C)")))
+            found.append(
+                Penalty(5, Alert("warning", f"GPU {index} at {hottest:g} °C (≥ {GPU_HOT_C} °C)"))
+            )
     full = [
         g.index
         for g in gpus
-        if g.memory_used_mib is not None and g.memory_total_mib and g.memory_used_mib / g.memory_total_mib >= GPU_MEMORY_FULL
+        if g.memory_used_mib is not None
+        and g.memory_total_mib
+        and g.memory_used_mib / g.memory_total_mib >= GPU_MEMORY_FULL
     ]
     if full:
-        found.append(Penalty(5, Alert("warning", f"GPU memory ≥ {GPU_MEMORY_FULL:.0%} used on GPU {', '.join(map(str, full))}: another process holds it")))
+        found.append(
+            Penalty(
+                5,
+                Alert(
+                    "warning",
+                    f"GPU memory ≥ {GPU_MEMORY_FULL:.0%} used on GPU {', '.join(map(str, full))}: another process holds it",
+                ),
+            )
+        )
     if host is not None:
         if host.cpus and host.load_1m / host.cpus >= LOAD_PER_CPU:
             found.append(Penalty(5, Alert("warning", f"load {host.load_1m:g} on {host.cpus} CPUs")))
         if host.memory_total_bytes:
             available = host.memory_available_bytes / host.memory_total_bytes
             if available < MEMORY_CRITICAL:
-                found.append(Penalty(10, Alert("warning", f"only {available:.0%} of memory available: the node may swap or OOM-kill")))
+                found.append(
+                    Penalty(
+                        10,
+                        Alert(
+                            "warning",
+                            f"only {available:.0%} of memory available: the node may swap or OOM-kill",
+                        ),
+                    )
+                )
             elif available < MEMORY_LOW:
-                found.append(Penalty(5, Alert("warning", f"only {available:.0%} of memory available")))
+                found.append(
+                    Penalty(5, Alert("warning", f"only {available:.0%} of memory available"))
+                )
     return found
 
 
-def score(checks: tuple[CheckResult, ...], weights: dict[str, float], pressure: list[Penalty]) -> float:
+def score(
+    checks: tuple[CheckResult, ...], weights: dict[str, float], pressure: list[Penalty]
+) -> float:
     """Health score 0–100 (module docstring); 100 needs every check ok and no pressure."""
     total = sum(Fraction(weights[c.name]) for c in checks)
     if not total:
@@ -127,7 +164,9 @@ def verdict(  # noqa: PLR0913 - one verdict needs all of these, and they are key
     )
 
 
-def _alerts(checks: tuple[CheckResult, ...], pressure: list[Penalty], *, unreachable: str | None) -> tuple[Alert, ...]:
+def _alerts(
+    checks: tuple[CheckResult, ...], pressure: list[Penalty], *, unreachable: str | None
+) -> tuple[Alert, ...]:
     if unreachable:
         return (Alert("critical", f"unreachable: {unreachable}"),)
     alerts = [

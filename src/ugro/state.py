@@ -94,7 +94,9 @@ class StateStore:
             self._quarantine(why)
             return None
 
-    def update(self, verdicts: Iterable[NodeVerdict], *, keep: Iterable[str] | None = None) -> ClusterState:
+    def update(
+        self, verdicts: Iterable[NodeVerdict], *, keep: Iterable[str] | None = None
+    ) -> ClusterState:
         """Store new verdicts, under the writers' lock.
 
         Nodes not in `verdicts` are kept when their name is in `keep`, dropped otherwise;
@@ -133,13 +135,19 @@ class StateStore:
         except FileNotFoundError:
             return
         except OSError as exc:
-            raise StateError(f"{self.path}: corrupt ({why}) and cannot be moved aside: {exc.strerror}") from None
-        log.warning("state file %s was corrupt (%s); moved to %s and rebuilt", self.path, why, aside)
+            raise StateError(
+                f"{self.path}: corrupt ({why}) and cannot be moved aside: {exc.strerror}"
+            ) from None
+        log.warning(
+            "state file %s was corrupt (%s); moved to %s and rebuilt", self.path, why, aside
+        )
 
     def _write(self, state: ClusterState) -> None:
         data = json.dumps(state.to_json(), indent=1).encode()
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(
+            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
+        )
         try:
             with os.fdopen(fd, "wb") as handle:
                 os.fchmod(handle.fileno(), 0o600)

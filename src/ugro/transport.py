@@ -127,7 +127,9 @@ class SSHSession:
             except asyncssh.TimeoutError:
                 raise CommandTimeout(f"did not finish within {timeout:g} s") from None
             except asyncssh.ChannelOpenError as exc:
-                raise Disconnected(f"{self._name}: the server refused a session: {exc.reason}") from None
+                raise Disconnected(
+                    f"{self._name}: the server refused a session: {exc.reason}"
+                ) from None
             except (asyncssh.Error, OSError) as exc:
                 raise Disconnected(f"{self._name}: connection lost: {_reason(exc)}") from None
         return CommandResult(
@@ -215,7 +217,9 @@ async def connect(node: Worker) -> asyncssh.SSHClientConnection:
         ) from None
     except (TimeoutError, asyncssh.ConnectionLost) as exc:
         if isinstance(exc, asyncssh.ConnectionLost) and "timed out" not in str(exc).lower():
-            raise ConnectError(f"connection lost during the SSH handshake: {_reason(exc)}") from None
+            raise ConnectError(
+                f"connection lost during the SSH handshake: {_reason(exc)}"
+            ) from None
         raise ConnectTimeout(
             f"no SSH handshake within {node.timeouts.connect:g} s: the host or its sshd is "
             "hung, overloaded, or a firewall drops the traffic"
@@ -229,7 +233,9 @@ async def connect(node: Worker) -> asyncssh.SSHClientConnection:
         raise ConnectError(f"cannot resolve {node.ip}: {exc.strerror}") from None
     except OSError as exc:
         if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-            raise ConnectError(f"no route to {node.ip}: the host is down or off the network") from None
+            raise ConnectError(
+                f"no route to {node.ip}: the host is down or off the network"
+            ) from None
         raise ConnectError(f"cannot connect: {_reason(exc)}") from None
     except asyncssh.Error as exc:
         raise ConnectError(f"SSH error: {_reason(exc)}") from None
@@ -260,7 +266,9 @@ def _remember(connection: asyncssh.SSHClientConnection, known_hosts: Path, node:
     key = connection.get_server_host_key()
     if key is None:
         return
-    line = f"{_known_hosts_name(node.ip, node.ssh_port)} {key.export_public_key().decode().strip()}\n"
+    line = (
+        f"{_known_hosts_name(node.ip, node.ssh_port)} {key.export_public_key().decode().strip()}\n"
+    )
     known_hosts.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with known_hosts.open("a", encoding="utf-8") as handle:
         handle.write(line)

@@ -18,7 +18,9 @@ SECTION = "@@ugro-path "
 
 # POSIX `df -P -k` line: filesystem (may hold spaces), 1024-blocks, used, available,
 # capacity%, mount point (may hold spaces).
-_DF_LINE = re.compile(r"^(?P<fs>.+?)\s+(?P<blocks>\d+)\s+(?P<used>\d+)\s+(?P<avail>\d+)\s+\d+%\s+(?P<mount>/.*)$")
+_DF_LINE = re.compile(
+    r"^(?P<fs>.+?)\s+(?P<blocks>\d+)\s+(?P<used>\d+)\s+(?P<avail>\d+)\s+\d+%\s+(?P<mount>/.*)$"
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,7 +79,9 @@ class Gpu(RemoteCheck):
         names = sorted({g.name for g in gpus})
         count = len(gpus)
         if count < node.gpus:
-            found = f"{count} GPU{'s' if count != 1 else ''}" + (f" ({', '.join(names)})" if names else "")
+            found = f"{count} GPU{'s' if count != 1 else ''}" + (
+                f" ({', '.join(names)})" if names else ""
+            )
             return Evaluation(
                 Status.FAIL,
                 f"found {found}, expected {node.gpus}: a GPU is missing or fell off the bus; "
@@ -88,7 +90,9 @@ class Gpu(RemoteCheck):
                 unit="gpus",
                 gpus=gpus,
             )
-        summary = f"{count} × {names[0]}" if len(names) == 1 else f"{count} GPUs: {', '.join(names)}"
+        summary = (
+            f"{count} × {names[0]}" if len(names) == 1 else f"{count} GPUs: {', '.join(names)}"
+        )
         if node.gpu and gpus and not all(_same_model(node.gpu, g.name) for g in gpus):
             return Evaluation(
                 Status.WARN,
@@ -97,7 +101,9 @@ class Gpu(RemoteCheck):
                 unit="gpus",
                 gpus=gpus,
             )
-        return Evaluation(Status.OK, summary if gpus else "no GPUs expected", value=count, unit="gpus", gpus=gpus)
+        return Evaluation(
+            Status.OK, summary if gpus else "no GPUs expected", value=count, unit="gpus", gpus=gpus
+        )
 
 
 def _failure(result: CommandResult) -> str:

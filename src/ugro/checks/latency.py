@@ -46,7 +46,9 @@ def evaluate(samples: list[float | str], node: Worker) -> Evaluation:
     times = [s for s in samples if isinstance(s, float)]
     errors = [s for s in samples if isinstance(s, str)]
     if not times:
-        return Evaluation(Status.FAIL, f"every TCP probe failed: {errors[0] if errors else 'no probes'}")
+        return Evaluation(
+            Status.FAIL, f"every TCP probe failed: {errors[0] if errors else 'no probes'}"
+        )
     median = statistics.median(times)
     shown = f"{median:.1f} ms" if median < 10 else f"{median:.0f} ms"
     if median > node.max_latency_ms:

@@ -74,7 +74,10 @@ class Torch(RemoteCheck):
                     f"torch is not installed for {python}: install it in that environment or "
                     "point `python:` at the one that has it",
                 )
-            return Evaluation(Status.FAIL, f"import torch failed: {error}; reinstall torch or fix its CUDA libraries")
+            return Evaluation(
+                Status.FAIL,
+                f"import torch failed: {error}; reinstall torch or fix its CUDA libraries",
+            )
         version, cuda = info.get("torch"), info.get("cuda")
         devices = int(info.get("devices") or 0)
         if not info.get("available"):

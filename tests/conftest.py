@@ -1,0 +1,59 @@
+"""Shared fixtures: every test gets its own $UGRO_HOME, and helpers to run the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point every ugro file at a fresh directory, so no test sees another's state."""
+    home = tmp_path / "ugro-home"
+    monkeypatch.setenv("UGRO_HOME", str(home))
+    monkeypatch.delenv("UGRO_CONFIG", raising=False)
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    monkeypatch.setenv("COLUMNS", "200")
+    return home
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What a `ugro` process did."""
+
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:  # noqa: ANN401 - parsed JSON
+        """Stdout parsed as JSON."""
+        return json.loads(self.out)
+
+
+def run_ugro(*args: str | os.PathLike[str], timeout: float = 60, env: dict[str, str] | None = None) -> Ran:
+    """Run the real `ugro` command line in a subprocess, as an operator would."""
+    done = subprocess.run(
+        [sys.executable, "-m", "ugro", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return Ran(done.returncode, done.stdout, done.stderr)
+
+
+def fixture_text(*parts: str) -> str:
+    """A captured output file from tests/fixtures."""
+    return FIXTURES.joinpath(*parts).read_text(encoding="utf-8")

@@ -1,0 +1,23 @@
+"""Fake `torch` for hosts without GPUs: just the API ugro's probe touches.
+
+Behaviour follows `$UGRO_STUB_DIR/torch_mode`:
+healthy (CUDA build, 2 devices), one-device, nocuda (CPU build), broken (import fails the way
+a torch whose CUDA runtime is missing does), hang (import never finishes).
+"""
+
+import time
+
+from torch import _stubmode
+
+if _stubmode.MODE == "broken":
+    # The message a CUDA wheel gives when libcudart is not on the loader path.
+    raise OSError("libcudart.so.12: cannot open shared object file: No such file or directory")
+if _stubmode.MODE == "hang":
+    # Longer than any probe timeout: the caller has to give up, not us.
+    time.sleep(600)
+
+from torch import cuda, version
+
+__version__ = version.__version__
+
+__all__ = ["__version__", "cuda", "version"]
