@@ -177,5 +177,6 @@ def validate(ctx: click.Context, path: Path | None) -> None:
     target = path or paths.resolve_config(ctx.obj)[0]
     nodes = config.parse_file(target).nodes()
     click.echo(
-        f"{target}: OK, {len(nodes)} worker{'s' if len(nodes) != 1 else ''}: {', '.join(n.name for n in nodes)}"
+        f"{target}: OK, {len(nodes)} worker{'s' if len(nodes) != 1 else ''}: "
+        + ", ".join(n.name for n in nodes)
     )

@@ -12,14 +12,16 @@ import re
 import shlex
 import socket
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ugro import paths
 from ugro.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 CheckName = Literal["ssh", "gpu", "torch", "disk", "latency"]
 ALL_CHECKS: tuple[CheckName, ...] = ("ssh", "gpu", "torch", "disk", "latency")
@@ -109,7 +111,8 @@ class Worker(NodeSettings):
     def _valid_name(cls, value: str) -> str:
         if not _NAME.match(value):
             raise ValueError(
-                "expected letters, digits, '.', '_' or '-' (at most 63, starting with a letter or digit)"
+                "expected letters, digits, '.', '_' or '-' "
+                "(at most 63, starting with a letter or digit)"
             )
         return value
 

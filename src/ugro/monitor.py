@@ -74,28 +74,28 @@ async def check_node(node: Worker, transport: Transport) -> NodeVerdict:
         return _judge(node, when, results, unreachable=reason)
     connect_ms = _ms(start)
     outcomes = await asyncio.gather(*(_run(check, node, session) for check in enabled))
-    results = []
+    checked: list[CheckResult] = []
     gpus: tuple[GpuMetrics, ...] = ()
     host: HostMetrics | None = None
     for check, (evaluation, duration) in zip(enabled, outcomes, strict=True):
-        if check.name == "ssh":
-            duration += connect_ms
-        results.append(
+        # The ssh check's time is the whole round trip: connect, then the command.
+        elapsed = duration + connect_ms if check.name == "ssh" else duration
+        checked.append(
             CheckResult(
                 check.name,
                 evaluation.status,
                 evaluation.message,
                 evaluation.value,
                 evaluation.unit,
-                round(duration, 1),
+                round(elapsed, 1),
             )
         )
         gpus = gpus or evaluation.gpus
         host = host or evaluation.host
-    return _judge(node, when, tuple(results), gpus=gpus, host=host)
+    return _judge(node, when, tuple(checked), gpus=gpus, host=host)
 
 
-def _judge(
+def _judge(  # noqa: PLR0913 - the keyword-only parts of one verdict
     node: Worker,
     when: datetime,
     results: tuple[CheckResult, ...],

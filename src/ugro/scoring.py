@@ -51,7 +51,8 @@ def penalties(gpus: tuple[GpuMetrics, ...], host: HostMetrics | None) -> list[Pe
                     15,
                     Alert(
                         "critical",
-                        f"GPU {index} at {hottest:g} °C (≥ {GPU_CRITICAL_C} °C): check cooling; it will throttle",
+                        f"GPU {index} at {hottest:g} °C (≥ {GPU_CRITICAL_C} °C): "
+                        "check cooling; it will throttle",
                     ),
                 )
             )
@@ -72,7 +73,8 @@ def penalties(gpus: tuple[GpuMetrics, ...], host: HostMetrics | None) -> list[Pe
                 5,
                 Alert(
                     "warning",
-                    f"GPU memory ≥ {GPU_MEMORY_FULL:.0%} used on GPU {', '.join(map(str, full))}: another process holds it",
+                    f"GPU memory ≥ {GPU_MEMORY_FULL:.0%} used on GPU {', '.join(map(str, full))}: "
+                    "another process holds it",
                 ),
             )
         )
@@ -87,7 +89,8 @@ def penalties(gpus: tuple[GpuMetrics, ...], host: HostMetrics | None) -> list[Pe
                         10,
                         Alert(
                             "warning",
-                            f"only {available:.0%} of memory available: the node may swap or OOM-kill",
+                            f"only {available:.0%} of memory available: "
+                            "the node may swap or OOM-kill",
                         ),
                     )
                 )

@@ -89,7 +89,8 @@ class StateStore:
             why = f"{type(exc).__name__}: {exc}"
             if not repair:
                 raise StateError(
-                    f"{self.path}: corrupt ({why}); the next `ugro check` moves it aside and rebuilds it"
+                    f"{self.path}: corrupt ({why}); "
+                    "the next `ugro check` moves it aside and rebuilds it"
                 ) from None
             self._quarantine(why)
             return None
@@ -154,7 +155,7 @@ class StateStore:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
+            Path(tmp).replace(self.path)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 Path(tmp).unlink()

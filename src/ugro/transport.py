@@ -13,7 +13,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ugro.errors import (
     AuthFailed,
@@ -177,71 +177,84 @@ async def connect(node: Worker) -> asyncssh.SSHClientConnection:
     """Open a connection honouring ~/.ssh/config and the node's host key policy."""
     import asyncssh
 
-    known_hosts = Path(node.known_hosts or "~/.ssh/known_hosts").expanduser()
-    trusted = _has_entry(known_hosts, node.ip, node.ssh_port)
-    # b"" is an empty list of trusted keys; () would make asyncssh fall back to its default file.
-    verify: object = str(known_hosts) if known_hosts.exists() else b""
-    if node.host_key_policy == "off" or (node.host_key_policy == "accept-new" and not trusted):
-        verify = None
-    options: dict[str, object] = {"known_hosts": verify, "connect_timeout": node.timeouts.connect}
+    known_hosts, trusted = _known_hosts(node)
+    try:
+        # asyncssh's connect_timeout covers the TCP connect and the handshake; the outer
+        # bound guards against a server that stalls later, during authentication.
+        connection = await asyncio.wait_for(
+            asyncssh.connect(node.ip, **_options(node, known_hosts, trusted=trusted)),
+            node.timeouts.connect + 1,
+        )
+    except (asyncssh.Error, OSError) as exc:
+        raise _connect_error(exc, node, known_hosts, trusted=trusted) from None
+    if node.host_key_policy == "accept-new" and not trusted:
+        _remember(connection, known_hosts, node)
+    return connection
+
+
+def _options(node: Worker, known_hosts: Path, *, trusted: bool) -> dict[str, Any]:
+    """Options for asyncssh.connect from the node's settings; unset ones come from ~/.ssh/config."""
+    verify: object = None
+    if node.host_key_policy == "strict" or (node.host_key_policy == "accept-new" and trusted):
+        # b"" is an empty list of trusted keys; () would make asyncssh use its default file.
+        verify = str(known_hosts) if known_hosts.exists() else b""
+    options: dict[str, Any] = {"known_hosts": verify, "connect_timeout": node.timeouts.connect}
     if node.user:
         options["username"] = node.user
     if node.ssh_port:
         options["port"] = node.ssh_port
     if node.identity_file:
         options["client_keys"] = [str(Path(node.identity_file).expanduser())]
-    try:
-        # asyncssh's connect_timeout covers the TCP connect and the handshake; the outer
-        # bound guards against a server that stalls later, during authentication.
-        connection = await asyncio.wait_for(
-            asyncssh.connect(node.ip, **options),  # type: ignore[arg-type]
-            node.timeouts.connect + 1,
-        )
-    except asyncssh.HostKeyNotVerifiable:
+    return options
+
+
+def _connect_error(  # noqa: PLR0911 - one return per failure keeps the mapping readable
+    exc: BaseException, node: Worker, known_hosts: Path, *, trusted: bool
+) -> ConnectError:
+    """Translate what asyncssh or the socket raised into the most specific ConnectError."""
+    import asyncssh
+
+    port = node.ssh_port or 22
+    if isinstance(exc, asyncssh.HostKeyNotVerifiable):
         if trusted:
-            raise HostKeyChanged(
+            return HostKeyChanged(
                 f"REMOTE HOST KEY CHANGED for {node.ip}: it differs from {known_hosts}. "
                 "If the node was reinstalled, remove the old key with "
                 f"`ssh-keygen -R {_known_hosts_name(node.ip, node.ssh_port)} -f {known_hosts}`; "
                 "otherwise suspect an impostor"
-            ) from None
-        raise HostKeyUnknown(
-            f"host key of {node.ip} is not in {known_hosts}; add it with "
-            f"`ssh-keyscan -p {node.ssh_port or 22} {node.ip} >> {known_hosts}` after verifying it, "
-            "or set host_key_policy: accept-new"
-        ) from None
-    except asyncssh.PermissionDenied:
-        raise AuthFailed(
+            )
+        return HostKeyUnknown(
+            f"host key of {node.ip} is not in {known_hosts}; after verifying it, add it with "
+            f"`ssh-keyscan -p {port} {node.ip} >> {known_hosts}`, or set "
+            "host_key_policy: accept-new"
+        )
+    if isinstance(exc, asyncssh.PermissionDenied):
+        return AuthFailed(
             f"authentication failed as {node.user or 'the current user'}: the node refused "
             "every key offered; check identity_file and the node's authorized_keys"
-        ) from None
-    except (TimeoutError, asyncssh.ConnectionLost) as exc:
-        if isinstance(exc, asyncssh.ConnectionLost) and "timed out" not in str(exc).lower():
-            raise ConnectError(
-                f"connection lost during the SSH handshake: {_reason(exc)}"
-            ) from None
-        raise ConnectTimeout(
+        )
+    if isinstance(exc, TimeoutError):
+        return ConnectTimeout(
             f"no SSH handshake within {node.timeouts.connect:g} s: the host or its sshd is "
-            "hung, overloaded, or a firewall drops the traffic"
-        ) from None
-    except ConnectionRefusedError:
-        raise ConnectionRefused(
-            f"connection refused on port {node.ssh_port or 22}: sshd is not running, or the "
-            "node is rebooting"
-        ) from None
-    except socket.gaierror as exc:
-        raise ConnectError(f"cannot resolve {node.ip}: {exc.strerror}") from None
-    except OSError as exc:
-        if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-            raise ConnectError(
-                f"no route to {node.ip}: the host is down or off the network"
-            ) from None
-        raise ConnectError(f"cannot connect: {_reason(exc)}") from None
-    except asyncssh.Error as exc:
-        raise ConnectError(f"SSH error: {_reason(exc)}") from None
-    if node.host_key_policy == "accept-new" and not trusted:
-        _remember(connection, known_hosts, node)
-    return connection
+            "hung or overloaded, or a firewall drops the traffic"
+        )
+    if isinstance(exc, ConnectionRefusedError):
+        return ConnectionRefused(
+            f"connection refused on port {port}: sshd is not running, or the node is rebooting"
+        )
+    if isinstance(exc, socket.gaierror):
+        return ConnectError(f"cannot resolve {node.ip}: {exc.strerror}")
+    if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return ConnectError(f"no route to {node.ip}: the host is down or off the network")
+    if isinstance(exc, asyncssh.ConnectionLost):
+        return ConnectError(f"connection lost during the SSH handshake: {_reason(exc)}")
+    return ConnectError(f"cannot connect: {_reason(exc)}")
+
+
+def _known_hosts(node: Worker) -> tuple[Path, bool]:
+    """The node's known_hosts file, and whether it holds any key for the node."""
+    path = Path(node.known_hosts or "~/.ssh/known_hosts").expanduser()
+    return path, _has_entry(path, node.ip, node.ssh_port)
 
 
 def _known_hosts_name(host: str, port: int | None) -> str:

@@ -82,7 +82,7 @@ def _gb(value: float) -> str:
 
 
 def parse(stdout: str) -> dict[str, PathSpace]:
-    """df's answer per path, from the command's marker-separated output."""
+    """The answer of df for each path, from the command's marker-separated output."""
     sections: dict[str, list[str]] = {}
     current: list[str] | None = None
     for line in stdout.splitlines():

@@ -96,7 +96,8 @@ class Gpu(RemoteCheck):
         if node.gpu and gpus and not all(_same_model(node.gpu, g.name) for g in gpus):
             return Evaluation(
                 Status.WARN,
-                f"{summary}, but cluster.yaml says {node.gpu!r}; fix `gpu:` if the hardware changed",
+                f"{summary}, but cluster.yaml says {node.gpu!r}; "
+                "fix `gpu:` if the hardware changed",
                 value=count,
                 unit="gpus",
                 gpus=gpus,

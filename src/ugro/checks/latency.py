@@ -62,7 +62,8 @@ def evaluate(samples: list[float | str], node: Worker) -> Evaluation:
     if errors:
         return Evaluation(
             Status.WARN,
-            f"median {shown}, but {len(errors)} of {len(samples)} probes failed (packet loss?): {errors[0]}",
+            f"median {shown}, but {len(errors)} of {len(samples)} probes failed "
+            f"(packet loss?): {errors[0]}",
             value=median,
             unit="ms",
         )

@@ -49,7 +49,9 @@ class Torch(RemoteCheck):
         """`<python> -c <probe>`, the python prefix split into words and each one quoted."""
         return f"{shlex.join(shlex.split(node.python))} -c {shlex.quote(PROBE)}"
 
-    def evaluate(self, result: CommandResult, node: Worker) -> Evaluation:
+    def evaluate(  # noqa: PLR0911 - one return per distinct cause keeps the parser flat
+        self, result: CommandResult, node: Worker
+    ) -> Evaluation:
         """Tell a missing interpreter, a missing torch, a CPU build and too few devices apart."""
         python = node.python
         if result.exit_status == 127:
