@@ -8,9 +8,17 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from sshcluster import TestCluster
+
+from ugro import config
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from ugro.config import Worker
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -57,3 +65,23 @@ def run_ugro(*args: str | os.PathLike[str], timeout: float = 60, env: dict[str, 
 def fixture_text(*parts: str) -> str:
     """A captured output file from tests/fixtures."""
     return FIXTURES.joinpath(*parts).read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestCluster]:
+    """Five real sshd test hosts on 127.0.0.x, started once for the whole run."""
+    cluster = TestCluster.start(tmp_path_factory.mktemp("cluster"), 5)
+    yield cluster
+    cluster.stop_all()
+
+
+@pytest.fixture
+def cluster(shared_cluster: TestCluster) -> TestCluster:
+    """The shared test hosts, each healthy, running and with its original key."""
+    shared_cluster.reset()
+    return shared_cluster
+
+
+def nodes_of(path: Path) -> dict[str, Worker]:
+    """The resolved workers of a cluster.yaml, by name."""
+    return {n.name: n for n in config.parse_file(path).nodes()}

@@ -1,0 +1,199 @@
+"""The SSH transport against real OpenSSH sshd processes: reuse, limits, and every failure."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from typing import TYPE_CHECKING
+
+import pytest
+from conftest import nodes_of
+
+from ugro.errors import (
+    AuthFailed,
+    CommandTimeout,
+    ConnectionRefused,
+    ConnectTimeout,
+    HostKeyChanged,
+    HostKeyUnknown,
+    TransportError,
+)
+from ugro.transport import MAX_CHANNELS_PER_CONNECTION, SSHTransport
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+    from pathlib import Path
+
+    from sshcluster import TestCluster
+
+    from ugro.config import Worker
+
+
+def node(cluster: TestCluster, tmp_path: Path, name: str = "h0", **top: object) -> Worker:
+    """The resolved worker for one test host, with `top` as top-level settings."""
+    return nodes_of(cluster.write_config(tmp_path / "cluster.yaml", **top))[name]
+
+
+def with_transport(body: Callable[[SSHTransport], Awaitable[object]]) -> object:
+    """Run `body` with a fresh transport, closing it afterwards."""
+
+    async def main() -> object:
+        transport = SSHTransport()
+        try:
+            return await body(transport)
+        finally:
+            await transport.close()
+
+    return asyncio.run(main())
+
+
+def test_runs_commands_and_keeps_exit_status_and_streams(cluster: TestCluster, tmp_path: Path) -> None:
+    """A command's stdout, stderr and exit status come back exactly."""
+    worker = node(cluster, tmp_path)
+
+    async def body(transport: SSHTransport) -> object:
+        session = await transport.open(worker)
+        return await session.run("echo out; echo err >&2; exit 7", timeout=5)
+
+    result = with_transport(body)
+    assert (result.exit_status, result.stdout, result.stderr) == (7, "out\n", "err\n")  # type: ignore[attr-defined]
+
+
+def test_one_connection_serves_many_concurrent_commands(cluster: TestCluster, tmp_path: Path) -> None:
+    """Opening twice gives the same session; more commands than channels all complete on it."""
+    worker = node(cluster, tmp_path)
+    count = MAX_CHANNELS_PER_CONNECTION * 3
+
+    async def body(transport: SSHTransport) -> object:
+        first = await transport.open(worker)
+        again = await transport.open(worker)
+        assert first is again
+        return await asyncio.gather(*(first.run(f"sleep 0.2; echo {i}", timeout=20) for i in range(count)))
+
+    results = with_transport(body)
+    assert [r.stdout for r in results] == [f"{i}\n" for i in range(count)]  # type: ignore[attr-defined]
+
+
+def test_reconnects_after_the_server_restarts(cluster: TestCluster, tmp_path: Path) -> None:
+    """A broken connection is replaced by a new one on the next open."""
+    worker = node(cluster, tmp_path)
+    host = cluster.host("h0")
+
+    async def body(transport: SSHTransport) -> object:
+        first = await transport.open(worker)
+        await first.run("true", timeout=5)
+        host.kill()
+        with pytest.raises(TransportError):
+            await first.run("true", timeout=5)
+        host.start()
+        second = await transport.open(worker)
+        assert second is not first
+        return await second.run("echo back", timeout=5)
+
+    assert with_transport(body).stdout == "back\n"  # type: ignore[attr-defined]
+
+
+def test_command_timeout_is_its_own_error(cluster: TestCluster, tmp_path: Path) -> None:
+    """A command that outlives its timeout raises CommandTimeout, and the session survives."""
+    worker = node(cluster, tmp_path)
+
+    async def body(transport: SSHTransport) -> object:
+        session = await transport.open(worker)
+        with pytest.raises(CommandTimeout, match="within 0.5 s"):
+            await session.run("sleep 30", timeout=0.5)
+        return await session.run("echo alive", timeout=5)
+
+    assert with_transport(body).stdout == "alive\n"  # type: ignore[attr-defined]
+
+
+def open_error(worker: Worker) -> TransportError:
+    """The error opening a session to `worker` raises (fails the test if none)."""
+
+    async def body(transport: SSHTransport) -> object:
+        await transport.open(worker)
+        return None
+
+    with pytest.raises(TransportError) as caught:
+        with_transport(body)
+    return caught.value
+
+
+def test_refused(tmp_path: Path, cluster: TestCluster) -> None:
+    """A port with nothing listening is 'connection refused'."""
+    addr, port = cluster.unused_address()
+    worker = node(cluster, tmp_path).model_copy(update={"ip": addr, "ssh_port": port})
+    error = open_error(worker)
+    assert type(error) is ConnectionRefused
+    assert f"connection refused on port {port}" in str(error)
+
+
+def test_hung_sshd_times_out(cluster: TestCluster, tmp_path: Path) -> None:
+    """A stopped sshd accepts TCP but never speaks SSH: a connect timeout."""
+    worker = node(cluster, tmp_path, timeouts={"connect": 1})
+    cluster.host("h0").pause()
+    error = open_error(worker)
+    assert type(error) is ConnectTimeout
+    assert "no SSH handshake within 1 s" in str(error)
+
+
+def test_wrong_key_is_auth_failed(cluster: TestCluster, tmp_path: Path) -> None:
+    """A key the node does not accept is 'authentication failed'."""
+    stranger = tmp_path / "stranger"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)
+    error = open_error(node(cluster, tmp_path, identity_file=str(stranger)))
+    assert type(error) is AuthFailed
+    assert "authorized_keys" in str(error)
+
+
+def test_unknown_host_key_is_refused_when_strict(cluster: TestCluster, tmp_path: Path) -> None:
+    """Under strict, a node missing from known_hosts is refused, with how to add it."""
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    error = open_error(node(cluster, tmp_path, known_hosts=str(empty)))
+    assert type(error) is HostKeyUnknown
+    assert "ssh-keyscan" in str(error)
+
+
+def test_missing_known_hosts_file_is_unknown_not_default(cluster: TestCluster, tmp_path: Path) -> None:
+    """A configured known_hosts that does not exist trusts nothing (never ~/.ssh/known_hosts)."""
+    error = open_error(node(cluster, tmp_path, known_hosts=str(tmp_path / "absent")))
+    assert type(error) is HostKeyUnknown
+
+
+def test_changed_host_key_is_refused(cluster: TestCluster, tmp_path: Path) -> None:
+    """A key that differs from known_hosts is refused as changed, under strict and accept-new."""
+    cluster.host("h0").regenerate_host_key()
+    for policy in ("strict", "accept-new"):
+        error = open_error(node(cluster, tmp_path, host_key_policy=policy))
+        assert type(error) is HostKeyChanged
+        assert "REMOTE HOST KEY CHANGED" in str(error)
+
+
+def test_accept_new_trusts_first_use_then_verifies(cluster: TestCluster, tmp_path: Path) -> None:
+    """accept-new records an unknown key, then holds the node to it."""
+    known = tmp_path / "known_hosts"
+    worker = node(cluster, tmp_path, known_hosts=str(known), host_key_policy="accept-new")
+
+    async def body(transport: SSHTransport) -> object:
+        session = await transport.open(worker)
+        return await session.run("echo first", timeout=5)
+
+    assert with_transport(body).stdout == "first\n"  # type: ignore[attr-defined]
+    host = cluster.host("h0")
+    assert known.read_text().split()[1:] == host.host_key_line().split()[1:]
+    assert known.read_text().startswith(f"[{host.addr}]:{host.port} ")
+    host.regenerate_host_key()
+    assert type(open_error(worker)) is HostKeyChanged
+
+
+def test_off_skips_verification(cluster: TestCluster, tmp_path: Path) -> None:
+    """host_key_policy off connects to an unknown key without recording it."""
+    known = tmp_path / "known_hosts"
+    worker = node(cluster, tmp_path, known_hosts=str(known), host_key_policy="off")
+
+    async def body(transport: SSHTransport) -> object:
+        session = await transport.open(worker)
+        return await session.run("echo ok", timeout=5)
+
+    assert with_transport(body).stdout == "ok\n"  # type: ignore[attr-defined]
+    assert not known.exists()
