@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from sshcluster import TestCluster
 
+from sshcluster import TestCluster
 from ugro import config
 
 if TYPE_CHECKING:
@@ -43,12 +43,14 @@ class Ran:
     out: str
     err: str
 
-    def json(self) -> Any:  # noqa: ANN401 - parsed JSON
+    def json(self) -> Any:
         """Stdout parsed as JSON."""
         return json.loads(self.out)
 
 
-def run_ugro(*args: str | os.PathLike[str], timeout: float = 60, env: dict[str, str] | None = None) -> Ran:
+def run_ugro(
+    *args: str | os.PathLike[str], timeout: float = 60, env: dict[str, str] | None = None
+) -> Ran:
     """Run the real `ugro` command line in a subprocess, as an operator would."""
     done = subprocess.run(
         [sys.executable, "-m", "ugro", *map(str, args)],

@@ -6,6 +6,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import yaml
+
 from conftest import run_ugro
 
 if TYPE_CHECKING:
@@ -40,8 +41,10 @@ def add_worker(path: Path, worker: dict[str, Any]) -> Path:
     return path
 
 
-def test_mixed_cluster_gives_exactly_the_expected_verdicts(cluster: TestCluster, tmp_path: Path) -> None:
-    """Healthy, broken driver, missing GPU, no torch, CPU torch, full disk and a dead node: each told apart."""
+def test_mixed_cluster_gives_exactly_the_expected_verdicts(
+    cluster: TestCluster, tmp_path: Path
+) -> None:
+    """Healthy, no driver, missing GPU, no torch, CPU torch, full disk, dead: each told apart."""
     full = cluster.full_filesystem()
     cluster.host("h1").set_gpu("driver")
     cluster.host("h2").set_gpu("one-gpu")
@@ -49,7 +52,8 @@ def test_mixed_cluster_gives_exactly_the_expected_verdicts(cluster: TestCluster,
     cluster.host("h3").set_torch("missing")
     cluster.host("h4").set_torch("nocuda")
     path = cluster.write_config(
-        tmp_path / "cluster.yaml", workers_extra={"h4": {"disk_paths": ["/", str(full)], "min_disk_gb": 0.001}}
+        tmp_path / "cluster.yaml",
+        workers_extra={"h4": {"disk_paths": ["/", str(full)], "min_disk_gb": 0.001}},
     )
     addr, port = cluster.unused_address()
     add_worker(path, {"name": "dead", "ip": addr, "ssh_port": port})
@@ -61,14 +65,28 @@ def test_mixed_cluster_gives_exactly_the_expected_verdicts(cluster: TestCluster,
     assert_healthy(nodes["h0"])
 
     h1 = nodes["h1"]
-    assert statuses(h1) == {"ssh": "ok", "gpu": "fail", "torch": "ok", "disk": "ok", "latency": "ok"}
+    assert statuses(h1) == {
+        "ssh": "ok",
+        "gpu": "fail",
+        "torch": "ok",
+        "disk": "ok",
+        "latency": "ok",
+    }
     assert h1["status"] == "unhealthy"
     assert "NVIDIA driver is not loaded (exit 9)" in h1["checks"]["gpu"]["message"]
     assert h1["health_score"] == 75
 
     h2 = nodes["h2"]
-    assert statuses(h2) == {"ssh": "ok", "gpu": "fail", "torch": "fail", "disk": "ok", "latency": "ok"}
-    assert h2["checks"]["gpu"]["message"].startswith("found 1 GPU (NVIDIA GeForce RTX 4090), expected 2")
+    assert statuses(h2) == {
+        "ssh": "ok",
+        "gpu": "fail",
+        "torch": "fail",
+        "disk": "ok",
+        "latency": "ok",
+    }
+    assert h2["checks"]["gpu"]["message"].startswith(
+        "found 1 GPU (NVIDIA GeForce RTX 4090), expected 2"
+    )
     assert h2["checks"]["torch"]["message"].startswith("torch sees 1 CUDA device, expected 2")
 
     h3 = nodes["h3"]
@@ -76,7 +94,13 @@ def test_mixed_cluster_gives_exactly_the_expected_verdicts(cluster: TestCluster,
     assert "torch is not installed for python3" in h3["checks"]["torch"]["message"]
 
     h4 = nodes["h4"]
-    assert statuses(h4) == {"ssh": "ok", "gpu": "ok", "torch": "fail", "disk": "fail", "latency": "ok"}
+    assert statuses(h4) == {
+        "ssh": "ok",
+        "gpu": "ok",
+        "torch": "fail",
+        "disk": "fail",
+        "latency": "ok",
+    }
     assert "CPU-only build" in h4["checks"]["torch"]["message"]
     assert f"{full}: 0.0 GB free, below 0.001 GB" in h4["checks"]["disk"]["message"]
 
@@ -88,7 +112,9 @@ def test_mixed_cluster_gives_exactly_the_expected_verdicts(cluster: TestCluster,
     assert {n: c["status"] for n, c in dead["checks"].items() if n != "ssh"} == dict.fromkeys(
         ("gpu", "torch", "disk", "latency"), "unknown"
     )
-    assert [a["text"] for a in dead["alerts"]] == [f"unreachable: {dead['checks']['ssh']['message']}"]
+    assert [a["text"] for a in dead["alerts"]] == [
+        f"unreachable: {dead['checks']['ssh']['message']}"
+    ]
 
     health = run_ugro("health", "--json")
     assert health.code == 2
@@ -97,10 +123,14 @@ def test_mixed_cluster_gives_exactly_the_expected_verdicts(cluster: TestCluster,
     }
 
 
-def test_hung_host_costs_one_timeout_and_delays_no_one(cluster: TestCluster, tmp_path: Path) -> None:
-    """A SIGSTOPped sshd makes its node unreachable after one connect timeout; the rest finish on time."""
+def test_hung_host_costs_one_timeout_and_delays_no_one(
+    cluster: TestCluster, tmp_path: Path
+) -> None:
+    """A SIGSTOPped sshd costs one connect timeout; the other nodes finish on time."""
     cluster.host("h1").pause()
-    path = cluster.write_config(tmp_path / "cluster.yaml", hosts=cluster.hosts[:3], timeouts={"connect": 3})
+    path = cluster.write_config(
+        tmp_path / "cluster.yaml", hosts=cluster.hosts[:3], timeouts={"connect": 3}
+    )
     start = time.monotonic()
     ran = run_ugro("--config", path, "check", "--json")
     wall = time.monotonic() - start
@@ -121,20 +151,30 @@ def test_hung_nvidia_smi_fails_only_the_gpu_check(cluster: TestCluster, tmp_path
     path = cluster.write_config(tmp_path / "cluster.yaml", hosts=cluster.hosts[:1])
     ran = run_ugro("--config", path, "check", "--json")
     node = by_node(ran.json())["h0"]
-    assert statuses(node) == {"ssh": "ok", "gpu": "fail", "torch": "ok", "disk": "ok", "latency": "ok"}
+    assert statuses(node) == {
+        "ssh": "ok",
+        "gpu": "fail",
+        "torch": "ok",
+        "disk": "ok",
+        "latency": "ok",
+    }
     assert node["checks"]["gpu"]["message"].startswith("no answer within 3 s: nvidia-smi hung")
     assert node["status"] == "unhealthy"
 
 
-def test_shell_metacharacters_in_config_reach_the_node_as_data(cluster: TestCluster, tmp_path: Path) -> None:
-    """Hostile `python` and `disk_paths` values run nothing on the node and fail with their own text."""
+def test_shell_metacharacters_in_config_reach_the_node_as_data(
+    cluster: TestCluster, tmp_path: Path
+) -> None:
+    """Hostile `python` and `disk_paths` values run nothing and fail naming themselves."""
     host = cluster.host("h0")
     marks = [host.dir / "pwned-python", host.dir / "pwned-disk", host.dir / "pwned-backtick"]
     hostile_path = f"/nonexistent dir;touch {marks[1]};`touch {marks[2]}`$(id)'\""
     path = cluster.write_config(
         tmp_path / "cluster.yaml",
         hosts=[host],
-        workers_extra={"h0": {"python": f"python3;touch {marks[0]}", "disk_paths": ["/", hostile_path]}},
+        workers_extra={
+            "h0": {"python": f"python3;touch {marks[0]}", "disk_paths": ["/", hostile_path]}
+        },
     )
     ran = run_ugro("--config", path, "check", "--json")
     node = by_node(ran.json())["h0"]
@@ -146,12 +186,20 @@ def test_shell_metacharacters_in_config_reach_the_node_as_data(cluster: TestClus
 
 
 def test_strict_host_keys_refuse_unknown_and_changed(cluster: TestCluster, tmp_path: Path) -> None:
-    """Under strict, an unknown key and a changed key each make the node unreachable with its own reason."""
+    """Under strict, an unknown and a changed key each make a node unreachable, told apart."""
     empty = tmp_path / "empty_known_hosts"
     empty.write_text("")
     cluster.host("h1").regenerate_host_key()
     path = cluster.write_config(tmp_path / "cluster.yaml", hosts=cluster.hosts[:2])
-    add_worker(path, {"name": "stranger", "ip": cluster.host("h2").addr, "ssh_port": cluster.host("h2").port, "known_hosts": str(empty)})
+    add_worker(
+        path,
+        {
+            "name": "stranger",
+            "ip": cluster.host("h2").addr,
+            "ssh_port": cluster.host("h2").port,
+            "known_hosts": str(empty),
+        },
+    )
     nodes = by_node(run_ugro("--config", path, "check", "--json").json())
     assert_healthy(nodes["h0"])
     assert nodes["h1"]["status"] == "unreachable"
@@ -160,8 +208,10 @@ def test_strict_host_keys_refuse_unknown_and_changed(cluster: TestCluster, tmp_p
     assert "is not in" in nodes["stranger"]["checks"]["ssh"]["message"]
 
 
-def test_check_of_named_nodes_keeps_the_others_in_state(cluster: TestCluster, tmp_path: Path) -> None:
-    """`ugro check h1` updates h1 and leaves h0's stored verdict alone; a full check drops removed nodes."""
+def test_check_of_named_nodes_keeps_the_others_in_state(
+    cluster: TestCluster, tmp_path: Path
+) -> None:
+    """`ugro check h1` leaves h0's stored verdict alone; a full check drops removed nodes."""
     path = cluster.write_config(tmp_path / "cluster.yaml", hosts=cluster.hosts[:2])
     assert run_ugro("--config", path, "check").code in (0, 1)
     before = by_node(run_ugro("health", "--json").json())

@@ -8,7 +8,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ugro import scoring
-from ugro.model import CheckResult, GpuMetrics, HostMetrics, NodeStatus, NodeVerdict, Status, worst_exit_code
+from ugro.model import (
+    CheckResult,
+    GpuMetrics,
+    HostMetrics,
+    NodeStatus,
+    NodeVerdict,
+    Status,
+    worst_exit_code,
+)
 
 NAMES = ("ssh", "gpu", "torch", "disk", "latency")
 WEIGHTS = {"ssh": 25.0, "gpu": 25.0, "torch": 20.0, "disk": 15.0, "latency": 15.0}
@@ -18,13 +26,30 @@ DEFAULT = scoring.Thresholds(pass_rate=0.9, degraded_score=80)
 
 def results(*statuses: Status) -> tuple[CheckResult, ...]:
     """Check results named in order ssh, gpu, torch, disk, latency."""
-    return tuple(CheckResult(name, status, f"{name} {status.label}") for name, status in zip(NAMES, statuses, strict=False))
+    return tuple(
+        CheckResult(name, status, f"{name} {status.label}")
+        for name, status in zip(NAMES, statuses, strict=False)
+    )
 
 
-def judge(checks: tuple[CheckResult, ...], *, gpus: tuple[GpuMetrics, ...] = (), host: HostMetrics | None = None, unreachable: str | None = None) -> NodeVerdict:
+def judge(
+    checks: tuple[CheckResult, ...],
+    *,
+    gpus: tuple[GpuMetrics, ...] = (),
+    host: HostMetrics | None = None,
+    unreachable: str | None = None,
+) -> NodeVerdict:
     """The verdict for one node with the default thresholds."""
     return scoring.verdict(
-        name="n", address="127.0.0.1", when=WHEN, checks=checks, weights=WEIGHTS, thresholds=DEFAULT, gpus=gpus, host=host, unreachable=unreachable
+        name="n",
+        address="127.0.0.1",
+        when=WHEN,
+        checks=checks,
+        weights=WEIGHTS,
+        thresholds=DEFAULT,
+        gpus=gpus,
+        host=host,
+        unreachable=unreachable,
     )
 
 
@@ -58,15 +83,22 @@ def test_four_of_five_is_unhealthy() -> None:
 
 def test_nine_of_ten_is_exactly_enough() -> None:
     """pass_rate is compared exactly: 9/10 meets 0.9 (no float rounding)."""
-    checks = tuple(CheckResult(f"c{i}", Status.FAIL if i == 0 else Status.OK, "") for i in range(10))
+    checks = tuple(
+        CheckResult(f"c{i}", Status.FAIL if i == 0 else Status.OK, "") for i in range(10)
+    )
     weights = {f"c{i}": 10.0 for i in range(10)}
-    v = scoring.verdict(name="n", address="a", when=WHEN, checks=checks, weights=weights, thresholds=DEFAULT)
+    v = scoring.verdict(
+        name="n", address="a", when=WHEN, checks=checks, weights=weights, thresholds=DEFAULT
+    )
     assert v.status is NodeStatus.HEALTHY
 
 
 def test_unreachable_scores_zero_with_one_alert() -> None:
     """A failed ssh check makes the node unreachable, score 0, one alert (not five)."""
-    checks = (CheckResult("ssh", Status.FAIL, "connection refused"), *results(*[Status.UNKNOWN] * 5)[1:])
+    checks = (
+        CheckResult("ssh", Status.FAIL, "connection refused"),
+        *results(*[Status.UNKNOWN] * 5)[1:],
+    )
     v = judge(checks, unreachable="connection refused")
     assert (v.status, v.health_score) == (NodeStatus.UNREACHABLE, 0.0)
     assert [a.text for a in v.alerts] == ["unreachable: connection refused"]
@@ -91,7 +123,9 @@ def test_hot_gpu_is_a_penalty_and_an_alert() -> None:
 
 def test_pressure_below_the_degraded_line() -> None:
     """Enough pressure (hot, full GPU; overloaded, short of memory) makes a node degraded."""
-    v = judge(OK5, gpus=(gpu(temperature=90, used=24000),), host=host(load=80, cpus=16, available=0.03))
+    v = judge(
+        OK5, gpus=(gpu(temperature=90, used=24000),), host=host(load=80, cpus=16, available=0.03)
+    )
     assert v.health_score == 65.0
     assert v.status is NodeStatus.DEGRADED
 
@@ -107,11 +141,16 @@ statuses = st.sampled_from(list(Status))
 gpu_readings = st.tuples(
     st.builds(gpu, temperature=st.one_of(st.none(), st.floats(0, 120)), used=st.floats(0, 24564))
 ).map(tuple)
-host_readings = st.one_of(st.none(), st.builds(host, load=st.floats(0, 500), cpus=st.integers(1, 256), available=st.floats(0, 1)))
+host_readings = st.one_of(
+    st.none(),
+    st.builds(host, load=st.floats(0, 500), cpus=st.integers(1, 256), available=st.floats(0, 1)),
+)
 
 
 @given(st.lists(statuses, min_size=1, max_size=5), gpu_readings, host_readings)
-def test_score_is_bounded(checks: list[Status], gpus: tuple[GpuMetrics, ...], h: HostMetrics | None) -> None:
+def test_score_is_bounded(
+    checks: list[Status], gpus: tuple[GpuMetrics, ...], h: HostMetrics | None
+) -> None:
     """The score is always within 0–100."""
     v = judge(results(*checks), gpus=gpus, host=h)
     assert 0 <= v.health_score <= 100

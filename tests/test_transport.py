@@ -7,8 +7,8 @@ import subprocess
 from typing import TYPE_CHECKING
 
 import pytest
-from conftest import nodes_of
 
+from conftest import nodes_of
 from ugro.errors import (
     AuthFailed,
     CommandTimeout,
@@ -25,13 +25,13 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from sshcluster import TestCluster
-
     from ugro.config import Worker
 
 
-def node(cluster: TestCluster, tmp_path: Path, name: str = "h0", **top: object) -> Worker:
-    """The resolved worker for one test host, with `top` as top-level settings."""
-    return nodes_of(cluster.write_config(tmp_path / "cluster.yaml", **top))[name]
+def node(cluster: TestCluster, tmp_path: Path, **top: object) -> Worker:
+    """The resolved worker for test host h0, with `top` as top-level settings."""
+    path = cluster.write_config(tmp_path / "cluster.yaml", None, None, **top)
+    return nodes_of(path)["h0"]
 
 
 def with_transport(body: Callable[[SSHTransport], Awaitable[object]]) -> object:
@@ -47,7 +47,9 @@ def with_transport(body: Callable[[SSHTransport], Awaitable[object]]) -> object:
     return asyncio.run(main())
 
 
-def test_runs_commands_and_keeps_exit_status_and_streams(cluster: TestCluster, tmp_path: Path) -> None:
+def test_runs_commands_and_keeps_exit_status_and_streams(
+    cluster: TestCluster, tmp_path: Path
+) -> None:
     """A command's stdout, stderr and exit status come back exactly."""
     worker = node(cluster, tmp_path)
 
@@ -59,7 +61,9 @@ def test_runs_commands_and_keeps_exit_status_and_streams(cluster: TestCluster, t
     assert (result.exit_status, result.stdout, result.stderr) == (7, "out\n", "err\n")  # type: ignore[attr-defined]
 
 
-def test_one_connection_serves_many_concurrent_commands(cluster: TestCluster, tmp_path: Path) -> None:
+def test_one_connection_serves_many_concurrent_commands(
+    cluster: TestCluster, tmp_path: Path
+) -> None:
     """Opening twice gives the same session; more commands than channels all complete on it."""
     worker = node(cluster, tmp_path)
     count = MAX_CHANNELS_PER_CONNECTION * 3
@@ -68,7 +72,9 @@ def test_one_connection_serves_many_concurrent_commands(cluster: TestCluster, tm
         first = await transport.open(worker)
         again = await transport.open(worker)
         assert first is again
-        return await asyncio.gather(*(first.run(f"sleep 0.2; echo {i}", timeout=20) for i in range(count)))
+        return await asyncio.gather(
+            *(first.run(f"sleep 0.2; echo {i}", timeout=20) for i in range(count))
+        )
 
     results = with_transport(body)
     assert [r.stdout for r in results] == [f"{i}\n" for i in range(count)]  # type: ignore[attr-defined]
@@ -99,7 +105,7 @@ def test_command_timeout_is_its_own_error(cluster: TestCluster, tmp_path: Path) 
 
     async def body(transport: SSHTransport) -> object:
         session = await transport.open(worker)
-        with pytest.raises(CommandTimeout, match="within 0.5 s"):
+        with pytest.raises(CommandTimeout, match=r"within 0\.5 s"):
             await session.run("sleep 30", timeout=0.5)
         return await session.run("echo alive", timeout=5)
 
@@ -139,7 +145,9 @@ def test_hung_sshd_times_out(cluster: TestCluster, tmp_path: Path) -> None:
 def test_wrong_key_is_auth_failed(cluster: TestCluster, tmp_path: Path) -> None:
     """A key the node does not accept is 'authentication failed'."""
     stranger = tmp_path / "stranger"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)
+    subprocess.run(
+        ["/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True
+    )
     error = open_error(node(cluster, tmp_path, identity_file=str(stranger)))
     assert type(error) is AuthFailed
     assert "authorized_keys" in str(error)
@@ -154,7 +162,9 @@ def test_unknown_host_key_is_refused_when_strict(cluster: TestCluster, tmp_path:
     assert "ssh-keyscan" in str(error)
 
 
-def test_missing_known_hosts_file_is_unknown_not_default(cluster: TestCluster, tmp_path: Path) -> None:
+def test_missing_known_hosts_file_is_unknown_not_default(
+    cluster: TestCluster, tmp_path: Path
+) -> None:
     """A configured known_hosts that does not exist trusts nothing (never ~/.ssh/known_hosts)."""
     error = open_error(node(cluster, tmp_path, known_hosts=str(tmp_path / "absent")))
     assert type(error) is HostKeyUnknown

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from conftest import fixture_text
 
+from conftest import fixture_text
 from ugro.checks import disk
 from ugro.config import Worker
 from ugro.model import CommandResult, Status
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
 
 def node(*paths: str, **settings: object) -> Worker:
     """A worker watching `paths` (default /)."""
-    return Worker.model_validate({"name": "n1", "ip": "127.0.0.1", "disk_paths": list(paths or ["/"]), **settings})
+    return Worker.model_validate(
+        {"name": "n1", "ip": "127.0.0.1", "disk_paths": list(paths or ["/"]), **settings}
+    )
 
 
 def df(name: str, exit_status: int = 0) -> CommandResult:
@@ -58,7 +63,10 @@ def test_spaces_in_filesystem_and_mount() -> None:
     """Filesystem names and mount points with spaces parse."""
     result = disk.CHECK.evaluate(df("spaces-in-names.txt"), node("/mnt/my data"))
     assert result.status is Status.OK
-    assert disk.parse(fixture_text("df", "spaces-in-names.txt"))["/mnt/my data"].mount == "/mnt/my data"
+    assert (
+        disk.parse(fixture_text("df", "spaces-in-names.txt"))["/mnt/my data"].mount
+        == "/mnt/my data"
+    )
 
 
 def test_truncated_output_is_not_a_pass() -> None:
@@ -75,7 +83,9 @@ def test_no_output_is_unknown() -> None:
 
 def test_threshold_is_configurable() -> None:
     """min_disk_gb decides: 543 GB free fails a 1000 GB minimum."""
-    result = disk.CHECK.evaluate(df("healthy-two-paths.txt"), node("/", "/scratch", min_disk_gb=1000))
+    result = disk.CHECK.evaluate(
+        df("healthy-two-paths.txt"), node("/", "/scratch", min_disk_gb=1000)
+    )
     assert result.status is Status.FAIL
 
 
@@ -85,7 +95,9 @@ def test_hostile_path_reaches_df_as_data(tmp_path: Path) -> None:
     hostile = f"/nonexistent/a b;touch {marks[0]};$(touch {marks[1]})`id`'\"'"
     command = disk.CHECK.command(node(hostile))
     done = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, check=False)
-    result = disk.CHECK.evaluate(CommandResult(done.returncode, done.stdout, done.stderr), node(hostile))
+    result = disk.CHECK.evaluate(
+        CommandResult(done.returncode, done.stdout, done.stderr), node(hostile)
+    )
     assert result.status is Status.FAIL
     assert hostile in result.message
     assert not any(mark.exists() for mark in marks)

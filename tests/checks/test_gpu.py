@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import fixture_text
 
+from conftest import fixture_text
 from ugro.checks import gpu
 from ugro.config import Worker
 from ugro.model import CommandResult, Status
@@ -12,7 +12,9 @@ from ugro.model import CommandResult, Status
 
 def node(**settings: object) -> Worker:
     """A worker expecting two RTX 4090s unless told otherwise."""
-    return Worker.model_validate({"name": "n1", "ip": "127.0.0.1", "gpus": 2, "gpu": "RTX 4090", **settings})
+    return Worker.model_validate(
+        {"name": "n1", "ip": "127.0.0.1", "gpus": 2, "gpu": "RTX 4090", **settings}
+    )
 
 
 def smi(name: str, exit_status: int = 0) -> CommandResult:
@@ -28,7 +30,12 @@ def test_healthy_pair_is_ok_with_metrics() -> None:
     assert (result.value, result.unit) == (2, "gpus")
     first = result.gpus[0]
     assert first.uuid == "GPU-5d4ae6b5-1c2b-7f0a-9b3e-3a5e7a1c2d10"
-    assert (first.temperature_c, first.memory_used_mib, first.memory_total_mib, first.power_limit_w) == (
+    assert (
+        first.temperature_c,
+        first.memory_used_mib,
+        first.memory_total_mib,
+        first.power_limit_w,
+    ) == (
         41,
         1024,
         24564,

@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import fixture_text
 
+from conftest import fixture_text
 from ugro.checks import torch
 from ugro.config import Worker
 from ugro.model import CommandResult, Status
