@@ -225,11 +225,11 @@ def test_check_of_named_nodes_keeps_the_others_in_state(
     assert set(by_node(run_ugro("health", "--json").json())) == {"h0"}
 
 
-def test_unknown_node_name_is_a_usage_error(cluster: TestCluster, tmp_path: Path) -> None:
-    """Naming a node that is not in the config exits 2 and lists the nodes."""
+def test_unknown_node_name_is_no_verdict(cluster: TestCluster, tmp_path: Path) -> None:
+    """Naming a node that is not in the config exits 3 (no verdict) and lists the nodes."""
     path = cluster.write_config(tmp_path / "cluster.yaml", hosts=cluster.hosts[:2])
     ran = run_ugro("--config", path, "check", "gpu9")
-    assert ran.code == 2
+    assert ran.code == 3
     assert "unknown node 'gpu9'; nodes: h0, h1" in ran.err
 
 

@@ -195,3 +195,10 @@ def test_worst_exit_code_ranks_problems_first(node_statuses: list[NodeStatus]) -
     codes = [s.exit_code for s in node_statuses]
     expected = 3 if not codes else 2 if 2 in codes else 3 if 3 in codes else 1 if 1 in codes else 0
     assert worst_exit_code(codes) == expected
+
+
+def test_readme_worked_example() -> None:
+    """The README's example: gpu warns, disk fails, a GPU at 82 °C: 67.5 and unhealthy."""
+    checks = results(Status.OK, Status.WARN, Status.OK, Status.FAIL, Status.OK)
+    v = judge(checks, gpus=(gpu(temperature=82),), host=host())
+    assert (v.health_score, v.status) == (67.5, NodeStatus.UNHEALTHY)

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import pytest
 
@@ -28,9 +28,6 @@ from ugro.model import (
     Status,
 )
 from ugro.state import ClusterState, StateStore
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 CHECKS = ("ssh", "gpu", "torch", "disk", "latency")
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00$")
@@ -189,9 +186,10 @@ def test_write_goes_through_temp_file_and_rename(
     store.update([verdict("gpu1")])
     [(src, dst)] = renames
     assert dst == os.fspath(store.path)
-    assert os.path.dirname(src) == os.fspath(store.path.parent)  # noqa: PTH120 - comparing str paths as given to os.replace
-    assert os.path.basename(src).startswith(".cluster_state.json.")  # noqa: PTH119 - same
-    assert src.endswith(".tmp")
+    temp = Path(src)
+    assert temp.parent == store.path.parent
+    assert temp.name.startswith(".cluster_state.json.")
+    assert temp.name.endswith(".tmp")
 
 
 def test_failed_rename_keeps_original(store: StateStore, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -202,10 +200,10 @@ def test_failed_rename_keeps_original(store: StateStore, monkeypatch: pytest.Mon
     def broken(src: str, dst: str) -> None:
         raise OSError(28, "No space left on device", src, None, dst)
 
-    monkeypatch.setattr(os, "replace", broken)
-    with pytest.raises(StateError, match="cannot write"):
-        store.update([verdict("gpu2")])
-    monkeypatch.undo()
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "replace", broken)
+        with pytest.raises(StateError, match="cannot write"):
+            store.update([verdict("gpu2")])
     assert store.path.read_bytes() == before
     assert files_in(store.path.parent) == {"cluster_state.json", "cluster_state.json.lock"}
 
@@ -401,14 +399,18 @@ def test_exit_code_ordering(statuses: list[str], code: int) -> None:
     ("verdicts", "code"),
     [
         pytest.param(
-            [("a", NodeStatus.UNHEALTHY, 0), ("b", NodeStatus.HEALTHY, 3600)], 2, id="unhealthy+stale"
+            [("a", NodeStatus.UNHEALTHY, 0), ("b", NodeStatus.HEALTHY, 3600)],
+            2,
+            id="unhealthy+stale",
         ),
         pytest.param(
             [("a", NodeStatus.DEGRADED, 0), ("b", NodeStatus.HEALTHY, 3600)], 3, id="degraded+stale"
         ),
     ],
 )
-def test_health_exit_code_ordering(verdicts: list[tuple[str, NodeStatus, float]], code: int) -> None:
+def test_health_exit_code_ordering(
+    verdicts: list[tuple[str, NodeStatus, float]], code: int
+) -> None:
     """Through the real command: unhealthy beats stale, and stale beats degraded."""
     save(*(verdict(name, status, age_s=age) for name, status, age in verdicts))
     assert run_ugro("health").code == code

@@ -207,3 +207,31 @@ def test_off_skips_verification(cluster: TestCluster, tmp_path: Path) -> None:
 
     assert with_transport(body).stdout == "ok\n"  # type: ignore[attr-defined]
     assert not known.exists()
+
+
+def test_reads_ssh_config_for_unset_settings(
+    cluster: TestCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Host alias in ~/.ssh/config supplies the address, port, user and key ugro leaves unset."""
+    host = cluster.host("h0")
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "config").write_text(
+        f"Host gpu-alias\n  HostName {host.addr}\n  Port {host.port}\n"
+        f"  User {cluster.user}\n  IdentityFile {cluster.client_key}\n"
+    )
+    monkeypatch.setenv("HOME", str(home))
+    worker = nodes_of(cluster.write_config(tmp_path / "cluster.yaml", None, None))["h0"]
+    worker = worker.model_copy(
+        update={"ip": "gpu-alias", "ssh_port": None, "user": None, "identity_file": None}
+    )
+    # Like OpenSSH, known_hosts is matched against the HostName the alias resolves to.
+    (home / ".ssh" / "known_hosts").write_text(host.host_key_line() + "\n")
+    worker = worker.model_copy(update={"known_hosts": None})
+
+    async def body(transport: SSHTransport) -> object:
+        session = await transport.open(worker)
+        assert session.peer == (host.addr, host.port)
+        return await session.run("echo via-alias", timeout=5)
+
+    assert with_transport(body).stdout == "via-alias\n"  # type: ignore[attr-defined]

@@ -4,6 +4,9 @@ Heavy modules (asyncssh, pydantic, YAML, rich) are imported inside the commands 
 them, so `ugro health` starts instantly. Exit codes: `check` and `health` exit with the
 Nagios code of the worst node, or 3 when no verdict is possible; other commands exit 0 on
 success, 1 on failure, 2 on a usage error. No command prints a traceback.
+
+Usage errors of `check` and `health` exit 3 too: to a Nagios-style caller, 2 would read as
+"a node is down".
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ def errors_exit(code: int) -> Callable[[F], F]:
 @click.option(
     "--config",
     "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     envvar="UGRO_CONFIG",
     help="cluster.yaml to use [default: $UGRO_CONFIG, then ~/.config/ugro/cluster.yaml].",
 )
@@ -81,7 +84,30 @@ def _state_store() -> Any:  # noqa: ANN401 - StateStore, imported lazily
     return StateStore(paths.state_file())
 
 
-@main.command()
+class NoVerdictUsageError(click.UsageError):
+    """A usage error of `check` or `health`."""
+
+    exit_code = NO_VERDICT
+
+
+class VerdictCommand(click.Command):
+    """A command that reports health: its usage errors exit 3 (UNKNOWN), as a Nagios plugin's do."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,  # noqa: ANN401 - click's own signature
+    ) -> click.Context:
+        """Parse arguments; a usage error means no verdict."""
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            raise NoVerdictUsageError(exc.message, exc.ctx) from None
+
+
+@main.command(cls=VerdictCommand)
 @click.argument("nodes", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print the verdicts as JSON.")
 @click.pass_context
@@ -94,7 +120,9 @@ def check(ctx: click.Context, nodes: tuple[str, ...], as_json: bool) -> None:
     known = {n.name: n for n in cfg.nodes}
     unknown = [n for n in nodes if n not in known]
     if unknown:
-        _fail(f"unknown node {', '.join(map(repr, unknown))}; nodes: {', '.join(known)}", 2)
+        _fail(
+            f"unknown node {', '.join(map(repr, unknown))}; nodes: {', '.join(known)}", NO_VERDICT
+        )
     chosen = [known[n] for n in nodes] if nodes else cfg.nodes
     verdicts = monitor.run_checks(chosen)
     _state_store().update(verdicts, keep=None if nodes else known)
@@ -112,7 +140,7 @@ def check(ctx: click.Context, nodes: tuple[str, ...], as_json: bool) -> None:
     sys.exit(report.exit_code(rows))
 
 
-@main.command()
+@main.command(cls=VerdictCommand)
 @click.option("--json", "as_json", is_flag=True, help="Print the verdicts as JSON.")
 @errors_exit(NO_VERDICT)
 def health(as_json: bool) -> None:

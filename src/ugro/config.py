@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ugro import paths
 from ugro.errors import ConfigError
@@ -37,7 +37,8 @@ Seconds = Annotated[float, Field(gt=0, le=3600)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: YAML's `yes` must not become 1 GPU, nor `port: true` port 1.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Timeouts(_Model):
@@ -134,15 +135,6 @@ class ClusterConfig(NodeSettings):
 
     workers: list[Worker] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _unique_names(self) -> ClusterConfig:
-        seen: set[str] = set()
-        for worker in self.workers:
-            if worker.name in seen:
-                raise ValueError(f"worker name {worker.name!r} is used twice")
-            seen.add(worker.name)
-        return self
-
     def nodes(self) -> list[Worker]:
         """Workers with every unset setting taken from the top level."""
         inherited = set(NodeSettings.model_fields) - {"timeouts"}
@@ -226,10 +218,35 @@ def parse_text(text: str, origin: str) -> ClusterConfig:
         raise ConfigError(
             f"{origin}:1: expected a mapping with a 'workers' list at the top level, got {kind}"
         )
+    problems = _duplicate_names(data, origin, lines)
     try:
-        return ClusterConfig.model_validate(data)
+        parsed = ClusterConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, origin, lines)) from None
+        problems.extend(_describe(exc, origin, lines))
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return parsed
+
+
+def _duplicate_names(
+    data: dict[str, Any], origin: str, lines: dict[tuple[str | int, ...], int]
+) -> list[str]:
+    """A problem for each worker whose name an earlier worker already has."""
+    workers = data.get("workers")
+    if not isinstance(workers, list):
+        return []
+    seen: set[object] = set()
+    problems = []
+    for i, worker in enumerate(workers):
+        name = worker.get("name") if isinstance(worker, dict) else None
+        if name is None:
+            continue
+        if name in seen:
+            loc = ("workers", i, "name")
+            where = f"{origin}:{lines.get(loc, 1)}: {_dotted(loc)}"
+            problems.append(f"{where}: worker name {name!r} is used twice; names must be unique")
+        seen.add(name)
+    return problems
 
 
 def _index(
@@ -263,14 +280,16 @@ def _dotted(loc: tuple[str | int, ...]) -> str:
     return out or "(top level)"
 
 
-def _describe(exc: ValidationError, origin: str, lines: dict[tuple[str | int, ...], int]) -> str:
+def _describe(
+    exc: ValidationError, origin: str, lines: dict[tuple[str | int, ...], int]
+) -> list[str]:
     messages = []
     for error in exc.errors(include_url=False):
         loc = tuple(error["loc"])
         line = next((lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), None)
         where = f"{origin}:{line}" if line else origin
         messages.append(f"{where}: {_dotted(loc)}: {_explain(error, loc)}")
-    return "\n".join(messages)
+    return messages
 
 
 def _explain(error: Any, loc: tuple[str | int, ...]) -> str:  # noqa: ANN401 - pydantic's ErrorDetails

@@ -181,15 +181,18 @@ class NodeVerdict:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> NodeVerdict:
-        """Inverse of `to_json`; raises KeyError/TypeError/ValueError on a malformed entry."""
+        """Inverse of `to_json`; raises AttributeError, KeyError, TypeError or ValueError."""
         host = data.get("host")
+        last_check = datetime.fromisoformat(data["last_check"])
+        if last_check.tzinfo is None:
+            raise ValueError(f"last_check {data['last_check']!r} has no UTC offset")
         return cls(
             name=data["name"],
             address=data["address"],
             status=NodeStatus(data["status"]),
             health_score=float(data["health_score"]),
             pass_rate=float(data["pass_rate"]),
-            last_check=datetime.fromisoformat(data["last_check"]),
+            last_check=last_check,
             checks=tuple(
                 CheckResult(
                     name=name,

@@ -85,7 +85,7 @@ class StateStore:
             raise StateError(f"{self.path}: cannot read: {exc.strerror}") from None
         try:
             return ClusterState.from_json(self._document(raw))
-        except (KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             why = f"{type(exc).__name__}: {exc}"
             if not repair:
                 raise StateError(

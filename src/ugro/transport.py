@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+import asyncssh
+
 from ugro.errors import (
     AuthFailed,
     CommandTimeout,
@@ -29,8 +31,6 @@ from ugro.errors import (
 from ugro.model import CommandResult
 
 if TYPE_CHECKING:
-    import asyncssh
-
     from ugro.config import Worker
 
 # sshd's defaults are MaxStartups 10:30:100 and MaxSessions 10: stay below both.
@@ -119,8 +119,6 @@ class SSHSession:
 
     async def run(self, command: str, *, timeout: float) -> CommandResult:
         """Run `command` on the node; translate asyncssh's errors into ugro's."""
-        import asyncssh
-
         async with self._channels:
             try:
                 done = await self._connection.run(command, check=False, timeout=timeout)
@@ -173,31 +171,61 @@ class SSHTransport:
             session.close()
 
 
+class _HostKeyJudge(asyncssh.SSHClient):
+    """Decides on a host key that known_hosts does not vouch for, and remembers why.
+
+    asyncssh calls this only for a key outside the trusted set, with the host name, address
+    and port after ~/.ssh/config is applied: exactly what a known_hosts entry must match.
+    """
+
+    def __init__(self, known_hosts: Path, policy: str) -> None:
+        self.known_hosts = known_hosts
+        self.policy = policy
+        self.host = ""
+        self.port: int | None = None
+        self.had_entry = False
+        self.accepted: asyncssh.SSHKey | None = None
+
+    def validate_host_public_key(
+        self, host: str, addr: str, port: int, key: asyncssh.SSHKey
+    ) -> bool:
+        """Accept only a first-seen key under accept-new; note whether the host had an entry."""
+        self.host, self.port = host, port
+        self.had_entry = _has_entry(self.known_hosts, host, addr, port)
+        if self.policy == "accept-new" and not self.had_entry:
+            self.accepted = key
+            return True
+        return False
+
+
 async def connect(node: Worker) -> asyncssh.SSHClientConnection:
     """Open a connection honouring ~/.ssh/config and the node's host key policy."""
-    import asyncssh
-
-    known_hosts, trusted = _known_hosts(node)
+    known_hosts = _known_hosts_path(node)
+    judge = _HostKeyJudge(known_hosts, node.host_key_policy)
     try:
         # asyncssh's connect_timeout covers the TCP connect and the handshake; the outer
         # bound guards against a server that stalls later, during authentication.
-        connection = await asyncio.wait_for(
-            asyncssh.connect(node.ip, **_options(node, known_hosts, trusted=trusted)),
+        connection, _ = await asyncio.wait_for(
+            asyncssh.create_connection(lambda: judge, node.ip, **_options(node, known_hosts)),
             node.timeouts.connect + 1,
         )
     except (asyncssh.Error, OSError) as exc:
-        raise _connect_error(exc, node, known_hosts, trusted=trusted) from None
-    if node.host_key_policy == "accept-new" and not trusted:
-        _remember(connection, known_hosts, node)
+        raise _connect_error(exc, node, judge) from None
+    if judge.accepted is not None:
+        _remember(judge, node)
     return connection
 
 
-def _options(node: Worker, known_hosts: Path, *, trusted: bool) -> dict[str, Any]:
-    """Options for asyncssh.connect from the node's settings; unset ones come from ~/.ssh/config."""
+def _known_hosts_path(node: Worker) -> Path:
+    return Path(node.known_hosts or "~/.ssh/known_hosts").expanduser()
+
+
+def _options(node: Worker, known_hosts: Path) -> dict[str, Any]:
+    """Options for asyncssh from the node's settings; unset ones come from ~/.ssh/config."""
     verify: object = None
-    if node.host_key_policy == "strict" or (node.host_key_policy == "accept-new" and trusted):
+    if node.host_key_policy != "off":
         # b"" is an empty list of trusted keys; () would make asyncssh use its default file.
-        verify = str(known_hosts) if known_hosts.exists() else b""
+        verify = str(known_hosts) if known_hosts.is_file() else b""
     options: dict[str, Any] = {"known_hosts": verify, "connect_timeout": node.timeouts.connect}
     if node.user:
         options["username"] = node.user
@@ -209,24 +237,22 @@ def _options(node: Worker, known_hosts: Path, *, trusted: bool) -> dict[str, Any
 
 
 def _connect_error(  # noqa: PLR0911 - one return per failure keeps the mapping readable
-    exc: BaseException, node: Worker, known_hosts: Path, *, trusted: bool
+    exc: BaseException, node: Worker, judge: _HostKeyJudge
 ) -> ConnectError:
     """Translate what asyncssh or the socket raised into the most specific ConnectError."""
-    import asyncssh
-
-    port = node.ssh_port or 22
+    port = judge.port or node.ssh_port or 22
     if isinstance(exc, asyncssh.HostKeyNotVerifiable):
-        if trusted:
+        name = _known_hosts_name(judge.host or node.ip, port)
+        if judge.had_entry:
             return HostKeyChanged(
-                f"REMOTE HOST KEY CHANGED for {node.ip}: it differs from {known_hosts}. "
-                "If the node was reinstalled, remove the old key with "
-                f"`ssh-keygen -R {_known_hosts_name(node.ip, node.ssh_port)} -f {known_hosts}`; "
-                "otherwise suspect an impostor"
+                f"REMOTE HOST KEY CHANGED for {name}: it differs from {judge.known_hosts}. "
+                f"If the node was reinstalled, remove the old key with `ssh-keygen -R {name} "
+                f"-f {judge.known_hosts}`; otherwise suspect an impostor"
             )
         return HostKeyUnknown(
-            f"host key of {node.ip} is not in {known_hosts}; after verifying it, add it with "
-            f"`ssh-keyscan -p {port} {node.ip} >> {known_hosts}`, or set "
-            "host_key_policy: accept-new"
+            f"host key of {name} is not in {judge.known_hosts}; after verifying it, add it "
+            f"with `ssh-keyscan -p {port} {judge.host or node.ip} >> {judge.known_hosts}`, or "
+            "set host_key_policy: accept-new"
         )
     if isinstance(exc, asyncssh.PermissionDenied):
         return AuthFailed(
@@ -251,39 +277,30 @@ def _connect_error(  # noqa: PLR0911 - one return per failure keeps the mapping 
     return ConnectError(f"cannot connect: {_reason(exc)}")
 
 
-def _known_hosts(node: Worker) -> tuple[Path, bool]:
-    """The node's known_hosts file, and whether it holds any key for the node."""
-    path = Path(node.known_hosts or "~/.ssh/known_hosts").expanduser()
-    return path, _has_entry(path, node.ip, node.ssh_port)
+def _known_hosts_name(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if port != 22 else host
 
 
-def _known_hosts_name(host: str, port: int | None) -> str:
-    return f"[{host}]:{port}" if port and port != 22 else host
-
-
-def _has_entry(known_hosts: Path, host: str, port: int | None) -> bool:
+def _has_entry(known_hosts: Path, host: str, addr: str, port: int) -> bool:
     """Whether known_hosts holds any key for the host, which tells 'changed' from 'unknown'."""
-    import asyncssh
-
-    if not known_hosts.exists():
+    if not known_hosts.is_file():
         return False
     try:
-        keys = asyncssh.match_known_hosts(str(known_hosts), host, host, port)
+        keys = asyncssh.match_known_hosts(
+            str(known_hosts), host, addr, port if port != 22 else None
+        )
     except (OSError, ValueError, asyncssh.Error):
         return False
     return bool(keys[0] or keys[1])
 
 
-def _remember(connection: asyncssh.SSHClientConnection, known_hosts: Path, node: Worker) -> None:
-    """Append the node's key to known_hosts: trust on first use, verified ever after."""
-    key = connection.get_server_host_key()
-    if key is None:
-        return
-    line = (
-        f"{_known_hosts_name(node.ip, node.ssh_port)} {key.export_public_key().decode().strip()}\n"
-    )
-    known_hosts.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with known_hosts.open("a", encoding="utf-8") as handle:
+def _remember(judge: _HostKeyJudge, node: Worker) -> None:
+    """Append a first-seen key to known_hosts: trusted from now on, and verified."""
+    assert judge.accepted is not None  # noqa: S101 - the caller checked
+    key = judge.accepted.export_public_key().decode().strip()
+    line = f"{_known_hosts_name(judge.host or node.ip, judge.port or 22)} {key}\n"
+    judge.known_hosts.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with judge.known_hosts.open("a", encoding="utf-8") as handle:
         handle.write(line)
 
 
