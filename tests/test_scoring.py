@@ -198,7 +198,7 @@ def test_worst_exit_code_ranks_problems_first(node_statuses: list[NodeStatus]) -
 
 
 def test_readme_worked_example() -> None:
-    """The README's example: gpu warns, disk fails, a GPU at 82 °C: 67.5 and unhealthy."""
+    """The README's example: gpu warns, disk fails, a GPU at 82 °C: 70 and unhealthy."""
     checks = results(Status.OK, Status.WARN, Status.OK, Status.FAIL, Status.OK)
     v = judge(checks, gpus=(gpu(temperature=82),), host=host())
-    assert (v.health_score, v.status) == (67.5, NodeStatus.UNHEALTHY)
+    assert (v.health_score, v.status) == (70.0, NodeStatus.UNHEALTHY)

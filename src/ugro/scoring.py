@@ -1,8 +1,12 @@
 """Pure verdicts: check results and metrics in, node status, 0–100 score and alerts out.
 
-The formula (README, "Score"): each enabled check carries its weight; ok earns all of it,
-warn half, fail and unknown none; the earned share of the enabled weight, times 100, less
-the pressure penalties below, clamped to 0–100. An unreachable node scores 0.
+The formula (README, "Score"): each enabled check carries its weight and earns a credit:
+ok all of it, warn half, fail and unknown none. Pressure in the detailed metrics a check
+measured (a hot GPU, an overloaded host) takes a share of that check's credit. The score is
+the earned share of the enabled weight, times 100. An unreachable node scores 0.
+
+Because pressure only ever scales a check's own credit, and a failing check earns nothing,
+a failing check can never raise the score.
 """
 
 from __future__ import annotations
@@ -32,85 +36,66 @@ MEMORY_CRITICAL = 0.05
 
 
 @dataclass(frozen=True, slots=True)
-class Penalty:
-    """Points taken off the score for a detailed metric under pressure, and why."""
+class Pressure:
+    """A share of one check's credit lost to a metric under pressure, and the alert it raises."""
 
-    points: float
+    check: str
+    share: Fraction
     alert: Alert
 
 
-def penalties(gpus: tuple[GpuMetrics, ...], host: HostMetrics | None) -> list[Penalty]:
-    """Pressure found in detailed metrics; at most 20 points from GPUs and 15 from the host."""
+def pressures(gpus: tuple[GpuMetrics, ...], host: HostMetrics | None) -> list[Pressure]:
+    """Pressure in the detailed metrics: GPU readings weigh on `gpu`, host ones on `ssh`."""
     found = []
     temps = [(g.temperature_c, g.index) for g in gpus if g.temperature_c is not None]
     if temps:
         hottest, index = max(temps)
         if hottest >= GPU_CRITICAL_C:
-            found.append(
-                Penalty(
-                    15,
-                    Alert(
-                        "critical",
-                        f"GPU {index} at {hottest:g} °C (≥ {GPU_CRITICAL_C} °C): "
-                        "check cooling; it will throttle",
-                    ),
-                )
-            )
+            text = f"GPU {index} at {hottest:g} °C (≥ {GPU_CRITICAL_C} °C): check cooling"
+            found.append(Pressure("gpu", Fraction(3, 5), Alert("critical", text)))
         elif hottest >= GPU_HOT_C:
-            found.append(
-                Penalty(5, Alert("warning", f"GPU {index} at {hottest:g} °C (≥ {GPU_HOT_C} °C)"))
-            )
+            text = f"GPU {index} at {hottest:g} °C (≥ {GPU_HOT_C} °C)"
+            found.append(Pressure("gpu", Fraction(1, 5), Alert("warning", text)))
     full = [
-        g.index
+        str(g.index)
         for g in gpus
         if g.memory_used_mib is not None
         and g.memory_total_mib
         and g.memory_used_mib / g.memory_total_mib >= GPU_MEMORY_FULL
     ]
     if full:
-        found.append(
-            Penalty(
-                5,
-                Alert(
-                    "warning",
-                    f"GPU memory ≥ {GPU_MEMORY_FULL:.0%} used on GPU {', '.join(map(str, full))}: "
-                    "another process holds it",
-                ),
-            )
-        )
+        text = f"GPU {', '.join(full)}: memory ≥ {GPU_MEMORY_FULL:.0%} used by another process"
+        found.append(Pressure("gpu", Fraction(1, 5), Alert("warning", text)))
     if host is not None:
         if host.cpus and host.load_1m / host.cpus >= LOAD_PER_CPU:
-            found.append(Penalty(5, Alert("warning", f"load {host.load_1m:g} on {host.cpus} CPUs")))
+            text = f"load {host.load_1m:g} on {host.cpus} CPUs"
+            found.append(Pressure("ssh", Fraction(1, 5), Alert("warning", text)))
         if host.memory_total_bytes:
             available = host.memory_available_bytes / host.memory_total_bytes
             if available < MEMORY_CRITICAL:
-                found.append(
-                    Penalty(
-                        10,
-                        Alert(
-                            "warning",
-                            f"only {available:.0%} of memory available: "
-                            "the node may swap or OOM-kill",
-                        ),
-                    )
-                )
+                text = f"only {available:.0%} of memory available: the node may swap or OOM-kill"
+                found.append(Pressure("ssh", Fraction(2, 5), Alert("warning", text)))
             elif available < MEMORY_LOW:
-                found.append(
-                    Penalty(5, Alert("warning", f"only {available:.0%} of memory available"))
-                )
+                text = f"only {available:.0%} of memory available"
+                found.append(Pressure("ssh", Fraction(1, 5), Alert("warning", text)))
     return found
 
 
 def score(
-    checks: tuple[CheckResult, ...], weights: dict[str, float], pressure: list[Penalty]
+    checks: tuple[CheckResult, ...], weights: dict[str, float], pressure: list[Pressure]
 ) -> float:
     """Health score 0–100 (module docstring); 100 needs every check ok and no pressure."""
     total = sum(Fraction(weights[c.name]) for c in checks)
     if not total:
         return 0.0
-    earned = sum(Fraction(weights[c.name]) * CREDIT[c.status] for c in checks)
-    value = float(earned / total * 100) - sum(p.points for p in pressure)
-    return round(min(100.0, max(0.0, value)), 1)
+    lost: dict[str, Fraction] = {}
+    for p in pressure:
+        lost[p.check] = min(Fraction(1), lost.get(p.check, Fraction(0)) + p.share)
+    earned = sum(
+        Fraction(weights[c.name]) * CREDIT[c.status] * (1 - lost.get(c.name, Fraction(0)))
+        for c in checks
+    )
+    return round(float(earned / total * 100), 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +128,7 @@ def verdict(  # noqa: PLR0913 - one verdict needs all of these, and they are key
     ssh = next((c for c in checks if c.name == "ssh"), None)
     if ssh is not None and ssh.status is Status.FAIL:
         unreachable = unreachable or ssh.message
-    pressure = [] if unreachable else penalties(gpus, host)
+    pressure = [] if unreachable else pressures(gpus, host)
     health = 0.0 if unreachable else score(checks, weights, pressure)
     if unreachable:
         status = NodeStatus.UNREACHABLE
@@ -168,7 +153,7 @@ def verdict(  # noqa: PLR0913 - one verdict needs all of these, and they are key
 
 
 def _alerts(
-    checks: tuple[CheckResult, ...], pressure: list[Penalty], *, unreachable: str | None
+    checks: tuple[CheckResult, ...], pressure: list[Pressure], *, unreachable: str | None
 ) -> tuple[Alert, ...]:
     if unreachable:
         return (Alert("critical", f"unreachable: {unreachable}"),)
