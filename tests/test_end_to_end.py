@@ -255,3 +255,21 @@ def test_embedded_default_checks_this_machine(cluster: TestCluster) -> None:
     assert statuses(node) == {"ssh": "ok", "gpu": "ok", "torch": "ok", "disk": "ok"}
     assert node["checks"]["ssh"]["message"].startswith("local machine, no SSH needed")
     assert ran.code in (0, 1)
+
+
+def test_check_rebuilds_a_corrupt_state_file(
+    cluster: TestCluster, tmp_path: Path, isolated_home: Path
+) -> None:
+    """A corrupt state file is moved aside with one log line, and the check's verdicts stored."""
+    isolated_home.mkdir(parents=True, exist_ok=True)
+    state = isolated_home / "cluster_state.json"
+    state.write_bytes(b'{"schema_version": 1, "nodes": {"h0": {"name": ')
+    path = cluster.write_config(tmp_path / "cluster.yaml", hosts=cluster.hosts[:1])
+    ran = run_ugro("--config", path, "check")
+    assert ran.code in (0, 1)
+    (line,) = ran.err.splitlines()
+    assert line.startswith(f"ugro: state file {state} was corrupt")
+    assert "moved to" in line
+    (aside,) = isolated_home.glob("cluster_state.json.corrupt-*")
+    assert aside.read_bytes().startswith(b'{"schema_version": 1')
+    assert run_ugro("health", "--json").json()["nodes"][0]["name"] == "h0"

@@ -12,6 +12,7 @@ Usage errors of `check` and `health` exit 3 too: to a Nagios-style caller, 2 wou
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,6 +69,7 @@ def errors_exit(code: int) -> Callable[[F], F]:
 @click.pass_context
 def main(ctx: click.Context, config_path: Path | None) -> None:
     """Tell which nodes of a GPU cluster can train, and why the others cannot."""
+    logging.basicConfig(level=logging.WARNING, format="ugro: %(message)s", stream=sys.stderr)
     ctx.obj = config_path
 
 
