@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,11 +22,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from ugro.errors import UgroError
+from ugro.model import NodeStatus
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ugro.config import Config
+    from ugro.state import ClusterState
 
 F = TypeVar("F", bound="Callable[..., Any]")
 
@@ -161,12 +164,39 @@ def health(as_json: bool) -> None:
         _fail(message, NO_VERDICT)
         return
     now = datetime.now(UTC)
-    rows = [report.Row.of(v, now, state.stale_after_s) for v in state.nodes.values()]
+    interval = state.daemon.interval_s if state.daemon else None
+    rows = [report.Row.of(v, now, state.stale_after_s, interval) for v in state.nodes.values()]
+    notes = [_monitor_note(state, now)] if any(r.status is NodeStatus.STALE for r in rows) else []
     if as_json:
-        report.print_json(report.document(rows, source="state", now=now))
+        report.print_json(report.document(rows, source="state", now=now, notes=notes))
     else:
-        report.print_table(rows, footer=report.summary_line(rows))
+        report.print_table(rows, footer="\n".join([report.summary_line(rows), *notes]))
     sys.exit(report.exit_code(rows))
+
+
+def _monitor_note(state: ClusterState, now: datetime) -> str:
+    """Why the state is stale: no monitor, a stopped or dead one, or one that is behind."""
+    info = state.daemon
+    start = "start it with `ugro daemon start`"
+    if info is None:
+        return f"verdicts are stale: no monitor keeps them fresh; {start}"
+    if not info.running:
+        stopped = info.last_sweep_at or info.started_at
+        return (
+            f"verdicts are stale: the monitor stopped after {stopped:%Y-%m-%d %H:%M:%S}Z; {start}"
+        )
+    try:
+        os.kill(info.pid, 0)
+    except ProcessLookupError:
+        return f"verdicts are stale: the monitor (pid {info.pid}) died without stopping; {start}"
+    except PermissionError:
+        pass
+    last = info.last_sweep_at or info.started_at
+    behind = (now - last).total_seconds()
+    return (
+        f"verdicts are stale: the monitor (pid {info.pid}) is behind, last sweep {behind:.0f} s "
+        f"ago with a {info.interval_s:g} s interval; see its log"
+    )
 
 
 @main.command()
@@ -210,3 +240,68 @@ def validate(ctx: click.Context, path: Path | None) -> None:
         f"{target}: OK, {len(nodes)} worker{'s' if len(nodes) != 1 else ''}: "
         + ", ".join(n.name for n in nodes)
     )
+
+
+@main.group()
+def daemon() -> None:
+    """Run and control the monitor daemon."""
+
+
+@daemon.command(name="run")
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Log here [default: monitor.log in $XDG_STATE_HOME/ugro].",
+)
+@click.option("--no-stderr", is_flag=True, help="Log only to the file, not to stderr.")
+@click.pass_context
+@errors_exit(1)
+def daemon_run(ctx: click.Context, log_file: Path | None, no_stderr: bool) -> None:
+    """Run the monitor in the foreground (what systemd's ExecStart runs)."""
+    from ugro import daemon as monitor_daemon
+
+    sys.exit(monitor_daemon.run(ctx.obj, log_file=log_file, to_stderr=not no_stderr))
+
+
+@daemon.command(name="start")
+@click.pass_context
+@errors_exit(1)
+def daemon_start(ctx: click.Context) -> None:
+    """Start the monitor: the systemd user unit if installed, else a detached process."""
+    from ugro import service
+
+    sys.exit(service.start(ctx.obj))
+
+
+@daemon.command(name="stop")
+@errors_exit(1)
+def daemon_stop() -> None:
+    """Stop the monitor (SIGTERM, then SIGKILL after 10 s)."""
+    from ugro import service
+
+    sys.exit(service.stop())
+
+
+@daemon.command(name="status")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@errors_exit(NO_VERDICT)
+def daemon_status(as_json: bool) -> None:
+    """Say whether the monitor runs; exit 0 when it does, 3 when it does not."""
+    from ugro import report, service
+
+    status = service.status_report()
+    if as_json:
+        report.print_json(status)
+    else:
+        service.print_status(status)
+    sys.exit(0 if status["running"] else NO_VERDICT)
+
+
+@daemon.command(name="install")
+@click.pass_context
+@errors_exit(1)
+def daemon_install(ctx: click.Context) -> None:
+    """Write and enable the systemd user unit ~/.config/systemd/user/ugro-monitor.service."""
+    from ugro import service
+
+    sys.exit(service.install(ctx.obj))

@@ -11,7 +11,7 @@ import ipaddress
 import re
 import shlex
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
@@ -70,6 +70,12 @@ class NodeSettings(_Model):
     identity_file: str | None = None
     known_hosts: str | None = None
     checks: list[CheckName] = Field(default_factory=lambda: list(ALL_CHECKS), min_length=1)
+
+    @field_validator("host_key_policy", mode="before")
+    @classmethod
+    def _unquoted_off(cls, value: object) -> object:
+        # YAML 1.1 reads a bare `off` as false; the operator meant the policy.
+        return "off" if value is False else value
 
     @field_validator("python")
     @classmethod
@@ -130,9 +136,25 @@ class Worker(NodeSettings):
         return value
 
 
-class ClusterConfig(NodeSettings):
-    """The whole file: top-level defaults and the workers."""
+class MonitorSettings(_Model):
+    """How the daemon sweeps: timing, hysteresis, backoff and its log."""
 
+    interval_s: float = Field(default=30, gt=0, le=86400)
+    confirm_s: float = Field(default=5, gt=0, le=3600)
+    fail_after: int = Field(default=2, ge=1, le=100)
+    recover_after: int = Field(default=2, ge=1, le=100)
+    backoff_after: int = Field(default=3, ge=1, le=100)
+    max_backoff_s: float = Field(default=300, gt=0, le=86400)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_file: str | None = None
+    log_max_bytes: int = Field(default=10_000_000, ge=10_000)
+    log_backups: int = Field(default=5, ge=0, le=100)
+
+
+class ClusterConfig(NodeSettings):
+    """The whole file: top-level defaults, the daemon's settings and the workers."""
+
+    monitor: MonitorSettings = MonitorSettings()
     workers: list[Worker] = Field(min_length=1)
 
     def nodes(self) -> list[Worker]:
@@ -156,6 +178,7 @@ class Config:
 
     nodes: list[Worker]
     source: Path | None
+    monitor: MonitorSettings = field(default_factory=MonitorSettings)
 
 
 def local_default() -> Config:
@@ -176,7 +199,8 @@ def load(explicit: str | Path | None = None) -> Config:
     path, named = paths.resolve_config(explicit)
     if not named and not path.exists():
         return local_default()
-    return Config(nodes=parse_file(path).nodes(), source=path)
+    parsed = parse_file(path)
+    return Config(nodes=parsed.nodes(), source=path, monitor=parsed.monitor)
 
 
 def parse_file(path: Path) -> ClusterConfig:
@@ -317,6 +341,8 @@ def _explain(error: Any, loc: tuple[str | int, ...]) -> str:  # noqa: ANN401 - p
 def _allowed_keys(parent: tuple[str | int, ...]) -> list[str]:
     if parent and parent[-1] == "timeouts":
         return list(Timeouts.model_fields)
+    if parent == ("monitor",):
+        return list(MonitorSettings.model_fields)
     if len(parent) >= 2 and parent[0] == "workers":
         return list(Worker.model_fields)
     return list(ClusterConfig.model_fields)

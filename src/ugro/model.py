@@ -137,6 +137,49 @@ class Alert:
 
 
 @dataclass(frozen=True, slots=True)
+class Tracking:
+    """What the daemon's hysteresis knows about a node besides its latest check."""
+
+    observed: NodeStatus
+    since: datetime
+    fail_streak: int
+    pass_streak: int
+    unreachable_streak: int
+    next_check_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        """The `tracking` object of a node in the state file."""
+        return {
+            "observed": self.observed.value,
+            "since": self.since.isoformat(),
+            "fail_streak": self.fail_streak,
+            "pass_streak": self.pass_streak,
+            "unreachable_streak": self.unreachable_streak,
+            "next_check_at": self.next_check_at.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Tracking:
+        """Inverse of `to_json`."""
+        return cls(
+            observed=NodeStatus(data["observed"]),
+            since=_utc(data["since"]),
+            fail_streak=int(data["fail_streak"]),
+            pass_streak=int(data["pass_streak"]),
+            unreachable_streak=int(data["unreachable_streak"]),
+            next_check_at=_utc(data["next_check_at"]),
+        )
+
+
+def _utc(text: str) -> datetime:
+    """An ISO 8601 time that must carry its UTC offset."""
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ValueError(f"time {text!r} has no UTC offset")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
 class NodeVerdict:
     """Everything ugro concluded about one node in one check."""
 
@@ -150,6 +193,7 @@ class NodeVerdict:
     gpus: tuple[GpuMetrics, ...] = ()
     host: HostMetrics | None = None
     alerts: tuple[Alert, ...] = field(default=())
+    tracking: Tracking | None = None
 
     def failing(self) -> tuple[CheckResult, ...]:
         """Checks that did not pass, in check order."""
@@ -177,22 +221,21 @@ class NodeVerdict:
             "gpus": [asdict(g) for g in self.gpus],
             "host": asdict(self.host) if self.host else None,
             "alerts": [asdict(a) for a in self.alerts],
+            "tracking": self.tracking.to_json() if self.tracking else None,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> NodeVerdict:
         """Inverse of `to_json`; raises AttributeError, KeyError, TypeError or ValueError."""
         host = data.get("host")
-        last_check = datetime.fromisoformat(data["last_check"])
-        if last_check.tzinfo is None:
-            raise ValueError(f"last_check {data['last_check']!r} has no UTC offset")
+        tracking = data.get("tracking")
         return cls(
             name=data["name"],
             address=data["address"],
             status=NodeStatus(data["status"]),
             health_score=float(data["health_score"]),
             pass_rate=float(data["pass_rate"]),
-            last_check=last_check,
+            last_check=_utc(data["last_check"]),
             checks=tuple(
                 CheckResult(
                     name=name,
@@ -207,4 +250,5 @@ class NodeVerdict:
             gpus=tuple(GpuMetrics(**g) for g in data["gpus"]),
             host=HostMetrics(**host) if host else None,
             alerts=tuple(Alert(**a) for a in data["alerts"]),
+            tracking=Tracking.from_json(tracking) if tracking else None,
         )

@@ -29,6 +29,30 @@ def state_file() -> Path:
     return (_home() or _xdg("XDG_CACHE_HOME", ".cache")) / "cluster_state.json"
 
 
+def log_file() -> Path:
+    """The daemon's log (never a fixed name in /tmp: that invites symlink attacks)."""
+    return (_home() or _xdg("XDG_STATE_HOME", ".local/state")) / "monitor.log"
+
+
+def pid_file() -> Path:
+    """The running daemon's pid, held with a lock for as long as it runs."""
+    home = _home()
+    if home:
+        return home / "daemon.pid"
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and Path(runtime).is_absolute():
+        return Path(runtime) / APP / "daemon.pid"
+    return _xdg("XDG_STATE_HOME", ".local/state") / "daemon.pid"
+
+
+def unit_file() -> Path:
+    """Where `ugro daemon install` writes the systemd user unit."""
+    return _xdg("XDG_CONFIG_HOME", ".config").parent / "systemd" / "user" / UNIT_NAME
+
+
+UNIT_NAME = "ugro-monitor.service"
+
+
 def resolve_config(explicit: str | os.PathLike[str] | None) -> tuple[Path, bool]:
     """The config path to use and whether the operator named it (flag or $UGRO_CONFIG).
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ugro.model import NodeStatus, NodeVerdict, worst_exit_code
@@ -27,10 +27,26 @@ class Row:
     age_s: float
 
     @classmethod
-    def of(cls, verdict: NodeVerdict, now: datetime, stale_after_s: float | None = None) -> Row:
-        """Show `verdict` at `now`; older than `stale_after_s` it is stale."""
+    def of(
+        cls,
+        verdict: NodeVerdict,
+        now: datetime,
+        stale_after_s: float | None = None,
+        interval_s: float | None = None,
+    ) -> Row:
+        """Show `verdict` at `now`; older than `stale_after_s` it is stale.
+
+        A node the daemon deliberately checks less often (backoff) is stale only when its
+        next check is overdue by as much as a normal node's would be.
+        """
         age = max(0.0, (now - verdict.last_check).total_seconds())
-        stale = stale_after_s is not None and age > stale_after_s
+        stale = False
+        if stale_after_s is not None:
+            deadline = verdict.last_check + timedelta(seconds=stale_after_s)
+            if verdict.tracking and interval_s:
+                overdue = timedelta(seconds=stale_after_s - interval_s)
+                deadline = max(deadline, verdict.tracking.next_check_at + overdue)
+            stale = now > deadline
         return cls(verdict, NodeStatus.STALE if stale else verdict.status, age)
 
 
@@ -39,7 +55,9 @@ def exit_code(rows: Sequence[Row]) -> int:
     return worst_exit_code([r.status.exit_code for r in rows])
 
 
-def document(rows: Sequence[Row], *, source: str, now: datetime | None = None) -> dict[str, Any]:
+def document(
+    rows: Sequence[Row], *, source: str, now: datetime | None = None, notes: Sequence[str] = ()
+) -> dict[str, Any]:
     """The `--json` document."""
     now = now or datetime.now(UTC)
     summary: dict[str, int] = {}
@@ -51,6 +69,7 @@ def document(rows: Sequence[Row], *, source: str, now: datetime | None = None) -
         "generated_at": now.isoformat(),
         "exit_code": exit_code(rows),
         "summary": summary,
+        "notes": list(notes),
         "nodes": [
             {
                 **row.verdict.to_json(),

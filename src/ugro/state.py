@@ -25,10 +25,56 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
 SCHEMA_VERSION = 1
-# A verdict older than this is shown as stale: three sweeps of the default 30 s interval.
-DEFAULT_STALE_AFTER_S = 90.0
+# A verdict older than this many of the daemon's intervals is shown as stale.
+STALE_SWEEPS = 3
+DEFAULT_STALE_AFTER_S = STALE_SWEEPS * 30.0
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DaemonInfo:
+    """What the monitor daemon says about itself in the state file."""
+
+    pid: int
+    started_at: datetime
+    running: bool
+    interval_s: float
+    sweeps: int = 0
+    last_sweep_at: datetime | None = None
+    last_sweep_duration_s: float | None = None
+    config: str | None = None
+    started_by: str = "foreground"
+
+    def to_json(self) -> dict[str, Any]:
+        """The `daemon` object of the state file."""
+        return {
+            "pid": self.pid,
+            "started_at": self.started_at.isoformat(),
+            "running": self.running,
+            "interval_s": self.interval_s,
+            "sweeps": self.sweeps,
+            "last_sweep_at": self.last_sweep_at.isoformat() if self.last_sweep_at else None,
+            "last_sweep_duration_s": self.last_sweep_duration_s,
+            "config": self.config,
+            "started_by": self.started_by,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DaemonInfo:
+        """Inverse of `to_json`."""
+        last = data.get("last_sweep_at")
+        return cls(
+            pid=int(data["pid"]),
+            started_at=datetime.fromisoformat(data["started_at"]),
+            running=bool(data["running"]),
+            interval_s=float(data["interval_s"]),
+            sweeps=int(data.get("sweeps", 0)),
+            last_sweep_at=datetime.fromisoformat(last) if last else None,
+            last_sweep_duration_s=data.get("last_sweep_duration_s"),
+            config=data.get("config"),
+            started_by=str(data.get("started_by", "foreground")),
+        )
 
 
 @dataclass
@@ -38,6 +84,7 @@ class ClusterState:
     nodes: dict[str, NodeVerdict] = field(default_factory=dict)
     updated_at: datetime | None = None
     stale_after_s: float = DEFAULT_STALE_AFTER_S
+    daemon: DaemonInfo | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The file's JSON document."""
@@ -45,6 +92,7 @@ class ClusterState:
             "schema_version": SCHEMA_VERSION,
             "updated_at": self.updated_at.isoformat() if self.updated_at else None,
             "stale_after_s": self.stale_after_s,
+            "daemon": self.daemon.to_json() if self.daemon else None,
             "nodes": {name: v.to_json() for name, v in self.nodes.items()},
         }
 
@@ -54,10 +102,12 @@ class ClusterState:
         if not isinstance(data, dict):
             raise TypeError("the document is not a JSON object")
         updated = data.get("updated_at")
+        daemon = data.get("daemon")
         return cls(
             nodes={name: NodeVerdict.from_json(v) for name, v in data["nodes"].items()},
             updated_at=datetime.fromisoformat(updated) if updated else None,
             stale_after_s=float(data.get("stale_after_s", DEFAULT_STALE_AFTER_S)),
+            daemon=DaemonInfo.from_json(daemon) if daemon else None,
         )
 
 
@@ -96,12 +146,18 @@ class StateStore:
             return None
 
     def update(
-        self, verdicts: Iterable[NodeVerdict], *, keep: Iterable[str] | None = None
+        self,
+        verdicts: Iterable[NodeVerdict],
+        *,
+        keep: Iterable[str] | None = None,
+        daemon: DaemonInfo | None = None,
     ) -> ClusterState:
         """Store new verdicts, under the writers' lock.
 
         Nodes not in `verdicts` are kept when their name is in `keep`, dropped otherwise;
         `keep=None` keeps every node (a check of a few nodes leaves the others alone).
+        The daemon passes `daemon`, which also sets staleness to three of its intervals;
+        other writers leave both as they were.
         """
         with self._locked():
             state = self._read(repair=True) or ClusterState()
@@ -110,6 +166,9 @@ class StateStore:
                 state.nodes = {n: v for n, v in state.nodes.items() if n in kept}
             for v in verdicts:
                 state.nodes[v.name] = v
+            if daemon is not None:
+                state.daemon = daemon
+                state.stale_after_s = STALE_SWEEPS * daemon.interval_s
             state.updated_at = datetime.now(UTC)
             self._write(state)
             return state

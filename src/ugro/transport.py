@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import errno
 import os
+import signal
 import socket
 import time
 from pathlib import Path
@@ -77,11 +78,13 @@ class LocalSession:
         )
         try:
             out, err = await asyncio.wait_for(process.communicate(), timeout)
-        except TimeoutError:
+        except (TimeoutError, asyncio.CancelledError) as exc:
             # The whole process group: a hung nvidia-smi under sh would otherwise linger.
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, 9)
+                os.killpg(process.pid, signal.SIGKILL)
             await process.wait()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
             raise CommandTimeout(f"did not finish within {timeout:g} s") from None
         return CommandResult(
             exit_status=process.returncode,
