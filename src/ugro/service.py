@@ -77,18 +77,8 @@ def find_daemon(*, clean: bool = True) -> tuple[Running | None, str | None]:
 
 def _systemctl(*args: str) -> subprocess.CompletedProcess[str] | None:
     """`systemctl --user ARGS`, or None when there is no systemctl or no user manager."""
-    systemctl = shutil.which("systemctl")
-    if systemctl is None:
-        return None
-    try:
-        done = subprocess.run(
-            [systemctl, "--user", *args],
-            capture_output=True,
-            text=True,
-            timeout=SYSTEMCTL_TIMEOUT_S,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
+    done = _tool("systemctl", "--user", *args)
+    if done is None:
         return None
     # 1 is "failed"/"inactive" for is-active and friends; worse means no user manager.
     if "Failed to connect to bus" in done.stderr or done.returncode > 4:
@@ -323,18 +313,21 @@ def install(config_path: Path | None, *, linger: Callable[[], bool | None] | Non
 
 def _lingering() -> bool | None:
     """Whether systemd keeps this user's manager running without a login (None: unknown)."""
-    loginctl = shutil.which("loginctl")
     user = os.environ.get("USER")
-    if loginctl is None or not user:
+    done = _tool("loginctl", "show-user", user, "--property=Linger") if user else None
+    if done is None or done.returncode != 0:
+        return None
+    return done.stdout.strip() == "Linger=yes"
+
+
+def _tool(name: str, *args: str) -> subprocess.CompletedProcess[str] | None:
+    """Run a systemd tool with a timeout; None when it is missing or does not answer."""
+    path = shutil.which(name)
+    if path is None:
         return None
     try:
-        done = subprocess.run(
-            [loginctl, "show-user", user, "--property=Linger"],
-            capture_output=True,
-            text=True,
-            timeout=SYSTEMCTL_TIMEOUT_S,
-            check=False,
+        return subprocess.run(
+            [path, *args], capture_output=True, text=True, timeout=SYSTEMCTL_TIMEOUT_S, check=False
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return done.stdout.strip() == "Linger=yes" if done.returncode == 0 else None
