@@ -105,6 +105,16 @@ class HostMetrics:
 
 
 @dataclass(frozen=True, slots=True)
+class DiskSpace:
+    """Free space under one configured path, as df reports it."""
+
+    path: str
+    mount: str
+    free_bytes: int
+    total_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class Evaluation:
     """What a check's pure `evaluate` concludes from one command result."""
 
@@ -114,6 +124,7 @@ class Evaluation:
     unit: str | None = None
     gpus: tuple[GpuMetrics, ...] = ()
     host: HostMetrics | None = None
+    disks: tuple[DiskSpace, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +203,7 @@ class NodeVerdict:
     checks: tuple[CheckResult, ...]
     gpus: tuple[GpuMetrics, ...] = ()
     host: HostMetrics | None = None
+    disks: tuple[DiskSpace, ...] = ()
     alerts: tuple[Alert, ...] = field(default=())
     tracking: Tracking | None = None
 
@@ -220,6 +232,7 @@ class NodeVerdict:
             },
             "gpus": [asdict(g) for g in self.gpus],
             "host": asdict(self.host) if self.host else None,
+            "disks": [asdict(d) for d in self.disks],
             "alerts": [asdict(a) for a in self.alerts],
             "tracking": self.tracking.to_json() if self.tracking else None,
         }
@@ -249,6 +262,7 @@ class NodeVerdict:
             ),
             gpus=tuple(GpuMetrics(**g) for g in data["gpus"]),
             host=HostMetrics(**host) if host else None,
+            disks=tuple(DiskSpace(**d) for d in data.get("disks", ())),
             alerts=tuple(Alert(**a) for a in data["alerts"]),
             tracking=Tracking.from_json(tracking) if tracking else None,
         )

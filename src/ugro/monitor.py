@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING
 from ugro import scoring
 from ugro.checks import Check, registry
 from ugro.errors import CommandTimeout, ConnectError, TransportError
-from ugro.model import CheckResult, Evaluation, GpuMetrics, HostMetrics, NodeVerdict, Status
+from ugro.model import (
+    CheckResult,
+    DiskSpace,
+    Evaluation,
+    GpuMetrics,
+    HostMetrics,
+    NodeVerdict,
+    Status,
+)
 from ugro.transport import LocalTransport, SSHTransport, Transport
 
 if TYPE_CHECKING:
@@ -77,6 +85,7 @@ async def check_node(node: Worker, transport: Transport) -> NodeVerdict:
     checked: list[CheckResult] = []
     gpus: tuple[GpuMetrics, ...] = ()
     host: HostMetrics | None = None
+    disks: tuple[DiskSpace, ...] = ()
     for check, (evaluation, duration) in zip(enabled, outcomes, strict=True):
         # The ssh check's time is the whole round trip: connect, then the command.
         elapsed = duration + connect_ms if check.name == "ssh" else duration
@@ -92,7 +101,8 @@ async def check_node(node: Worker, transport: Transport) -> NodeVerdict:
         )
         gpus = gpus or evaluation.gpus
         host = host or evaluation.host
-    return _judge(node, when, tuple(checked), gpus=gpus, host=host)
+        disks = disks or evaluation.disks
+    return _judge(node, when, tuple(checked), gpus=gpus, host=host, disks=disks)
 
 
 def _judge(  # noqa: PLR0913 - the keyword-only parts of one verdict
@@ -102,6 +112,7 @@ def _judge(  # noqa: PLR0913 - the keyword-only parts of one verdict
     *,
     gpus: tuple[GpuMetrics, ...] = (),
     host: HostMetrics | None = None,
+    disks: tuple[DiskSpace, ...] = (),
     unreachable: str | None = None,
 ) -> NodeVerdict:
     weights = {name: check.weight for name, check in registry().items()}
@@ -114,6 +125,7 @@ def _judge(  # noqa: PLR0913 - the keyword-only parts of one verdict
         thresholds=scoring.Thresholds(node.pass_rate, node.degraded_score),
         gpus=gpus,
         host=host,
+        disks=disks,
         unreachable=unreachable,
     )
 

@@ -15,7 +15,16 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
-from ugro.model import Alert, CheckResult, GpuMetrics, HostMetrics, NodeStatus, NodeVerdict, Status
+from ugro.model import (
+    Alert,
+    CheckResult,
+    DiskSpace,
+    GpuMetrics,
+    HostMetrics,
+    NodeStatus,
+    NodeVerdict,
+    Status,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -116,6 +125,7 @@ def verdict(  # noqa: PLR0913 - one verdict needs all of these, and they are key
     thresholds: Thresholds,
     gpus: tuple[GpuMetrics, ...] = (),
     host: HostMetrics | None = None,
+    disks: tuple[DiskSpace, ...] = (),
     unreachable: str | None = None,
 ) -> NodeVerdict:
     """Combine one node's check results into its verdict (DESIGN §5).
@@ -148,6 +158,7 @@ def verdict(  # noqa: PLR0913 - one verdict needs all of these, and they are key
         checks=checks,
         gpus=gpus,
         host=host,
+        disks=disks,
         alerts=_alerts(checks, pressure, unreachable=unreachable),
     )
 

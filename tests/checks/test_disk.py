@@ -63,16 +63,15 @@ def test_spaces_in_filesystem_and_mount() -> None:
     """Filesystem names and mount points with spaces parse."""
     result = disk.CHECK.evaluate(df("spaces-in-names.txt"), node("/mnt/my data"))
     assert result.status is Status.OK
-    assert (
-        disk.parse(fixture_text("df", "spaces-in-names.txt"))["/mnt/my data"].mount
-        == "/mnt/my data"
-    )
+    assert result.disks[0].mount == "/mnt/my data"
+    assert result.disks[0].total_bytes == 1953125000 * 1024
 
 
 def test_truncated_output_is_not_a_pass() -> None:
-    """Output cut short fails for the path instead of passing."""
+    """Output cut short fails for the path, saying so, instead of passing."""
     result = disk.CHECK.evaluate(df("truncated.txt"), node("/"))
     assert result.status is Status.FAIL
+    assert "cut short" in result.message
 
 
 def test_no_output_is_unknown() -> None:

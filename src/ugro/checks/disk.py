@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ugro.checks import RemoteCheck
-from ugro.model import CommandResult, Evaluation, Status
+from ugro.model import CommandResult, DiskSpace, Evaluation, Status
 
 if TYPE_CHECKING:
     from ugro.config import Worker
@@ -21,16 +20,6 @@ SECTION = "@@ugro-path "
 _DF_LINE = re.compile(
     r"^(?P<fs>.+?)\s+(?P<blocks>\d+)\s+(?P<used>\d+)\s+(?P<avail>\d+)\s+\d+%\s+(?P<mount>/.*)$"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class PathSpace:
-    """df's answer for one configured path: free bytes and mount point, or df's error."""
-
-    path: str
-    free_bytes: int | None
-    mount: str | None
-    error: str | None
 
 
 class Disk(RemoteCheck):
@@ -50,39 +39,40 @@ class Disk(RemoteCheck):
 
     def evaluate(self, result: CommandResult, node: Worker) -> Evaluation:
         """FAIL naming each path that is missing or short of space; value = least free GB."""
-        spaces = parse(result.stdout)
-        missing = [p for p in node.disk_paths if p not in spaces]
+        answers = parse(result.stdout)
+        missing = [p for p in node.disk_paths if p not in answers]
         if missing:
             return Evaluation(Status.UNKNOWN, f"df gave no answer for {', '.join(missing)}")
         problems = []
-        free: list[float] = []
+        disks = []
         for path in node.disk_paths:
-            space = spaces[path]
-            if space.free_bytes is None:
-                problems.append(f"{path}: {space.error} (is it mounted?)")
+            answer = answers[path]
+            if isinstance(answer, str):
+                problems.append(f"{path}: {answer} (is it mounted?)")
                 continue
-            gb = space.free_bytes / GB
-            free.append(gb)
+            disks.append(answer)
+            gb = answer.free_bytes / GB
             if gb < node.min_disk_gb:
                 problems.append(f"{path}: {_gb(gb)} GB free, below {node.min_disk_gb:g} GB")
-        least = min(free) if free else None
+        least = min(d.free_bytes for d in disks) / GB if disks else None
         if problems:
             return Evaluation(
                 Status.FAIL,
                 "; ".join(problems) + "; free space (old checkpoints, caches) or mount the volume",
                 value=least,
                 unit="GB",
+                disks=tuple(disks),
             )
-        shown = ", ".join(f"{p} {_gb(spaces[p].free_bytes / GB)} GB" for p in node.disk_paths)  # type: ignore[operator]
-        return Evaluation(Status.OK, f"free: {shown}", value=least, unit="GB")
+        shown = ", ".join(f"{d.path} {_gb(d.free_bytes / GB)} GB" for d in disks)
+        return Evaluation(Status.OK, f"free: {shown}", value=least, unit="GB", disks=tuple(disks))
 
 
 def _gb(value: float) -> str:
     return f"{value:.1f}" if value < 100 else f"{value:.0f}"
 
 
-def parse(stdout: str) -> dict[str, PathSpace]:
-    """The answer of df for each path, from the command's marker-separated output."""
+def parse(stdout: str) -> dict[str, DiskSpace | str]:
+    """The answer of df for each path (its error, when it gave one), from the marked output."""
     sections: dict[str, list[str]] = {}
     current: list[str] | None = None
     for line in stdout.splitlines():
@@ -90,14 +80,17 @@ def parse(stdout: str) -> dict[str, PathSpace]:
             current = sections.setdefault(line.removeprefix(SECTION), [])
         elif current is not None:
             current.append(line)
-    result = {}
+    result: dict[str, DiskSpace | str] = {}
     for path, lines in sections.items():
         match = next((m for m in map(_DF_LINE.match, lines[1:]) if m), None)
         if match:
-            result[path] = PathSpace(path, int(match["avail"]) * 1024, match["mount"], None)
+            blocks, avail = int(match["blocks"]), int(match["avail"])
+            result[path] = DiskSpace(path, match["mount"], avail * 1024, blocks * 1024)
+        elif lines and lines[0].startswith("Filesystem"):
+            result[path] = "df's answer was cut short"
         else:
             said = next((ln for ln in lines if ln.strip()), "df printed nothing")
-            result[path] = PathSpace(path, None, None, said.removeprefix("df: ").strip())
+            result[path] = said.removeprefix("df: ").strip()
     return result
 
 
