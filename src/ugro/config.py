@@ -35,6 +35,11 @@ _DOTTED = re.compile(r"^[0-9.]+$")
 
 Seconds = Annotated[float, Field(gt=0, le=3600)]
 
+# From the exporter range of Prometheus's default port allocations; 9090, 9091, 9093 (the
+# Prometheus stack), 9100 (node_exporter), 9115 (blackbox) and 9400 (dcgm-exporter) are taken
+# on the machines ugro runs on.
+EXPORTER_PORT = 9936
+
 
 class _Model(BaseModel):
     # strict: YAML's `yes` must not become 1 GPU, nor `port: true` port 1.
@@ -151,10 +156,19 @@ class MonitorSettings(_Model):
     log_backups: int = Field(default=5, ge=0, le=100)
 
 
+class ExporterSettings(_Model):
+    """Where the daemon serves Prometheus metrics."""
+
+    enabled: bool = True
+    address: str = "127.0.0.1"
+    port: int = Field(default=EXPORTER_PORT, ge=1, le=65535)
+
+
 class ClusterConfig(NodeSettings):
     """The whole file: top-level defaults, the daemon's settings and the workers."""
 
     monitor: MonitorSettings = MonitorSettings()
+    exporter: ExporterSettings = ExporterSettings()
     workers: list[Worker] = Field(min_length=1)
 
     def nodes(self) -> list[Worker]:
@@ -179,6 +193,7 @@ class Config:
     nodes: list[Worker]
     source: Path | None
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
+    exporter: ExporterSettings = field(default_factory=ExporterSettings)
 
 
 def local_default() -> Config:
@@ -200,7 +215,9 @@ def load(explicit: str | Path | None = None) -> Config:
     if not named and not path.exists():
         return local_default()
     parsed = parse_file(path)
-    return Config(nodes=parsed.nodes(), source=path, monitor=parsed.monitor)
+    return Config(
+        nodes=parsed.nodes(), source=path, monitor=parsed.monitor, exporter=parsed.exporter
+    )
 
 
 def parse_file(path: Path) -> ClusterConfig:
@@ -343,6 +360,8 @@ def _allowed_keys(parent: tuple[str | int, ...]) -> list[str]:
         return list(Timeouts.model_fields)
     if parent == ("monitor",):
         return list(MonitorSettings.model_fields)
+    if parent == ("exporter",):
+        return list(ExporterSettings.model_fields)
     if len(parent) >= 2 and parent[0] == "workers":
         return list(Worker.model_fields)
     return list(ClusterConfig.model_fields)

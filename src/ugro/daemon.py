@@ -28,6 +28,8 @@ from ugro.pidfile import PidLock
 from ugro.state import DaemonInfo, StateStore
 
 if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
     from ugro.config import Config, MonitorSettings, Worker
 
 log = logging.getLogger("ugro.daemon")
@@ -106,6 +108,7 @@ class Daemon:
         self._restore()
         now = time.monotonic()
         self.due = {n.name: now for n in self.cfg.nodes}
+        exporter = self._start_exporter()
         watchdog = asyncio.create_task(self._watchdog())
         sdnotify.notify(f"READY=1\nSTATUS=monitoring {len(self.cfg.nodes)} nodes")
         log.info(
@@ -128,12 +131,32 @@ class Daemon:
                 await self._sleep(min(self.due.values()) - time.monotonic())
         finally:
             watchdog.cancel()
+            if exporter is not None:
+                exporter.shutdown()
+                exporter.server_close()
             sdnotify.notify("STOPPING=1")
             await self.transports.close()
             self.info = dataclasses.replace(self.info, running=False)
             with contextlib.suppress(UgroError):
                 await asyncio.to_thread(self.store.update, [], keep=self.due, daemon=self.info)
             log.info("monitor stopped")
+
+    def _start_exporter(self) -> WSGIServer | None:
+        """Serve /metrics when enabled; a taken port stops the start with a clear message."""
+        settings = self.cfg.exporter
+        if not settings.enabled:
+            return None
+        from ugro import exporter
+
+        try:
+            server = exporter.serve(self.store.path, settings.address, settings.port)
+        except OSError as exc:
+            raise UgroError(
+                f"cannot serve metrics on {settings.address}:{settings.port}: {exc.strerror}; "
+                "set exporter.port in cluster.yaml, or exporter.enabled: false"
+            ) from None
+        log.info("serving metrics on http://%s:%d/metrics", settings.address, settings.port)
+        return server
 
     def _stop(self, sig: signal.Signals) -> None:
         log.info("%s received: stopping", sig.name)
