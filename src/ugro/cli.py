@@ -48,6 +48,8 @@ def errors_exit(code: int) -> Callable[[F], F]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401 - passes click's values through
             try:
                 return command(*args, **kwargs)
+            except click.ClickException:
+                raise
             except UgroError as exc:
                 _fail(str(exc).replace("\n", "\n  "), code)
             except KeyboardInterrupt:
@@ -331,3 +333,56 @@ def metrics(directory: Path | None) -> None:
     except OSError as exc:
         _fail(f"{target}: cannot write: {exc.strerror}", 1)
     click.echo(f"wrote {target}")
+
+
+@main.command()
+@click.argument("node", required=False)
+@click.option(
+    "--since", default="24h", show_default=True, help="A span (30m, 24h, 7d) or an ISO time."
+)
+@click.option(
+    "--check", "check_name", help="Also list this check's samples (status, value, duration)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print check samples as CSV.")
+@errors_exit(1)
+def history(
+    node: str | None, since: str, check_name: str | None, as_json: bool, as_csv: bool
+) -> None:
+    """Show NODE's (or every node's) status changes, summary and score over time."""
+    from ugro import paths, report, timeline
+    from ugro.history import opened
+
+    now = datetime.now(UTC)
+    try:
+        start = timeline.parse_since(since, now)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+    path = paths.history_file()
+    if not path.exists():
+        _fail(f"no history yet ({path}): the monitor records it; run `ugro daemon start`", 1)
+    with opened(path) as store:
+        if node is not None and node not in store.nodes():
+            known = ", ".join(store.nodes()) or "none"
+            _fail(f"no history for node {node!r}; known: {known}", 1)
+        if as_csv:
+            timeline.write_csv(store.check_rows(node, check_name, start))
+            return
+        summaries = store.summaries(node, start, now)
+        period = timeline.Period(
+            since=start,
+            until=now,
+            transitions=store.transitions(node, start),
+            summaries=summaries,
+            charts={
+                s.node: store.score_series(s.node, start, now, CHART_POINTS) for s in summaries
+            },
+            checks=list(store.check_rows(node, check_name, start)) if check_name else [],
+        )
+    if as_json:
+        report.print_json(timeline.document(period))
+    else:
+        timeline.print_report(period)
+
+
+CHART_POINTS = 20

@@ -164,11 +164,20 @@ class ExporterSettings(_Model):
     port: int = Field(default=EXPORTER_PORT, ge=1, le=65535)
 
 
+class HistorySettings(_Model):
+    """What the daemon keeps in the SQLite history, and for how long."""
+
+    enabled: bool = True
+    retention_days: float = Field(default=30, gt=0, le=3650)
+    path: str | None = None
+
+
 class ClusterConfig(NodeSettings):
     """The whole file: top-level defaults, the daemon's settings and the workers."""
 
     monitor: MonitorSettings = MonitorSettings()
     exporter: ExporterSettings = ExporterSettings()
+    history: HistorySettings = HistorySettings()
     workers: list[Worker] = Field(min_length=1)
 
     def nodes(self) -> list[Worker]:
@@ -194,6 +203,7 @@ class Config:
     source: Path | None
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
     exporter: ExporterSettings = field(default_factory=ExporterSettings)
+    history: HistorySettings = field(default_factory=HistorySettings)
 
 
 def local_default() -> Config:
@@ -216,7 +226,11 @@ def load(explicit: str | Path | None = None) -> Config:
         return local_default()
     parsed = parse_file(path)
     return Config(
-        nodes=parsed.nodes(), source=path, monitor=parsed.monitor, exporter=parsed.exporter
+        nodes=parsed.nodes(),
+        source=path,
+        monitor=parsed.monitor,
+        exporter=parsed.exporter,
+        history=parsed.history,
     )
 
 
@@ -362,6 +376,8 @@ def _allowed_keys(parent: tuple[str | int, ...]) -> list[str]:
         return list(MonitorSettings.model_fields)
     if parent == ("exporter",):
         return list(ExporterSettings.model_fields)
+    if parent == ("history",):
+        return list(HistorySettings.model_fields)
     if len(parent) >= 2 and parent[0] == "workers":
         return list(Worker.model_fields)
     return list(ClusterConfig.model_fields)

@@ -17,12 +17,13 @@ import os
 import signal
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ugro import config, hysteresis, monitor, paths, sdnotify
 from ugro.errors import ConfigError, StateError, UgroError
+from ugro.history import History, Sample, Transition
 from ugro.model import NodeStatus, NodeVerdict
 from ugro.pidfile import PidLock
 from ugro.state import DaemonInfo, StateStore
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ugro.daemon")
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+PRUNE_EVERY_S = 3600
 
 
 def setup_logging(settings: MonitorSettings, log_file: Path | None, *, to_stderr: bool) -> Path:
@@ -90,6 +92,8 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.wake = asyncio.Event()
         self.reload_requested = False
+        self.history = _open_history(cfg)
+        self.next_prune = 0.0
         self.info = DaemonInfo(
             pid=os.getpid(),
             started_at=datetime.now(UTC),
@@ -136,6 +140,8 @@ class Daemon:
                 exporter.server_close()
             sdnotify.notify("STOPPING=1")
             await self.transports.close()
+            if self.history is not None:
+                self.history.close()
             self.info = dataclasses.replace(self.info, running=False)
             with contextlib.suppress(UgroError):
                 await asyncio.to_thread(self.store.update, [], keep=self.due, daemon=self.info)
@@ -201,9 +207,22 @@ class Daemon:
             return
         policy = self.cfg.monitor
         steps = []
+        changes = []
         for verdict in task.result():
-            step = hysteresis.advance(self.shown.get(verdict.name), verdict, policy, started_wall)
-            self._log_step(self.shown.get(verdict.name), step)
+            previous = self.shown.get(verdict.name)
+            step = hysteresis.advance(previous, verdict, policy, started_wall)
+            before = previous.status if previous else NodeStatus.UNKNOWN
+            if step.verdict.status is not before:
+                changes.append(
+                    Transition(
+                        started_wall,
+                        verdict.name,
+                        before.value,
+                        step.verdict.status.value,
+                        _reason(step.verdict),
+                    )
+                )
+            self._log_step(before, step)
             self.shown[verdict.name] = step.verdict
             self.due[verdict.name] = started + step.delay_s
             steps.append(step)
@@ -221,6 +240,7 @@ class Daemon:
             )
         except UgroError as exc:
             log.error("could not persist the state: %s", exc)  # noqa: TRY400 - the message is complete
+        await self._record_history([Sample(s.verdict, s.delay_s) for s in steps], changes)
         counts = Counter(self.shown[n].status.value for n in self.due if n in self.shown)
         summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
         log.info(
@@ -233,13 +253,26 @@ class Daemon:
         )
         sdnotify.notify(f"STATUS={summary}")
 
-    def _log_step(self, previous: NodeVerdict | None, step: hysteresis.Step) -> None:
+    async def _record_history(self, samples: list[Sample], changes: list[Transition]) -> None:
+        """Append the sweep to the history, and prune it once an hour; failures are logged."""
+        if self.history is None:
+            return
+        try:
+            await asyncio.to_thread(self.history.record, samples, changes)
+            if time.monotonic() >= self.next_prune:
+                self.next_prune = time.monotonic() + PRUNE_EVERY_S
+                cutoff = datetime.now(UTC) - timedelta(days=self.cfg.history.retention_days)
+                gone = await asyncio.to_thread(self.history.prune, cutoff)
+                log.debug("history: pruned %d samples older than %s", gone, cutoff)
+        except UgroError as exc:
+            log.error("history: %s", exc)  # noqa: TRY400 - the message is complete
+
+    def _log_step(self, before: NodeStatus, step: hysteresis.Step) -> None:
         verdict = step.verdict
         tracking = verdict.tracking
         if tracking is None:
             return
-        reason = verdict.alerts[0].text if verdict.alerts else "all checks pass"
-        before = previous.status if previous else NodeStatus.UNKNOWN
+        reason = _reason(verdict)
         if verdict.status is not before:
             level = logging.WARNING if verdict.status in hysteresis.BAD else logging.INFO
             log.log(
@@ -294,6 +327,17 @@ class Daemon:
         while True:
             sdnotify.notify("WATCHDOG=1")
             await asyncio.sleep(period)
+
+
+def _reason(verdict: NodeVerdict) -> str:
+    return verdict.alerts[0].text if verdict.alerts else "all checks pass"
+
+
+def _open_history(cfg: Config) -> History | None:
+    if not cfg.history.enabled:
+        return None
+    path = Path(cfg.history.path).expanduser() if cfg.history.path else paths.history_file()
+    return History(path)
 
 
 def run(config_path: Path | None, *, log_file: Path | None, to_stderr: bool) -> int:

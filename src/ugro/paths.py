@@ -34,6 +34,11 @@ def log_file() -> Path:
     return (_home() or _xdg("XDG_STATE_HOME", ".local/state")) / "monitor.log"
 
 
+def history_file() -> Path:
+    """The SQLite history of verdicts."""
+    return (_home() or _xdg("XDG_STATE_HOME", ".local/state")) / "history.db"
+
+
 def pid_file() -> Path:
     """The running daemon's pid, held with a lock for as long as it runs."""
     home = _home()

@@ -1,0 +1,169 @@
+"""What `ugro history` shows: status changes, per-node summaries and a score chart.
+
+Kept apart from `history.py`, which only stores and queries: this module only formats.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import sys
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from ugro.history import Summary, Transition
+
+_SPAN = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+BARS = "▁▂▃▄▅▆▇█"
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """'24h', '30m', '7d', '2w' before now, or an ISO 8601 time; ValueError otherwise."""
+    match = _SPAN.match(text.strip())
+    if match:
+        return now - timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"expected a span like 24h, 30m, 7d, or an ISO 8601 time; got {text!r}"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def sparkline(values: Sequence[float | None], low: float = 0, high: float = 100) -> str:
+    """Scores as a row of bars; a blank where nothing was checked."""
+    out = []
+    for value in values:
+        if value is None:
+            out.append(" ")
+            continue
+        share = (min(max(value, low), high) - low) / (high - low)
+        out.append(BARS[min(len(BARS) - 1, int(share * len(BARS)))])
+    return "".join(out)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+def _number(value: float | None, unit: str = "") -> str:
+    return "-" if value is None else f"{value:g}{unit}"
+
+
+CheckRow = tuple[datetime, str, str, int, float | None, int]
+CHECK_ROWS = 50
+
+
+@dataclass(frozen=True)
+class Period:
+    """What the history says about [since, until]."""
+
+    since: datetime
+    until: datetime
+    transitions: Sequence[Transition]
+    summaries: Sequence[Summary]
+    charts: dict[str, list[float | None]]
+    checks: Sequence[CheckRow] = ()
+
+
+def print_report(period: Period) -> None:
+    """Transitions, summaries with a score chart, and check samples, for a terminal."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    span = _duration((period.until - period.since).total_seconds())
+    console.print(f"since {period.since:%Y-%m-%d %H:%M} UTC ({span})")
+    if period.transitions:
+        changes = Table(title="status changes", box=None, header_style="bold", title_justify="left")
+        for column in ("TIME (UTC)", "NODE", "CHANGE", "REASON"):
+            changes.add_column(column, overflow="fold")
+        for t in period.transitions:
+            changes.add_row(f"{t.at:%m-%d %H:%M:%S}", t.node, f"{t.before} → {t.after}", t.reason)
+        console.print(changes)
+    else:
+        console.print("no status changes")
+    table = Table(
+        title="summary", box=None, header_style="bold", title_justify="left", padding=(0, 1, 0, 0)
+    )
+    for column in ("NODE", "UP", "DOWN", "FLAPS", "LATENCY p50/p95", "SCORE min/mean"):
+        table.add_column(column, no_wrap=True, justify="left" if column == "NODE" else "right")
+    table.add_column("SCORE", no_wrap=True)
+    for s in period.summaries:
+        table.add_row(
+            s.node,
+            _number(s.availability_pct, "%"),
+            _duration(s.unhealthy_s),
+            str(s.flaps),
+            f"{_number(s.latency_p50_ms)}/{_number(s.latency_p95_ms)}ms",
+            f"{_number(s.score_min)}/{_number(s.score_mean)}",
+            sparkline(period.charts.get(s.node, [])),
+        )
+    console.print(table)
+    if period.checks:
+        samples = Table(
+            title="check samples (latest)", box=None, header_style="bold", title_justify="left"
+        )
+        for column in ("TIME (UTC)", "NODE", "CHECK", "STATUS", "VALUE", "DURATION"):
+            samples.add_column(column, no_wrap=True)
+        for at, node, check, status, value, duration in period.checks[-CHECK_ROWS:]:
+            samples.add_row(
+                f"{at:%m-%d %H:%M:%S}",
+                node,
+                check,
+                _label(status),
+                _number(value),
+                f"{duration} ms",
+            )
+        console.print(samples)
+
+
+def _label(status: int) -> str:
+    from ugro.model import Status
+
+    return Status(status).label
+
+
+def document(period: Period) -> dict[str, Any]:
+    """The `--json` document."""
+    return {
+        "schema_version": 1,
+        "since": period.since.isoformat(),
+        "until": period.until.isoformat(),
+        "transitions": [{**asdict(t), "at": t.at.isoformat()} for t in period.transitions],
+        "summaries": [asdict(s) for s in period.summaries],
+        "score_series": period.charts,
+        "checks": [
+            {
+                "at": at.isoformat(),
+                "node": n,
+                "check": c,
+                "status": _label(st),
+                "value": v,
+                "duration_ms": d,
+            }
+            for at, n, c, st, v, d in period.checks
+        ],
+    }
+
+
+def write_csv(rows: Iterable[CheckRow]) -> None:
+    """Check samples as CSV on stdout, one row per check and sweep."""
+    writer = csv.writer(sys.stdout)
+    writer.writerow(["time", "node", "check", "status", "value", "duration_ms"])
+    for at, node, check, status, value, duration in rows:
+        writer.writerow(
+            [at.isoformat(), node, check, _label(status), "" if value is None else value, duration]
+        )
