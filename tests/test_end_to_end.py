@@ -158,7 +158,9 @@ def test_hung_nvidia_smi_fails_only_the_gpu_check(cluster: TestCluster, tmp_path
         "disk": "ok",
         "latency": "ok",
     }
-    assert node["checks"]["gpu"]["message"].startswith("no answer within 3 s: nvidia-smi hung")
+    assert node["checks"]["gpu"]["message"].startswith(
+        "no answer within 3 s (timeouts.gpu): nvidia-smi hung"
+    )
     assert node["status"] == "unhealthy"
 
 

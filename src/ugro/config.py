@@ -163,6 +163,17 @@ class ExporterSettings(_Model):
     address: str = "127.0.0.1"
     port: int = Field(default=EXPORTER_PORT, ge=1, le=65535)
 
+    @field_validator("address")
+    @classmethod
+    def _ip_address(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(
+                f"expected an IP address to listen on (127.0.0.1; 0.0.0.0 for all), got {value!r}"
+            ) from None
+        return value
+
 
 class HistorySettings(_Model):
     """What the daemon keeps in the SQLite history, and for how long."""

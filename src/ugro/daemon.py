@@ -314,6 +314,9 @@ class Daemon:
         await self.transports.close()
         self.transports = monitor.Transports()
         now = time.monotonic()
+        for section in ("exporter", "history"):
+            if getattr(new, section) != getattr(self.cfg, section):
+                log.warning("config reload: %s settings take effect at the next start", section)
         self.cfg = new
         self.due = {n.name: self.due.get(n.name, now) for n in new.nodes}
         self.shown = {k: v for k, v in self.shown.items() if k in self.due}

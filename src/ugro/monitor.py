@@ -137,7 +137,10 @@ async def _run(check: Check, node: Worker, session: Session) -> tuple[Evaluation
     try:
         evaluation = await asyncio.wait_for(check.run(node, session), timeout + GRACE_S)
     except (CommandTimeout, TimeoutError):
-        evaluation = Evaluation(Status.FAIL, f"no answer within {timeout:g} s: {check.hang_hint}")
+        evaluation = Evaluation(
+            Status.FAIL,
+            f"no answer within {timeout:g} s (timeouts.{check.name}): {check.hang_hint}",
+        )
     except TransportError as exc:
         evaluation = Evaluation(Status.FAIL, f"{check.name} could not run: {exc}")
     except Exception as exc:  # noqa: BLE001 - a broken check must not take the sweep down
