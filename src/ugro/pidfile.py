@@ -38,12 +38,11 @@ class PidLock:
         stale file, hence the short patience.
         """
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        handle = self.path.open("a+", encoding="ascii")
         deadline = time.monotonic() + patience_s
+        handle = self.path.open("a+", encoding="ascii")
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
             except OSError as exc:
                 if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() > deadline:
                     handle.close()
@@ -53,6 +52,13 @@ class PidLock:
                         f"{self.path}); stop it with `ugro daemon stop`"
                     ) from None
                 time.sleep(0.05)
+                continue
+            # A stale-file cleaner may have unlinked the file we opened while we waited:
+            # the lock then guards nothing, so start again on the file now at the path.
+            if _same_file(handle, self.path):
+                break
+            handle.close()
+            handle = self.path.open("a+", encoding="ascii")
         handle.seek(0)
         handle.truncate()
         handle.write(f"{os.getpid()}\n")
@@ -68,6 +74,13 @@ class PidLock:
             self.path.unlink()
         self._handle.close()
         self._handle = None
+
+
+def _same_file(handle: TextIO, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(handle.fileno()), path.stat())
+    except FileNotFoundError:
+        return False
 
 
 def read_pid(path: Path) -> int | None:

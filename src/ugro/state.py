@@ -160,6 +160,9 @@ class StateStore:
         other writers leave both as they were.
         """
         with self._locked():
+            # A writer killed between creating its temp file and the rename left it behind.
+            for leftover in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+                leftover.unlink(missing_ok=True)
             state = self._read(repair=True) or ClusterState()
             if keep is not None:
                 kept = set(keep)
