@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ugro import paths
 from ugro.errors import ConfigError
@@ -183,12 +183,60 @@ class HistorySettings(_Model):
     path: str | None = None
 
 
+class SinkSettings(_Model):
+    """One place alerts are delivered to."""
+
+    name: str
+    type: Literal["apprise", "webhook", "alertmanager", "command"]
+    min_severity: Literal["warning", "critical"] = "warning"
+    nodes: list[str] | None = None
+    urls: list[str] = Field(default_factory=list)
+    url: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    command: list[str] | None = None
+    timeout_s: float = Field(default=10, gt=0, le=300)
+
+    @model_validator(mode="after")
+    def _fields_for_type(self) -> SinkSettings:
+        needed = {"apprise": "urls", "webhook": "url", "alertmanager": "url", "command": "command"}
+        field_name = needed[self.type]
+        if not getattr(self, field_name):
+            raise ValueError(f"a {self.type} sink needs `{field_name}`")
+        for url in [self.url] if self.type in ("webhook", "alertmanager") else []:
+            if not (url or "").startswith(("http://", "https://")):
+                raise ValueError("`url` must start with http:// or https://")
+        return self
+
+
+class AlertSettings(_Model):
+    """When alerts are raised, repeated and grouped, and where they go."""
+
+    cluster: str = "default"
+    gpu_temp_warning_c: float = 80
+    gpu_temp_critical_c: float = 85
+    repeat_interval_s: float = Field(default=4 * 3600, gt=0)
+    flap_changes: int = Field(default=4, ge=2)
+    flap_window_s: float = Field(default=3600, gt=0)
+    group_fraction: float = Field(default=0.5, gt=0, le=1)
+    keep_resolved_s: float = Field(default=86400, ge=0)
+    sinks: list[SinkSettings] = Field(default_factory=list)
+
+    @field_validator("sinks")
+    @classmethod
+    def _unique_sink_names(cls, value: list[SinkSettings]) -> list[SinkSettings]:
+        names = [s.name for s in value]
+        if len(set(names)) != len(names):
+            raise ValueError("sink names must be unique")
+        return value
+
+
 class ClusterConfig(NodeSettings):
     """The whole file: top-level defaults, the daemon's settings and the workers."""
 
     monitor: MonitorSettings = MonitorSettings()
     exporter: ExporterSettings = ExporterSettings()
     history: HistorySettings = HistorySettings()
+    alerts: AlertSettings = AlertSettings()
     workers: list[Worker] = Field(min_length=1)
 
     def nodes(self) -> list[Worker]:
@@ -215,6 +263,7 @@ class Config:
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
     exporter: ExporterSettings = field(default_factory=ExporterSettings)
     history: HistorySettings = field(default_factory=HistorySettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
 
 def local_default() -> Config:
@@ -242,6 +291,7 @@ def load(explicit: str | Path | None = None) -> Config:
         monitor=parsed.monitor,
         exporter=parsed.exporter,
         history=parsed.history,
+        alerts=parsed.alerts,
     )
 
 
@@ -381,14 +431,20 @@ def _explain(error: Any, loc: tuple[str | int, ...]) -> str:  # noqa: ANN401 - p
 
 
 def _allowed_keys(parent: tuple[str | int, ...]) -> list[str]:
+    """The keys the mapping at `parent` may have, for a misspelt key's hint."""
+    model: type[BaseModel] = _SECTIONS.get(parent, ClusterConfig)
     if parent and parent[-1] == "timeouts":
-        return list(Timeouts.model_fields)
-    if parent == ("monitor",):
-        return list(MonitorSettings.model_fields)
-    if parent == ("exporter",):
-        return list(ExporterSettings.model_fields)
-    if parent == ("history",):
-        return list(HistorySettings.model_fields)
-    if len(parent) >= 2 and parent[0] == "workers":
-        return list(Worker.model_fields)
-    return list(ClusterConfig.model_fields)
+        model = Timeouts
+    elif len(parent) == 3 and parent[:2] == ("alerts", "sinks"):
+        model = SinkSettings
+    elif len(parent) >= 2 and parent[0] == "workers":
+        model = Worker
+    return list(model.model_fields)
+
+
+_SECTIONS: dict[tuple[str | int, ...], type[BaseModel]] = {
+    ("monitor",): MonitorSettings,
+    ("exporter",): ExporterSettings,
+    ("history",): HistorySettings,
+    ("alerts",): AlertSettings,
+}
