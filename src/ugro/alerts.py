@@ -10,8 +10,16 @@ one cluster alert stands for all of them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
-from typing import Any, Literal
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from ugro.model import NodeStatus, Status
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ugro.config import AlertSettings
+    from ugro.model import NodeVerdict
 
 Severity = Literal["warning", "critical"]
 Kind = Literal["firing", "reminder", "resolved", "test"]
@@ -144,3 +152,247 @@ class AlertBook:
         updated = replace(alert, **changes)
         self.firing[(alert.node, alert.key)] = updated
         return updated
+
+
+@dataclass(frozen=True, slots=True)
+class _Condition:
+    severity: Severity
+    summary: str
+    details: tuple[str, ...]
+    check: str | None = None
+
+
+DOWN_KEYS = ("unreachable", "unhealthy")
+CLUSTER = "cluster"
+GROUP_KEY = "nodes_down"
+
+
+class AlertEngine:
+    """Turns each sweep's verdicts into alert events, remembering what was already said."""
+
+    def __init__(self, settings: AlertSettings, book: AlertBook | None = None) -> None:
+        """Raise alerts per `settings`, continuing from `book` (e.g. from the state file)."""
+        self.settings = settings
+        self.book = book or AlertBook()
+
+    def evaluate(
+        self,
+        verdicts: Sequence[NodeVerdict],
+        changed: Sequence[str],
+        node_count: int,
+        now: datetime,
+    ) -> list[AlertEvent]:
+        """Events for one sweep: `verdicts` of the nodes swept, `changed` their status moves."""
+        events: list[AlertEvent] = []
+        for node in changed:
+            self.book.changes.setdefault(node, []).append(now)
+        self._forget_old_changes(now)
+        events += self._flapping(now)
+        went_down = []
+        for verdict in verdicts:
+            conditions = self._conditions(verdict)
+            if conditions is None:
+                continue
+            if any(k in conditions for k in DOWN_KEYS) and not any(
+                (verdict.name, k) in self.book.firing for k in DOWN_KEYS
+            ):
+                went_down.append(verdict.name)
+            events += self._reconcile(verdict.name, conditions, now)
+        grouped = self._group(went_down, node_count, now)
+        if grouped:
+            held = set(went_down)
+            events = [e for e in events if not (e.kind == "firing" and e.node in held)]
+        events += grouped
+        events += self._announce_released(now)
+        events += self._reminders(now)
+        self._forget_old_resolved(now)
+        return events
+
+    def _conditions(self, verdict: NodeVerdict) -> dict[str, _Condition] | None:
+        """What is wrong with a node now; None while its status awaits confirmation."""
+        tracking = verdict.tracking
+        if tracking is not None and tracking.observed is not verdict.status:
+            return None
+        failing = verdict.failing()
+        reasons = tuple(f"{c.name}: {c.message}" for c in failing)
+        found: dict[str, _Condition] = {}
+        if verdict.status is NodeStatus.UNREACHABLE:
+            ssh = next((c.message for c in verdict.checks if c.name == "ssh"), "no session")
+            found["unreachable"] = _Condition("critical", "unreachable", (ssh,))
+            return found
+        if verdict.status is NodeStatus.UNHEALTHY:
+            summary = f"unhealthy: {len(failing)} of {len(verdict.checks)} checks fail"
+            found["unhealthy"] = _Condition("critical", summary, reasons)
+        elif verdict.status is NodeStatus.DEGRADED:
+            found["degraded"] = _Condition(
+                "warning", "degraded", tuple(a.text for a in verdict.alerts)
+            )
+        for c in verdict.checks:
+            if c.status is Status.OK:
+                continue
+            severity: Severity = "critical" if c.status is Status.FAIL else "warning"
+            found[f"check:{c.name}"] = _Condition(
+                severity, f"{c.name} check {c.status.label}", (c.message,), check=c.name
+            )
+        temps = [(g.temperature_c, g.index) for g in verdict.gpus if g.temperature_c is not None]
+        if temps:
+            hottest, index = max(temps)
+            s = self.settings
+            if hottest >= s.gpu_temp_warning_c:
+                severity = "critical" if hottest >= s.gpu_temp_critical_c else "warning"
+                limit = s.gpu_temp_critical_c if severity == "critical" else s.gpu_temp_warning_c
+                found["gpu_temperature"] = _Condition(
+                    severity,
+                    f"GPU {index} at {hottest:g} °C",
+                    (f"threshold {limit:g} °C",),
+                    check="gpu",
+                )
+        return found
+
+    def _reconcile(
+        self, node: str, conditions: dict[str, _Condition], now: datetime
+    ) -> list[AlertEvent]:
+        """Fire new conditions, re-fire escalations, resolve what cleared."""
+        events = []
+        quiet = self._is_flapping(node)
+        for key, cond in conditions.items():
+            current = self.book.firing.get((node, key))
+            if current is None:
+                alert = ActiveAlert(
+                    node,
+                    key,
+                    cond.severity,
+                    cond.summary,
+                    cond.details,
+                    now,
+                    now,
+                    cond.check,
+                    grouped=quiet,
+                )
+                self.book.firing[(node, key)] = alert
+                if not quiet:
+                    events.append(alert.event("firing", self.settings.cluster))
+                continue
+            escalated = SEVERITY_RANK[cond.severity] > SEVERITY_RANK[current.severity]
+            updated = self.book.replace_alert(
+                current,
+                severity=cond.severity,
+                summary=cond.summary,
+                details=cond.details,
+                last_sent_at=now if escalated and not current.grouped else current.last_sent_at,
+            )
+            if escalated and not updated.grouped:
+                events.append(updated.event("firing", self.settings.cluster))
+        for (alert_node, key), alert in list(self.book.firing.items()):
+            if alert_node == node and key not in conditions and key != "flapping":
+                events += self._resolve(alert, now)
+        return events
+
+    def _resolve(self, alert: ActiveAlert, now: datetime) -> list[AlertEvent]:
+        del self.book.firing[(alert.node, alert.key)]
+        done = replace(alert, resolved_at=now)
+        self.book.resolved.append(done)
+        return [] if alert.grouped else [done.event("resolved", self.settings.cluster)]
+
+    def _group(self, went_down: list[str], node_count: int, now: datetime) -> list[AlertEvent]:
+        """Many nodes down in one sweep: one cluster alert; their own alerts are held."""
+        events: list[AlertEvent] = []
+        if len(went_down) >= 2 and len(went_down) >= self.settings.group_fraction * node_count:
+            details = []
+            for (node, key), alert in list(self.book.firing.items()):
+                if node in went_down and alert.started_at == now:
+                    self.book.replace_alert(alert, grouped=True)
+                    if key in DOWN_KEYS:
+                        details.append(f"{node}: {alert.details[0] if alert.details else key}")
+            alert = ActiveAlert(
+                CLUSTER,
+                GROUP_KEY,
+                "critical",
+                f"{len(went_down)} of {node_count} nodes went down at once",
+                tuple(sorted(details)),
+                now,
+                now,
+            )
+            self.book.firing[(CLUSTER, GROUP_KEY)] = alert
+            events.append(alert.event("firing", self.settings.cluster))
+        group = self.book.firing.get((CLUSTER, GROUP_KEY))
+        if group is not None and not self._down_members(group):
+            events += self._resolve(group, now)
+        return events
+
+    def _down_members(self, group: ActiveAlert) -> list[str]:
+        members = {line.split(":", 1)[0] for line in group.details}
+        return [n for n in members if any((n, k) in self.book.firing for k in DOWN_KEYS)]
+
+    def _is_flapping(self, node: str) -> bool:
+        return len(self.book.changes.get(node, [])) >= self.settings.flap_changes
+
+    def _flapping(self, now: datetime) -> list[AlertEvent]:
+        """One alert per flapping node instead of a stream of fire/resolve messages."""
+        events = []
+        flapping = {node for node, key in self.book.firing if key == "flapping"}
+        for node in sorted(set(self.book.changes) | flapping):
+            times = self.book.changes.get(node, [])
+            key = (node, "flapping")
+            if self._is_flapping(node) and key not in self.book.firing:
+                window = self.settings.flap_window_s
+                alert = ActiveAlert(
+                    node,
+                    "flapping",
+                    "warning",
+                    f"flapping: {len(times)} status changes in {window / 60:g} min",
+                    ("its status keeps changing; its other alerts are held until it settles",),
+                    now,
+                    now,
+                )
+                self.book.firing[key] = alert
+                for (n, k), other in list(self.book.firing.items()):
+                    if n == node and k != "flapping":
+                        self.book.replace_alert(other, grouped=True)
+                events.append(alert.event("firing", self.settings.cluster))
+            elif not self._is_flapping(node) and key in self.book.firing:
+                events += self._resolve(self.book.firing[key], now)
+        return events
+
+    def _announce_released(self, now: datetime) -> list[AlertEvent]:
+        """Alerts held back by flapping or grouping that still fire once the hold ends."""
+        group = self.book.firing.get((CLUSTER, GROUP_KEY))
+        held = set(self._down_members(group)) if group else set()
+        events = []
+        for (node, _), alert in list(self.book.firing.items()):
+            if alert.grouped and node not in held and (node, "flapping") not in self.book.firing:
+                released = self.book.replace_alert(alert, grouped=False, last_sent_at=now)
+                events.append(released.event("firing", self.settings.cluster))
+        return events
+
+    def _reminders(self, now: datetime) -> list[AlertEvent]:
+        events = []
+        every = timedelta(seconds=self.settings.repeat_interval_s)
+        for alert in list(self.book.firing.values()):
+            if not alert.grouped and now - alert.last_sent_at >= every:
+                self.book.replace_alert(alert, last_sent_at=now)
+                events.append(alert.event("reminder", self.settings.cluster))
+        return events
+
+    def _forget_old_changes(self, now: datetime) -> None:
+        window = timedelta(seconds=self.settings.flap_window_s)
+        for node in list(self.book.changes):
+            recent = [t for t in self.book.changes[node] if now - t < window]
+            if recent:
+                self.book.changes[node] = recent
+            else:
+                del self.book.changes[node]
+
+    def _forget_old_resolved(self, now: datetime) -> None:
+        keep = timedelta(seconds=self.settings.keep_resolved_s)
+        self.book.resolved = [
+            a for a in self.book.resolved if a.resolved_at and now - a.resolved_at < keep
+        ]
+
+    def firing_events(self) -> list[AlertEvent]:
+        """Every announced firing alert, as Alertmanager wants them re-sent."""
+        return [
+            a.event("firing", self.settings.cluster)
+            for a in self.book.firing.values()
+            if not a.grouped
+        ]

@@ -1,0 +1,152 @@
+"""The alert engine: one message per problem, reminders, resolutions, flapping, grouping."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from ugro.alerts import AlertEngine, AlertEvent
+from ugro.config import AlertSettings
+from ugro.model import CheckResult, GpuMetrics, NodeStatus, NodeVerdict, Status, Tracking
+
+T0 = datetime(2026, 11, 28, tzinfo=UTC)
+SETTINGS = AlertSettings(
+    cluster="lab", repeat_interval_s=4 * 3600, flap_changes=4, flap_window_s=3600
+)
+H, D, U, X = NodeStatus.HEALTHY, NodeStatus.DEGRADED, NodeStatus.UNHEALTHY, NodeStatus.UNREACHABLE
+
+
+def verdict(
+    node: str, shown: NodeStatus, observed: NodeStatus | None = None, *, temp: float = 40
+) -> NodeVerdict:
+    """A node's verdict after hysteresis; the gpu check fails when the node is unhealthy."""
+    observed = observed or shown
+    gpu = Status.FAIL if observed is U else Status.WARN if observed is D else Status.OK
+    ssh = Status.FAIL if observed is X else Status.OK
+    checks = (
+        CheckResult("ssh", ssh, "connection refused" if ssh is Status.FAIL else "ok"),
+        CheckResult(
+            "gpu",
+            gpu if ssh is Status.OK else Status.UNKNOWN,
+            "driver not loaded" if gpu is Status.FAIL else "model differs",
+        ),
+    )
+    gpus = (GpuMetrics(0, "GPU-1", "RTX 4090", temp, 0, 0, 24564, 50, 450),)
+    tracking = Tracking(observed, T0, 0, 0, 0, T0)
+    return NodeVerdict(node, "10.0.0.1", shown, 50.0, 0.5, T0, checks, gpus=gpus, tracking=tracking)
+
+
+def said(events: list[AlertEvent]) -> list[tuple[str, str, str]]:
+    """(kind, node, key) of each event, in order."""
+    return [(e.kind, e.node, e.key) for e in events]
+
+
+def test_fail_confirm_remind_resolve() -> None:
+    """Pending: silence; confirmed: fire once; quiet until the repeat interval; resolve once."""
+    engine = AlertEngine(SETTINGS)
+    assert said(engine.evaluate([verdict("n1", H)], [], 4, T0)) == []
+    assert said(engine.evaluate([verdict("n1", H, U)], [], 4, T0 + timedelta(seconds=30))) == []
+    fired = engine.evaluate([verdict("n1", U)], ["n1"], 4, T0 + timedelta(seconds=35))
+    assert said(fired) == [("firing", "n1", "unhealthy"), ("firing", "n1", "check:gpu")]
+    assert fired[0].severity == "critical"
+    assert fired[0].details == ("gpu: driver not loaded",)
+    for minutes in (1, 60, 239):
+        assert (
+            engine.evaluate([verdict("n1", U)], [], 4, T0 + timedelta(minutes=minutes, seconds=35))
+            == []
+        )
+    reminded = engine.evaluate([verdict("n1", U)], [], 4, T0 + timedelta(hours=4, seconds=40))
+    assert said(reminded) == [("reminder", "n1", "unhealthy"), ("reminder", "n1", "check:gpu")]
+    assert engine.evaluate([verdict("n1", U, H)], [], 4, T0 + timedelta(hours=5)) == []
+    resolved = engine.evaluate([verdict("n1", H)], ["n1"], 4, T0 + timedelta(hours=5, seconds=5))
+    assert said(resolved) == [("resolved", "n1", "unhealthy"), ("resolved", "n1", "check:gpu")]
+    assert resolved[0].resolved_at == T0 + timedelta(hours=5, seconds=5)
+    assert not engine.book.firing
+    assert len(engine.book.resolved) == 2
+
+
+def test_unreachable_is_one_alert() -> None:
+    """An unreachable node raises one alert, not one per unknown check."""
+    engine = AlertEngine(SETTINGS)
+    assert said(engine.evaluate([verdict("n1", X)], ["n1"], 4, T0)) == [
+        ("firing", "n1", "unreachable")
+    ]
+
+
+def test_degraded_and_gpu_temperature_escalate() -> None:
+    """A warm GPU warns, a hot one re-fires as critical, cooling resolves it."""
+    engine = AlertEngine(SETTINGS)
+    first = engine.evaluate([verdict("n1", H, temp=82)], [], 4, T0)
+    assert said(first) == [("firing", "n1", "gpu_temperature")]
+    assert first[0].severity == "warning"
+    hot = engine.evaluate([verdict("n1", H, temp=86)], [], 4, T0 + timedelta(minutes=1))
+    assert [(e.kind, e.severity) for e in hot] == [("firing", "critical")]
+    assert engine.evaluate([verdict("n1", H, temp=83)], [], 4, T0 + timedelta(minutes=2)) == []
+    cooled = engine.evaluate([verdict("n1", H, temp=60)], [], 4, T0 + timedelta(minutes=3))
+    assert said(cooled) == [("resolved", "n1", "gpu_temperature")]
+    degraded = engine.evaluate([verdict("n1", D)], ["n1"], 4, T0 + timedelta(minutes=4))
+    assert said(degraded) == [("firing", "n1", "degraded"), ("firing", "n1", "check:gpu")]
+    assert {e.severity for e in degraded} == {"warning"}
+
+
+def test_flapping_becomes_one_alert() -> None:
+    """A node that keeps changing gets one flapping alert, then silence, then the outcome."""
+    engine = AlertEngine(SETTINGS)
+    events = []
+    statuses = [U, H, U, H, U, H, U]
+    for i, status in enumerate(statuses):
+        events += engine.evaluate([verdict("n1", status)], ["n1"], 4, T0 + timedelta(minutes=i))
+    assert said(events) == [
+        ("firing", "n1", "unhealthy"),
+        ("firing", "n1", "check:gpu"),
+        ("resolved", "n1", "unhealthy"),
+        ("resolved", "n1", "check:gpu"),
+        ("firing", "n1", "unhealthy"),
+        ("firing", "n1", "check:gpu"),
+        ("firing", "n1", "flapping"),
+    ]
+    settled = engine.evaluate([verdict("n1", U)], [], 4, T0 + timedelta(hours=1, minutes=7))
+    assert said(settled) == [
+        ("resolved", "n1", "flapping"),
+        ("firing", "n1", "unhealthy"),
+        ("firing", "n1", "check:gpu"),
+    ]
+
+
+def test_half_the_cluster_down_is_one_cluster_alert() -> None:
+    """Two of four nodes down in one sweep: one cluster alert; their recovery: one resolution."""
+    engine = AlertEngine(SETTINGS)
+    nodes = ["n1", "n2", "n3", "n4"]
+    assert engine.evaluate([verdict(n, H) for n in nodes], [], 4, T0) == []
+    down = engine.evaluate(
+        [verdict("n1", X), verdict("n2", U), verdict("n3", H), verdict("n4", H)],
+        ["n1", "n2"],
+        4,
+        T0 + timedelta(minutes=1),
+    )
+    assert said(down) == [("firing", "cluster", "nodes_down")]
+    assert down[0].summary == "2 of 4 nodes went down at once"
+    assert down[0].details == ("n1: connection refused", "n2: gpu: driver not loaded")
+    assert (
+        engine.evaluate([verdict("n1", H), verdict("n2", U)], ["n1"], 4, T0 + timedelta(minutes=2))
+        == []
+    )
+    back = engine.evaluate([verdict("n2", H)], ["n2"], 4, T0 + timedelta(minutes=3))
+    assert said(back) == [("resolved", "cluster", "nodes_down")]
+    assert not engine.book.firing
+
+
+def test_one_node_of_four_down_is_not_grouped() -> None:
+    """Below the group fraction each node speaks for itself."""
+    engine = AlertEngine(SETTINGS)
+    events = engine.evaluate([verdict("n1", X), verdict("n2", H), verdict("n3", H)], ["n1"], 4, T0)
+    assert said(events) == [("firing", "n1", "unreachable")]
+
+
+def test_events_carry_alertmanager_names_and_json() -> None:
+    """Events name themselves for Alertmanager and serialise for webhooks."""
+    engine = AlertEngine(SETTINGS)
+    event = engine.evaluate([verdict("n1", U)], ["n1"], 4, T0)[1]
+    assert event.alertname == "UgroCheckGpu"
+    assert event.check == "gpu"
+    assert event.to_json()["cluster"] == "lab"
+    assert event.title() == "[CRITICAL] n1: gpu check fail"
