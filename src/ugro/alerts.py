@@ -396,3 +396,24 @@ class AlertEngine:
             for a in self.book.firing.values()
             if not a.grouped
         ]
+
+
+def book_to_json(book: AlertBook) -> dict[str, Any]:
+    """The alert book as kept in the state file."""
+    return {
+        "firing": [a.to_json() for a in book.firing.values()],
+        "resolved": [a.to_json() for a in book.resolved],
+        "changes": {node: [t.isoformat() for t in times] for node, times in book.changes.items()},
+    }
+
+
+def book_from_json(data: dict[str, Any]) -> AlertBook:
+    """Inverse of `book_to_json`."""
+    firing = [ActiveAlert.from_json(a) for a in data.get("firing", [])]
+    return AlertBook(
+        firing={(a.node, a.key): a for a in firing},
+        resolved=[ActiveAlert.from_json(a) for a in data.get("resolved", [])],
+        changes={
+            n: [datetime.fromisoformat(t) for t in ts] for n, ts in data.get("changes", {}).items()
+        },
+    )

@@ -207,6 +207,8 @@ def status_report() -> dict[str, Any]:
         "last_sweep_duration_s": None,
         "sweeps": None,
         "nodes": {},
+        "alerts_firing": None,
+        "delivery": {},
         "pid_file": str(paths.pid_file()),
         "log_file": str(paths.log_file()),
         "unit_file": str(paths.unit_file()) if paths.unit_file().exists() else None,
@@ -224,6 +226,9 @@ def status_report() -> dict[str, Any]:
         for verdict in state.nodes.values():
             counts[verdict.status.value] = counts.get(verdict.status.value, 0) + 1
         report["nodes"] = counts
+        if state.alerts:
+            report["alerts_firing"] = len(state.alerts.get("firing", []))
+            report["delivery"] = state.alerts.get("delivery", {})
         info = state.daemon
         if info is not None and running and info.pid == running.pid:
             report["started_by"] = info.started_by
@@ -255,6 +260,14 @@ def print_status(report: dict[str, Any]) -> None:
     if report["nodes"]:
         _say(
             "nodes: " + ", ".join(f"{n} {status}" for status, n in sorted(report["nodes"].items()))
+        )
+    if report["alerts_firing"] is not None:
+        _say(f"alerts firing: {report['alerts_firing']} (`ugro alerts` lists them)")
+    for name, stats in report["delivery"].items():
+        error = f", last error: {stats['last_error']}" if stats.get("last_error") else ""
+        _say(
+            f"sink {name}: {stats.get('sent', 0)} sent, {stats.get('retries', 0)} retries, "
+            f"{stats.get('failed', 0)} failed{error}"
         )
     _say(f"log: {report['log_file']}")
 

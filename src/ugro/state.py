@@ -85,6 +85,8 @@ class ClusterState:
     updated_at: datetime | None = None
     stale_after_s: float = DEFAULT_STALE_AFTER_S
     daemon: DaemonInfo | None = None
+    # The daemon's alert book and delivery counters, as ugro.alerts writes them.
+    alerts: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The file's JSON document."""
@@ -93,6 +95,7 @@ class ClusterState:
             "updated_at": self.updated_at.isoformat() if self.updated_at else None,
             "stale_after_s": self.stale_after_s,
             "daemon": self.daemon.to_json() if self.daemon else None,
+            "alerts": self.alerts,
             "nodes": {name: v.to_json() for name, v in self.nodes.items()},
         }
 
@@ -108,6 +111,7 @@ class ClusterState:
             updated_at=datetime.fromisoformat(updated) if updated else None,
             stale_after_s=float(data.get("stale_after_s", DEFAULT_STALE_AFTER_S)),
             daemon=DaemonInfo.from_json(daemon) if daemon else None,
+            alerts=data.get("alerts"),
         )
 
 
@@ -151,6 +155,7 @@ class StateStore:
         *,
         keep: Iterable[str] | None = None,
         daemon: DaemonInfo | None = None,
+        alerts: dict[str, Any] | None = None,
     ) -> ClusterState:
         """Store new verdicts, under the writers' lock.
 
@@ -169,6 +174,8 @@ class StateStore:
                 state.nodes = {n: v for n, v in state.nodes.items() if n in kept}
             for v in verdicts:
                 state.nodes[v.name] = v
+            if alerts is not None:
+                state.alerts = alerts
             if daemon is not None:
                 state.daemon = daemon
                 state.stale_after_s = STALE_SWEEPS * daemon.interval_s
