@@ -19,9 +19,11 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ugro import config, hysteresis, monitor, paths, sdnotify
+from ugro import config, hysteresis, monitor, paths, sdnotify, sinks
+from ugro.alerts import AlertEngine, book_from_json, book_to_json
+from ugro.delivery import Dispatcher
 from ugro.errors import ConfigError, StateError, UgroError
 from ugro.history import History, Sample, Transition
 from ugro.model import NodeStatus, NodeVerdict
@@ -93,6 +95,8 @@ class Daemon:
         self.wake = asyncio.Event()
         self.reload_requested = False
         self.history = _open_history(cfg)
+        self.engine = AlertEngine(cfg.alerts)
+        self.dispatcher = _dispatcher(cfg)
         self.next_prune = 0.0
         self.info = DaemonInfo(
             pid=os.getpid(),
@@ -114,6 +118,7 @@ class Daemon:
         self.due = {n.name: now for n in self.cfg.nodes}
         exporter = self._start_exporter()
         watchdog = asyncio.create_task(self._watchdog())
+        self.dispatcher.start()
         sdnotify.notify(f"READY=1\nSTATUS=monitoring {len(self.cfg.nodes)} nodes")
         log.info(
             "monitor started (pid %d): %d nodes, every %g s, config %s",
@@ -135,6 +140,7 @@ class Daemon:
                 await self._sleep(min(self.due.values()) - time.monotonic())
         finally:
             watchdog.cancel()
+            await self.dispatcher.close()
             if exporter is not None:
                 exporter.shutdown()
                 exporter.server_close()
@@ -190,6 +196,11 @@ class Daemon:
         names = {n.name for n in self.cfg.nodes}
         if state is not None:
             self.shown = {name: v for name, v in state.nodes.items() if name in names}
+            if state.alerts:
+                try:
+                    self.engine.book = book_from_json(state.alerts)
+                except (KeyError, TypeError, ValueError) as exc:
+                    log.warning("starting without the previous alerts: %s", exc)
 
     async def _sweep(self, batch: list[Worker]) -> None:
         """Check `batch` concurrently, fold in hysteresis, persist, log; abandon on stop."""
@@ -234,9 +245,14 @@ class Daemon:
             last_sweep_duration_s=round(duration, 3),
             interval_s=policy.interval_s,
         )
+        alerts = self._alert([s.verdict for s in steps], changes, started_wall)
         try:
             await asyncio.to_thread(
-                self.store.update, [s.verdict for s in steps], keep=self.due, daemon=self.info
+                self.store.update,
+                [s.verdict for s in steps],
+                keep=self.due,
+                daemon=self.info,
+                alerts=alerts,
             )
         except UgroError as exc:
             log.error("could not persist the state: %s", exc)  # noqa: TRY400 - the message is complete
@@ -252,6 +268,19 @@ class Daemon:
             summary,
         )
         sdnotify.notify(f"STATUS={summary}")
+
+    def _alert(
+        self, verdicts: list[NodeVerdict], changes: list[Transition], now: datetime
+    ) -> dict[str, Any]:
+        """Raise, remind and resolve alerts; hand them to the sinks without waiting."""
+        moved = [c.node for c in changes if c.before != NodeStatus.UNKNOWN.value]
+        events = self.engine.evaluate(verdicts, moved, len(self.cfg.nodes), now)
+        for event in events:
+            level = logging.INFO if event.kind == "resolved" else logging.WARNING
+            log.log(level, "alert %s: %s", event.kind, event.title())
+        self.dispatcher.submit(events)
+        self.dispatcher.resend(self.engine.firing_events())
+        return {**book_to_json(self.engine.book), "delivery": self.dispatcher.stats()}
 
     async def _record_history(self, samples: list[Sample], changes: list[Transition]) -> None:
         """Append the sweep to the history, and prune it once an hour; failures are logged."""
@@ -317,6 +346,16 @@ class Daemon:
         for section in ("exporter", "history"):
             if getattr(new, section) != getattr(self.cfg, section):
                 log.warning("config reload: %s settings take effect at the next start", section)
+        if new.alerts.sinks != self.cfg.alerts.sinks:
+            try:
+                dispatcher = _dispatcher(new)
+            except UgroError as exc:
+                log.error("config reload: sinks unchanged: %s", exc)  # noqa: TRY400
+            else:
+                await self.dispatcher.close()
+                self.dispatcher = dispatcher
+                self.dispatcher.start()
+        self.engine.settings = new.alerts
         self.cfg = new
         self.due = {n.name: self.due.get(n.name, now) for n in new.nodes}
         self.shown = {k: v for k, v in self.shown.items() if k in self.due}
@@ -334,6 +373,11 @@ class Daemon:
 
 def _reason(verdict: NodeVerdict) -> str:
     return verdict.alerts[0].text if verdict.alerts else "all checks pass"
+
+
+def _dispatcher(cfg: Config) -> Dispatcher:
+    """Delivery to the configured sinks; a sink that cannot be built stops the start."""
+    return Dispatcher([(settings, sinks.build(settings)) for settings in cfg.alerts.sinks])
 
 
 def _open_history(cfg: Config) -> History | None:

@@ -1,0 +1,430 @@
+"""Where alert events go: Apprise services, webhooks, Alertmanager and local commands.
+
+A sink delivers one `AlertEvent` or raises `DeliveryError`; retrying, queueing and counting
+are the dispatcher's job (`ugro.delivery`). Every library and OS error is translated here, and
+no message or log line carries a configured URL in full: URLs hold tokens and passwords, so
+they appear only as `redact` renders them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import os
+import signal
+import urllib.error
+import urllib.parse
+import urllib.request
+import warnings
+from datetime import UTC, datetime, timedelta
+from fnmatch import fnmatchcase
+from http.client import HTTPException
+from pathlib import PurePath
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from ugro.alerts import SEVERITY_RANK
+from ugro.errors import UgroError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    import apprise
+
+    from ugro.alerts import AlertEvent
+    from ugro.config import SinkSettings
+
+__all__ = [
+    "AlertmanagerSink",
+    "AppriseSink",
+    "CommandSink",
+    "DeliveryError",
+    "Resending",
+    "Sink",
+    "WebhookSink",
+    "accepts",
+    "build",
+    "redact",
+    "target",
+]
+
+#: The node name of cluster-wide events (grouped alerts); they pass every `nodes` filter.
+CLUSTER_NODE = "cluster"
+#: How often Alertmanager sinks re-post firing alerts: well within Alertmanager's default
+#: resolve_timeout of 5 minutes, after which an alert that was not re-sent resolves itself.
+ALERTMANAGER_RESEND_S = 60.0
+#: How long a test alert stays active in Alertmanager.
+TEST_ALERT_S = 60.0
+#: The most of a command's stderr or an HTTP error body quoted in a message.
+QUOTE_CHARS = 200
+USER_AGENT = "ugro"
+_HTTP_SCHEMES = ("http", "https")
+_ELLIPSIS = "…"
+
+log = logging.getLogger("ugro.sinks")
+
+
+class DeliveryError(UgroError):
+    """An event could not be delivered; the message names the sink and never holds a secret."""
+
+
+class Sink(Protocol):
+    """A place alert events are delivered to."""
+
+    name: str
+
+    async def send(self, event: AlertEvent) -> None:
+        """Deliver `event` once; raise DeliveryError on failure."""
+
+
+@runtime_checkable
+class Resending(Sink, Protocol):
+    """A sink that expects every firing alert again at intervals (Alertmanager)."""
+
+    resend_s: float
+
+    async def resend(self, firing: Sequence[AlertEvent]) -> None:
+        """Deliver every alert that is still firing; raise DeliveryError on failure."""
+
+
+def redact(url: str) -> str:
+    """`url` with nothing secret left: `scheme://host[:port]/…` for HTTP, `scheme://…` else.
+
+    Userinfo, path, query and fragment go (webhook tokens live in paths and queries). Apprise
+    URLs such as `slack://TokenA/TokenB/TokenC` keep secrets even in the host position, so for
+    any other scheme only the scheme is shown.
+    """
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+        scheme = parts.scheme.lower()
+        if scheme in _HTTP_SCHEMES:
+            # hostname and port, never netloc: netloc holds user:password@.
+            host = parts.hostname or ""
+            host = f"[{host}]" if ":" in host else host
+            port = parts.port
+    except ValueError:
+        return _ELLIPSIS
+    if not scheme:
+        return _ELLIPSIS
+    if scheme not in _HTTP_SCHEMES:
+        return f"{scheme}://{_ELLIPSIS}"
+    rest = parts.path not in ("", "/") or parts.query or parts.fragment
+    return f"{scheme}://{host}" + (f":{port}" if port else "") + (f"/{_ELLIPSIS}" if rest else "")
+
+
+def target(settings: SinkSettings) -> str:
+    """Where a sink delivers, redacted, for logs and `ugro daemon status`."""
+    if settings.type == "apprise":
+        return ", ".join(redact(url) for url in settings.urls)
+    if settings.type == "command":
+        return PurePath((settings.command or ["?"])[0]).name
+    return redact(settings.url or "")
+
+
+def accepts(settings: SinkSettings, event: AlertEvent) -> bool:
+    """Whether `event` passes the sink's severity and node filters.
+
+    Cluster-wide events pass any node filter: they concern every node. Test events pass both
+    filters, since they check the path to the sink and not the routing.
+    """
+    if event.kind == "test":
+        return True
+    if SEVERITY_RANK[event.severity] < SEVERITY_RANK[settings.min_severity]:
+        return False
+    if settings.nodes is None or event.node == CLUSTER_NODE:
+        return True
+    return any(fnmatchcase(event.node, pattern) for pattern in settings.nodes)
+
+
+def build(settings: SinkSettings) -> Sink:
+    """The sink `settings` describe; raise DeliveryError if it cannot be set up."""
+    if settings.type == "apprise":
+        return AppriseSink(settings.name, settings.urls, timeout_s=settings.timeout_s)
+    if settings.type == "webhook":
+        return WebhookSink(
+            settings.name, settings.url or "", settings.headers, timeout_s=settings.timeout_s
+        )
+    if settings.type == "alertmanager":
+        return AlertmanagerSink(settings.name, settings.url or "", timeout_s=settings.timeout_s)
+    return CommandSink(settings.name, settings.command or [], timeout_s=settings.timeout_s)
+
+
+class AppriseSink:
+    """Chat, email and push services through Apprise: one URL per service, no per-service code."""
+
+    def __init__(self, name: str, urls: Sequence[str], *, timeout_s: float) -> None:
+        """Load every URL; raise DeliveryError naming the scheme of one Apprise rejects."""
+        _quiet_apprise()
+        self.name = name
+        self.timeout_s = timeout_s
+        self._secrets = sorted({s for url in urls for s in _secrets(url)}, key=len, reverse=True)
+        with warnings.catch_warnings():
+            # Apprise 2.3's e-mail plugin imports imghdr, deprecated since Python 3.11; plugins
+            # load on the first add(). Not ours to fix, and fatal where warnings are errors.
+            warnings.filterwarnings("ignore", "'imghdr' is deprecated", DeprecationWarning)
+            # Slow to import, so only when an Apprise sink is configured.
+            import apprise
+
+            self._apprise = apprise.Apprise()
+            for url in urls:
+                # A list, not a string: Apprise splits a string at commas and spaces.
+                if not self._apprise.add([url]):
+                    scheme = urllib.parse.urlsplit(url).scheme or "(none)"
+                    raise DeliveryError(
+                        f"sink {name!r}: Apprise cannot use the {scheme}:// URL "
+                        "(unknown service, or a malformed or incomplete URL)"
+                    )
+        self._types = {
+            "resolved": apprise.NotifyType.SUCCESS,
+            "test": apprise.NotifyType.INFO,
+            "critical": apprise.NotifyType.FAILURE,
+            "warning": apprise.NotifyType.WARNING,
+        }
+
+    async def send(self, event: AlertEvent) -> None:
+        """Notify every service; raise DeliveryError unless all of them accepted."""
+        notify_type = self._types.get(event.kind, self._types[event.severity])
+        try:
+            result = await asyncio.wait_for(
+                self._apprise.async_notify(
+                    title=event.title(), body=event.body(), notify_type=notify_type
+                ),
+                self.timeout_s,
+            )
+        except TimeoutError:
+            raise DeliveryError(
+                f"sink {self.name!r}: no answer within {self.timeout_s:g} s"
+            ) from None
+        if not result:
+            raise DeliveryError(f"sink {self.name!r}: {self._why(result)}")
+
+    def _why(self, result: apprise.AppriseResult) -> str:
+        """What Apprise said went wrong (Apprise ≥ 2 keeps its warnings in the result)."""
+        status = getattr(getattr(result, "status", None), "name", "FAILURE").lower()
+        logs = getattr(result, "logs", None)
+        messages = [entry.message for entry in logs()] if callable(logs) else []
+        reason = _scrub("; ".join(dict.fromkeys(messages)), self._secrets)[:QUOTE_CHARS]
+        return f"Apprise reported {status}" + (f": {reason}" if reason else "")
+
+
+class WebhookSink:
+    """POSTs each event's JSON to a URL."""
+
+    def __init__(
+        self, name: str, url: str, headers: Mapping[str, str], *, timeout_s: float
+    ) -> None:
+        """Deliver to `url` with extra `headers` (an Authorization header, say)."""
+        self.name = name
+        self.url = url
+        self.headers = dict(headers)
+        self.timeout_s = timeout_s
+
+    async def send(self, event: AlertEvent) -> None:
+        """POST the event; raise DeliveryError on a non-2xx answer or no answer."""
+        await _post_json(self.name, self.url, event.to_json(), self.headers, self.timeout_s)
+
+
+class AlertmanagerSink:
+    """Posts alerts to Alertmanager's API v2, and re-posts the firing ones every minute."""
+
+    def __init__(self, name: str, url: str, *, timeout_s: float) -> None:
+        """Deliver to the Alertmanager at `url` (e.g. http://127.0.0.1:9093)."""
+        self.name = name
+        self.url = url.rstrip("/") + "/api/v2/alerts"
+        self.timeout_s = timeout_s
+        self.resend_s = ALERTMANAGER_RESEND_S
+
+    async def send(self, event: AlertEvent) -> None:
+        """Post one alert: firing, resolved (with endsAt), or a test that ends in a minute."""
+        await _post_json(self.name, self.url, [alertmanager_alert(event)], {}, self.timeout_s)
+
+    async def resend(self, firing: Sequence[AlertEvent]) -> None:
+        """Post every firing alert again, so Alertmanager does not time them out."""
+        if firing:
+            alerts = [alertmanager_alert(event) for event in firing]
+            await _post_json(self.name, self.url, alerts, {}, self.timeout_s)
+
+
+def alertmanager_alert(event: AlertEvent, now: datetime | None = None) -> dict[str, Any]:
+    """`event` as an alert of Alertmanager's API v2 (`postableAlert`)."""
+    labels = {
+        "alertname": event.alertname,
+        "node": event.node,
+        "check": event.check,
+        "severity": event.severity,
+        "cluster": event.cluster,
+        "key": event.key,
+    }
+    alert: dict[str, Any] = {
+        "labels": {k: v for k, v in labels.items() if v is not None},
+        "annotations": {"summary": event.summary, "description": event.body()},
+        "startsAt": _utc(event.started_at).isoformat(),
+    }
+    now = now or datetime.now(UTC)
+    if event.kind == "resolved":
+        alert["endsAt"] = _utc(event.resolved_at or now).isoformat()
+    elif event.kind == "test":
+        alert["endsAt"] = (now + timedelta(seconds=TEST_ALERT_S)).isoformat()
+    return alert
+
+
+class CommandSink:
+    """Runs a command (argv, no shell) with the event's JSON on stdin."""
+
+    def __init__(self, name: str, argv: Sequence[str], *, timeout_s: float) -> None:
+        """Run `argv` for each event; it must exit 0 within `timeout_s`."""
+        if not argv:
+            raise DeliveryError(f"sink {name!r}: the command is empty")
+        self.name = name
+        self.argv = list(argv)
+        self.timeout_s = timeout_s
+        # Arguments may hold tokens: messages name the program only.
+        self._program = PurePath(self.argv[0]).name
+
+    async def send(self, event: AlertEvent) -> None:
+        """Run the command; raise DeliveryError on a non-zero exit, or kill it on timeout."""
+        data = json.dumps(event.to_json()).encode()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *self.argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise DeliveryError(
+                f"sink {self.name!r}: cannot run {self._program}: {exc.strerror or exc}"
+            ) from None
+        try:
+            _, err = await asyncio.wait_for(process.communicate(data), self.timeout_s)
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            # The whole process group: a script's children would otherwise outlive it.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise DeliveryError(
+                f"sink {self.name!r}: {self._program} did not finish within "
+                f"{self.timeout_s:g} s and was killed"
+            ) from None
+        if process.returncode != 0:
+            lines = err.decode(errors="replace").strip().splitlines()
+            last = f": {lines[-1][:QUOTE_CHARS]}" if lines else ""
+            raise DeliveryError(
+                f"sink {self.name!r}: {self._program} exited with {process.returncode}{last}"
+            )
+
+
+async def _post_json(
+    name: str, url: str, payload: object, headers: Mapping[str, str], timeout_s: float
+) -> None:
+    """POST `payload` as JSON; raise DeliveryError, with `url` redacted, unless answered 2xx."""
+    request = _request(url, json.dumps(payload).encode(), headers)
+    where = f"sink {name!r}: POST {redact(url)}"
+    try:
+        # urllib's timeout bounds each socket operation; wait_for bounds the whole exchange.
+        await asyncio.wait_for(asyncio.to_thread(_urlopen, request, timeout_s), timeout_s)
+    except urllib.error.HTTPError as exc:
+        body = _read_quietly(exc)
+        detail = f": {_scrub(body, _secrets(url))}" if body else ""
+        raise DeliveryError(f"{where}: HTTP {exc.code} {exc.reason}{detail}") from None
+    except TimeoutError:
+        raise DeliveryError(f"{where}: no answer within {timeout_s:g} s") from None
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        if isinstance(reason, TimeoutError):
+            raise DeliveryError(f"{where}: no answer within {timeout_s:g} s") from None
+        text = reason.strerror if isinstance(reason, OSError) and reason.strerror else reason
+        raise DeliveryError(f"{where}: {_scrub(str(text), _secrets(url))}") from None
+    except (OSError, HTTPException) as exc:
+        text = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise DeliveryError(f"{where}: {_scrub(str(text), _secrets(url))}") from None
+
+
+def _request(url: str, data: bytes, headers: Mapping[str, str]) -> urllib.request.Request:
+    """A POST request; userinfo in `url` becomes Basic auth (urllib would not send it)."""
+    parts = urllib.parse.urlsplit(url)
+    auth: dict[str, str] = {}
+    if "@" in parts.netloc:
+        userinfo, _, hostport = parts.netloc.rpartition("@")
+        user, _, password = userinfo.partition(":")
+        pair = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}"
+        auth["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        url = urllib.parse.urlunsplit(parts._replace(netloc=hostport))
+    return urllib.request.Request(  # noqa: S310 - config only admits http:// and https:// URLs
+        url,
+        data=data,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            **auth,
+            **headers,
+        },
+    )
+
+
+def _urlopen(request: urllib.request.Request, timeout_s: float) -> None:
+    """Send `request` and read the answer (urllib raises HTTPError for 4xx and 5xx)."""
+    with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 - see _request
+        response.read()
+        if not 200 <= response.status < 300:
+            raise urllib.error.HTTPError(
+                request.full_url, response.status, response.reason, response.headers, None
+            )
+
+
+def _read_quietly(exc: urllib.error.HTTPError) -> str:
+    """The first line of an HTTP error's body, if it can be read."""
+    try:
+        body = exc.read().decode(errors="replace") if exc.fp else ""
+    except (OSError, HTTPException):
+        body = ""
+    finally:
+        exc.close()
+    lines = body.strip().splitlines()
+    return lines[0][:QUOTE_CHARS] if lines else ""
+
+
+def _secrets(url: str) -> list[str]:
+    """The parts of `url` that may be secret, for scrubbing from third-party messages."""
+    parts = urllib.parse.urlsplit(url)
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    found = {url, userinfo, *userinfo.split(":")}
+    if parts.scheme.lower() not in _HTTP_SCHEMES:
+        found.add(hostport)
+    segments = [*parts.path.split("/"), parts.fragment]
+    segments += [v for _, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)]
+    found.update(segments)
+    found.update(urllib.parse.unquote(s) for s in list(found))
+    # Very short pieces ("v1", "a") are not secrets, and scrubbing them mangles the text.
+    return [s for s in found if len(s) >= 3]
+
+
+def _scrub(text: str, secrets: Sequence[str]) -> str:
+    """`text` with every secret replaced by an ellipsis, longest first."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, _ELLIPSIS)
+    return text
+
+
+def _quiet_apprise() -> None:
+    """Keep Apprise's own log lines out of ugro's log.
+
+    Apprise logs whole service URLs, tokens included (at DEBUG while sending, and at ERROR
+    for a URL it cannot parse). ugro reports each failure itself, redacted; Apprise ≥ 2 still
+    hands its warnings to ugro in each notify result, which `AppriseSink` scrubs.
+    """
+    logger = logging.getLogger("apprise")
+    logger.propagate = False
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())
+
+
+def _utc(moment: datetime) -> datetime:
+    """`moment` as an aware UTC time (ugro's naive times are UTC)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
