@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import logging
-import os
-import signal
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,6 +22,7 @@ from http.client import HTTPException
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from ugro import subprocesses
 from ugro.alerts import SEVERITY_RANK
 from ugro.errors import UgroError
 
@@ -287,35 +285,21 @@ class CommandSink:
         """Run the command; raise DeliveryError on a non-zero exit, or kill it on timeout."""
         data = json.dumps(event.to_json()).encode()
         try:
-            process = await asyncio.create_subprocess_exec(
-                *self.argv,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise DeliveryError(
-                f"sink {self.name!r}: cannot run {self._program}: {exc.strerror or exc}"
-            ) from None
-        try:
-            _, err = await asyncio.wait_for(process.communicate(data), self.timeout_s)
-        except (TimeoutError, asyncio.CancelledError) as exc:
-            # The whole process group: a script's children would otherwise outlive it.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
-            if isinstance(exc, asyncio.CancelledError):
-                raise
+            done = await subprocesses.run(self.argv, stdin=data, timeout=self.timeout_s)
+        except TimeoutError:  # before OSError, of which it is a subclass
             raise DeliveryError(
                 f"sink {self.name!r}: {self._program} did not finish within "
                 f"{self.timeout_s:g} s and was killed"
             ) from None
-        if process.returncode != 0:
-            lines = err.decode(errors="replace").strip().splitlines()
+        except OSError as exc:
+            raise DeliveryError(
+                f"sink {self.name!r}: cannot run {self._program}: {exc.strerror or exc}"
+            ) from None
+        if done.returncode != 0:
+            lines = done.stderr.decode(errors="replace").strip().splitlines()
             last = f": {lines[-1][:QUOTE_CHARS]}" if lines else ""
             raise DeliveryError(
-                f"sink {self.name!r}: {self._program} exited with {process.returncode}{last}"
+                f"sink {self.name!r}: {self._program} exited with {done.returncode}{last}"
             )
 
 

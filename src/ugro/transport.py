@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import os
-import signal
 import socket
 import time
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncssh
 
+from ugro import subprocesses
 from ugro.errors import (
     AuthFailed,
     CommandTimeout,
@@ -67,29 +66,14 @@ class LocalSession:
 
     async def run(self, command: str, *, timeout: float) -> CommandResult:
         """Run `command` with /bin/sh; kill it and raise CommandTimeout after `timeout`."""
-        process = await asyncio.create_subprocess_exec(
-            "/bin/sh",
-            "-c",
-            command,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-        )
         try:
-            out, err = await asyncio.wait_for(process.communicate(), timeout)
-        except (TimeoutError, asyncio.CancelledError) as exc:
-            # The whole process group: a hung nvidia-smi under sh would otherwise linger.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
-            if isinstance(exc, asyncio.CancelledError):
-                raise
+            done = await subprocesses.run(["/bin/sh", "-c", command], stdin=None, timeout=timeout)
+        except TimeoutError:
             raise CommandTimeout(f"did not finish within {timeout:g} s") from None
         return CommandResult(
-            exit_status=process.returncode,
-            stdout=out.decode(errors="replace"),
-            stderr=err.decode(errors="replace"),
+            exit_status=done.returncode,
+            stdout=done.stdout.decode(errors="replace"),
+            stderr=done.stderr.decode(errors="replace"),
         )
 
 
