@@ -1,12 +1,21 @@
-"""Shared fixtures: every test gets its own $UGRO_HOME, and helpers to run the real CLI."""
+"""Shared fixtures: every test's own $UGRO_HOME, the real CLI, and real alert receivers.
+
+The receivers (an HTTP server, Debian's prometheus-alertmanager) serve test_sinks and the
+end-to-end delivery tests alike.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
-from dataclasses import dataclass
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,11 +25,12 @@ from sshcluster import TestCluster
 from ugro import config
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from ugro.config import Worker
 
 FIXTURES = Path(__file__).parent / "fixtures"
+ALERTMANAGER = Path("/usr/bin/prometheus-alertmanager")
 
 
 @pytest.fixture(autouse=True)
@@ -87,3 +97,151 @@ def cluster(shared_cluster: TestCluster) -> TestCluster:
 def nodes_of(path: Path) -> dict[str, Worker]:
     """The resolved workers of a cluster.yaml, by name."""
     return {n.name: n for n in config.parse_file(path).nodes()}
+
+
+# --- receivers for alerts ------------------------------------------------------------------
+
+
+def closed_port() -> int:
+    """A loopback port on which nothing listens."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def _poll(condition: Callable[[], object], what: str, patience: float) -> None:
+    """Poll `condition` until it is true; fail naming `what` after `patience` seconds."""
+    deadline = time.monotonic() + patience
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request the receiver got, and when (time.monotonic())."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+    received_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Receiver:
+    """An HTTP server on 127.0.0.1 that records every request and answers `status`."""
+
+    port: int
+    requests: list[Request] = field(default_factory=list)
+    status: int = 200
+
+    def url(self, path: str = "/hook") -> str:
+        """The URL of `path` on this receiver."""
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def at(self, path: str) -> list[Request]:
+        """The requests received so far on `path`, in order."""
+        return [r for r in list(self.requests) if r.path == path]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A recording HTTP receiver in a thread, shut down and closed at teardown."""
+    record = Receiver(port=0)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", 0))
+            body = json.loads(self.rfile.read(length) or b"null")
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            record.requests.append(Request("POST", self.path, headers, body))
+            self.send_response(record.status)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base's name
+            """Keep the test output quiet."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    record.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield record
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A loopback port that accepts connections and never answers (a hung server)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield sock.getsockname()[1]
+
+
+@dataclass
+class Alertmanager:
+    """A running prometheus-alertmanager on loopback."""
+
+    url: str
+
+    def alerts(self, query: str = "") -> list[dict[str, Any]]:
+        """GET /api/v2/alerts."""
+        with urllib.request.urlopen(f"{self.url}/api/v2/alerts{query}", timeout=5) as r:  # noqa: S310 - loopback test server
+            alerts: list[dict[str, Any]] = json.load(r)
+        return alerts
+
+    def find(self, key: str, query: str = "") -> dict[str, Any] | None:
+        """The alert with label key=`key`, if Alertmanager lists it."""
+        return next((a for a in self.alerts(query) if a["labels"].get("key") == key), None)
+
+
+@pytest.fixture(scope="module")
+def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Alertmanager]:
+    """Debian's prometheus-alertmanager on 127.0.0.1, without gossip; stopped at teardown."""
+    if not ALERTMANAGER.exists():
+        pytest.skip("prometheus-alertmanager is not installed (scripts/test installs it)")
+    home = tmp_path_factory.mktemp("alertmanager")
+    (home / "am.yml").write_text(
+        "route:\n  receiver: none\nreceivers:\n  - name: none\n", encoding="utf-8"
+    )
+    port = closed_port()
+    log = (home / "am.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            str(ALERTMANAGER),
+            f"--config.file={home / 'am.yml'}",
+            f"--storage.path={home / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    am = Alertmanager(f"http://127.0.0.1:{port}")
+
+    def ready() -> bool:
+        assert proc.poll() is None, (home / "am.log").read_text(encoding="utf-8")
+        try:
+            with urllib.request.urlopen(f"{am.url}/-/ready", timeout=1) as r:  # noqa: S310 - loopback
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    try:
+        _poll(ready, "Alertmanager to be ready", patience=30)
+        yield am
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

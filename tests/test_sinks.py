@@ -10,19 +10,15 @@ import asyncio
 import io
 import json
 import logging
-import socket
-import subprocess
-import threading
 import time
-import urllib.request
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from conftest import closed_port
 from ugro.alerts import AlertEvent, Kind, Severity
 from ugro.config import SinkSettings
 from ugro.delivery import Dispatcher, send_now
@@ -42,9 +38,9 @@ from ugro.sinks import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+    from conftest import Alertmanager, Receiver
     from ugro.sinks import Sink
 
-ALERTMANAGER = Path("/usr/bin/prometheus-alertmanager")
 #: Planted in URLs; it must never appear in an error, a counter or a log line.
 MARKER = "s3cret"
 #: How long a test waits for something that should happen within a second or two.
@@ -93,66 +89,6 @@ async def until(condition: Callable[[], object], patience: float = PATIENCE_S) -
     pytest.fail("timed out")
 
 
-def closed_port() -> int:
-    """A loopback port on which nothing listens."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
-@dataclass(frozen=True)
-class Request:
-    """One request the receiver got."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: Any
-
-
-@dataclass
-class Receiver:
-    """An HTTP server on 127.0.0.1 that records every request and answers `status`."""
-
-    port: int
-    requests: list[Request] = field(default_factory=list)
-    status: int = 200
-
-    def url(self, path: str = "/hook") -> str:
-        """The URL of `path` on this receiver."""
-        return f"http://127.0.0.1:{self.port}{path}"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    """A recording HTTP receiver in a thread, shut down and closed at teardown."""
-    record = Receiver(port=0)
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", 0))
-            body = json.loads(self.rfile.read(length) or b"null")
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            record.requests.append(Request("POST", self.path, headers, body))
-            self.send_response(record.status)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base's name
-            """Keep the test output quiet."""
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    record.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield record
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
-
-
 @pytest.fixture
 def root_log() -> Iterator[io.StringIO]:
     """Everything that reaches the root logger at DEBUG, as `logging.basicConfig` would show.
@@ -169,15 +105,6 @@ def root_log() -> Iterator[io.StringIO]:
     yield stream
     root.removeHandler(handler)
     root.setLevel(level)
-
-
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A loopback port that accepts connections and never answers (a hung server)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(16)
-        yield sock.getsockname()[1]
 
 
 # --- redact, accepts, build ----------------------------------------------------------------
@@ -392,68 +319,6 @@ def test_alertmanager_payload_shape() -> None:
     assert resolved["endsAt"] == resolved_event.resolved_at.isoformat()
     test = alertmanager_alert(make_event("test"), now)
     assert test["endsAt"] == (now + timedelta(minutes=1)).isoformat()
-
-
-@dataclass
-class Alertmanager:
-    """A running prometheus-alertmanager on loopback."""
-
-    url: str
-
-    def alerts(self, query: str = "") -> list[dict[str, Any]]:
-        """GET /api/v2/alerts."""
-        with urllib.request.urlopen(f"{self.url}/api/v2/alerts{query}", timeout=5) as r:  # noqa: S310 - loopback test server
-            alerts: list[dict[str, Any]] = json.load(r)
-        return alerts
-
-    def find(self, key: str, query: str = "") -> dict[str, Any] | None:
-        """The alert with label key=`key`, if Alertmanager lists it."""
-        return next((a for a in self.alerts(query) if a["labels"].get("key") == key), None)
-
-
-@pytest.fixture(scope="module")
-def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Alertmanager]:
-    """Debian's prometheus-alertmanager on 127.0.0.1, without gossip; stopped at teardown."""
-    if not ALERTMANAGER.exists():
-        pytest.skip("prometheus-alertmanager is not installed (scripts/test installs it)")
-    home = tmp_path_factory.mktemp("alertmanager")
-    (home / "am.yml").write_text(
-        "route:\n  receiver: none\nreceivers:\n  - name: none\n", encoding="utf-8"
-    )
-    port = closed_port()
-    log = (home / "am.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            str(ALERTMANAGER),
-            f"--config.file={home / 'am.yml'}",
-            f"--storage.path={home / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    am = Alertmanager(f"http://127.0.0.1:{port}")
-
-    def ready() -> bool:
-        assert proc.poll() is None, (home / "am.log").read_text(encoding="utf-8")
-        try:
-            with urllib.request.urlopen(f"{am.url}/-/ready", timeout=1) as r:  # noqa: S310 - loopback
-                return bool(r.status == 200)
-        except OSError:
-            return False
-
-    try:
-        wait_for(ready, "Alertmanager to be ready", patience=30)
-        yield am
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def test_alertmanager_fires_resolves_and_resends(alertmanager: Alertmanager) -> None:

@@ -90,6 +90,8 @@ class ActiveAlert:
     check: str | None = None
     grouped: bool = False
     resolved_at: datetime | None = None
+    # Whether its firing was sent: a held alert that was announced still owes its resolution.
+    announced: bool = False
 
     def event(self, kind: Kind, cluster: str) -> AlertEvent:
         """The message for this alert."""
@@ -118,6 +120,7 @@ class ActiveAlert:
             "last_sent_at": self.last_sent_at.isoformat(),
             "check": self.check,
             "grouped": self.grouped,
+            "announced": self.announced,
             "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None,
         }
 
@@ -135,6 +138,7 @@ class ActiveAlert:
             last_sent_at=datetime.fromisoformat(data["last_sent_at"]),
             check=data.get("check"),
             grouped=bool(data.get("grouped", False)),
+            announced=bool(data.get("announced", False)),
             resolved_at=datetime.fromisoformat(resolved) if resolved else None,
         )
 
@@ -268,6 +272,7 @@ class AlertEngine:
                     now,
                     cond.check,
                     grouped=quiet,
+                    announced=not quiet,
                 )
                 self.book.firing[(node, key)] = alert
                 if not quiet:
@@ -301,7 +306,8 @@ class AlertEngine:
             details = []
             for (node, key), alert in list(self.book.firing.items()):
                 if node in went_down and alert.started_at == now:
-                    self.book.replace_alert(alert, grouped=True)
+                    # Its firing is withdrawn from this sweep's events: never announced.
+                    self.book.replace_alert(alert, grouped=True, announced=False)
                     if key in DOWN_KEYS:
                         details.append(f"{node}: {alert.details[0] if alert.details else key}")
             alert = ActiveAlert(
@@ -355,14 +361,23 @@ class AlertEngine:
         return events
 
     def _announce_released(self, now: datetime) -> list[AlertEvent]:
-        """Alerts held back by flapping or grouping that still fire once the hold ends."""
+        """When a hold ends: announce what still fires, and resolve what was announced."""
         group = self.book.firing.get((CLUSTER, GROUP_KEY))
         held = set(self._down_members(group)) if group else set()
+
+        def released(node: str) -> bool:
+            return node not in held and (node, "flapping") not in self.book.firing
+
         events = []
+        for i, done in enumerate(self.book.resolved):
+            if done.grouped and done.announced and released(done.node):
+                self.book.resolved[i] = replace(done, grouped=False)
+                events.append(done.event("resolved", self.settings.cluster))
         for (node, _), alert in list(self.book.firing.items()):
-            if alert.grouped and node not in held and (node, "flapping") not in self.book.firing:
-                released = self.book.replace_alert(alert, grouped=False, last_sent_at=now)
-                events.append(released.event("firing", self.settings.cluster))
+            if alert.grouped and released(node):
+                self.book.replace_alert(alert, grouped=False, announced=True, last_sent_at=now)
+                if not alert.announced:
+                    events.append(alert.event("firing", self.settings.cluster))
         return events
 
     def _reminders(self, now: datetime) -> list[AlertEvent]:

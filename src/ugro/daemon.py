@@ -150,7 +150,13 @@ class Daemon:
                 self.history.close()
             self.info = dataclasses.replace(self.info, running=False)
             with contextlib.suppress(UgroError):
-                await asyncio.to_thread(self.store.update, [], keep=self.due, daemon=self.info)
+                await asyncio.to_thread(
+                    self.store.update,
+                    [],
+                    keep=self.due,
+                    daemon=self.info,
+                    alerts=self._alert_state(),
+                )
             log.info("monitor stopped")
 
     def _start_exporter(self) -> WSGIServer | None:
@@ -280,6 +286,13 @@ class Daemon:
             log.log(level, "alert %s: %s", event.kind, event.title())
         self.dispatcher.submit(events)
         self.dispatcher.resend(self.engine.firing_events())
+        return self._alert_state()
+
+    def _alert_state(self) -> dict[str, Any]:
+        """The alert book and delivery counters as the state file keeps them.
+
+        Counters are as of now: this sweep's events are still on their way.
+        """
         return {**book_to_json(self.engine.book), "delivery": self.dispatcher.stats()}
 
     async def _record_history(self, samples: list[Sample], changes: list[Transition]) -> None:
