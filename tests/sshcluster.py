@@ -313,12 +313,12 @@ class TestHost:
         proc = self._proc
         if proc is not None:
             if proc.poll() is None:
-                # Sessions first, and give the listener a moment to reap them: orphaned,
-                # they would linger as zombies wherever init reaps lazily.
+                # Stop the listener first so it forks no session for a client reconnecting
+                # meanwhile; then the listener, then the sessions it had.
+                os.kill(proc.pid, signal.SIGSTOP)
                 sessions = _descendants(proc.pid)
-                _kill_pids(sessions)
-                _wait_gone(sessions, timeout=2.0, reaped=True)
                 proc.kill()  # SIGKILL works on a stopped process too
+                _kill_pids(sessions)
             proc.wait(timeout=10)
             self._proc = None
         self._paused = False
@@ -477,6 +477,10 @@ class TestHost:
             "UseDNS no",
             "X11Forwarding no",
             "LogLevel ERROR",
+            # The login shell runs ForceCommand, and bash reads ~/.bashrc when sshd starts
+            # it: root's may run `pyenv init` (85 ms a command). A HOME of the host's own
+            # keeps the test host's sessions as lean as a real node's.
+            f"SetEnv HOME={self.dir}",
             f"ForceCommand {force}",
         ]
         self.config.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import errno
 import socket
+import struct
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -117,6 +118,9 @@ class SSHSession:
                 ) from None
             except (asyncssh.Error, OSError) as exc:
                 raise Disconnected(f"{self._name}: connection lost: {_reason(exc)}") from None
+        # asyncssh reports a channel that closed before an exit status came as None or -1.
+        if done.exit_status in (None, -1) and not done.exit_signal:
+            raise Disconnected(f"{self._name}: connection lost while the command ran")
         return CommandResult(
             exit_status=done.exit_status,
             stdout=_text(done.stdout),
@@ -213,7 +217,13 @@ def _options(node: Worker, known_hosts: Path) -> dict[str, Any]:
     if node.host_key_policy != "off":
         # b"" is an empty list of trusted keys; () would make asyncssh use its default file.
         verify = str(known_hosts) if known_hosts.is_file() else b""
-    options: dict[str, Any] = {"known_hosts": verify, "connect_timeout": node.timeouts.connect}
+    options: dict[str, Any] = {
+        "known_hosts": verify,
+        "connect_timeout": node.timeouts.connect,
+        # AES-GCM first (then asyncssh's defaults): with AES-NI it costs the control node a
+        # third less CPU per packet than ChaCha20-Poly1305, asyncssh's first choice.
+        "encryption_algs": "^aes128-gcm@openssh.com,aes256-gcm@openssh.com",
+    }
     if node.user:
         options["username"] = node.user
     if node.ssh_port:
@@ -305,7 +315,12 @@ def _text(data: object) -> str:
 
 
 async def tcp_connect_ms(host: str, port: int, timeout: float) -> float:
-    """Time one TCP handshake to host:port in milliseconds; raise TransportError on failure."""
+    """Round trip of one TCP handshake to host:port in ms; raise TransportError on failure.
+
+    The kernel's own measurement (TCP_INFO) is used where there is one: a clock read in
+    Python would also count the time this busy event loop took to notice the connection,
+    which during a sweep of a hundred nodes is far more than the network's share.
+    """
     start = time.perf_counter()
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
@@ -314,7 +329,27 @@ async def tcp_connect_ms(host: str, port: int, timeout: float) -> float:
     except OSError as exc:
         raise TransportError(f"TCP connect to {host}:{port} failed: {_reason(exc)}") from None
     elapsed = (time.perf_counter() - start) * 1000
+    measured = _kernel_rtt_ms(writer.get_extra_info("socket"))
     writer.close()
     with contextlib.suppress(OSError):
         await writer.wait_closed()
-    return elapsed
+    return elapsed if measured is None else measured
+
+
+# struct tcp_info (linux/tcp.h): eight one-byte fields, then u32s; tcpi_rtt (microseconds) is
+# the sixteenth u32.
+_TCPI_RTT_OFFSET = 68
+
+
+def _kernel_rtt_ms(sock: socket.socket | None) -> float | None:
+    """The kernel's round-trip estimate of a just-connected socket, or None where unavailable."""
+    option = getattr(socket, "TCP_INFO", None)
+    if sock is None or option is None:
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, option, 104)
+    except OSError:
+        return None
+    if len(info) < _TCPI_RTT_OFFSET + 4:
+        return None
+    return float(struct.unpack_from("I", info, _TCPI_RTT_OFFSET)[0]) / 1000
