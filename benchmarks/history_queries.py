@@ -92,7 +92,9 @@ def bytes_per_node_day(directory: Path) -> int:
             )
         )
         tracking = Tracking(NodeStatus.HEALTHY, start, 0, i, 0, at)
-        verdict = NodeVerdict("gpu1", "10.0.0.1", NodeStatus.HEALTHY, 100.0, 1.0, at, checks, tracking=tracking)
+        verdict = NodeVerdict(
+            "gpu1", "10.0.0.1", NodeStatus.HEALTHY, 100.0, 1.0, at, checks, tracking=tracking
+        )
         history.record([Sample(verdict, 30)])
     history._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # noqa: SLF001
     history.close()
@@ -111,16 +113,28 @@ def main() -> None:
         path = directory / "history.db"
         started = time.perf_counter()
         build(path, args.nodes, args.days, round(now.timestamp() * 1000))
-        print(f"built {args.nodes} nodes × {args.days} days in {time.perf_counter() - started:.0f} s; "
-              f"{path.stat().st_size / 1e6:.0f} MB (node and latency samples only)")
+        took = time.perf_counter() - started
+        print(
+            f"built {args.nodes} nodes × {args.days} days in {took:.0f} s; "
+            f"{path.stat().st_size / 1e6:.0f} MB (node and latency samples only)"
+        )
         since = now - timedelta(days=args.days)
         history = History(path)
         rows = [
             ("summaries, all nodes, whole period", lambda: history.summaries(None, since, now)),
             ("summaries, one node, whole period", lambda: history.summaries("gpu001", since, now)),
-            ("summaries, all nodes, last 24 h", lambda: history.summaries(None, now - timedelta(days=1), now)),
-            ("score chart, one node, whole period", lambda: history.score_series("gpu001", since, now, 20)),
-            ("score charts, all nodes, whole period", lambda: [history.score_series(n, since, now, 20) for n in history.nodes()]),
+            (
+                "summaries, all nodes, last 24 h",
+                lambda: history.summaries(None, now - timedelta(days=1), now),
+            ),
+            (
+                "score chart, one node, whole period",
+                lambda: history.score_series("gpu001", since, now, 20),
+            ),
+            (
+                "score charts, all nodes, whole period",
+                lambda: [history.score_series(n, since, now, 20) for n in history.nodes()],
+            ),
             ("transitions, all nodes, whole period", lambda: history.transitions(None, since)),
         ]
         print(f"{'query':<42} {'median of 5':>12}")
@@ -128,8 +142,10 @@ def main() -> None:
             print(f"{name:<42} {timed(5, call) * 1000:>9.0f} ms")
         history.close()
         size = bytes_per_node_day(directory)
-        print(f"one node, one day at 30 s, five checks, via History.record: {size / 1000:.0f} kB "
-              f"(≈ {size * 30 / 1e6:.0f} MB per node for 30 days)")
+        print(
+            f"one node, one day at 30 s, five checks, via History.record: {size / 1000:.0f} kB "
+            f"(≈ {size * 30 / 1e6:.0f} MB per node for 30 days)"
+        )
 
 
 if __name__ == "__main__":

@@ -53,7 +53,6 @@ from ugro.state import StateStore
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-import sshcluster  # noqa: E402 - found through the path set just above
 from sshcluster import TestCluster  # noqa: E402
 
 if TYPE_CHECKING:
@@ -73,25 +72,6 @@ PARALLEL_MIN_REPS = 3
 HEALTH_RUNS = 15
 #: Top-level cluster.yaml keys added to every generated config (--max-latency-ms).
 CONFIG_EXTRA: dict[str, Any] = {}
-
-
-def lean_login_shell() -> None:
-    """Make the test hosts' sshd give sessions HOME=<host dir> before the login shell starts.
-
-    sshd runs the harness's ForceCommand through the user's login shell (`$SHELL -c`), and
-    Debian's bash sources ~/.bashrc when started by sshd. On a development machine whose root
-    ~/.bashrc runs `pyenv init`, that adds ~80-100 ms of CPU to every remote command, which
-    would dominate every figure here. A host directory holds no .bashrc; the command itself
-    already runs with HOME=<host dir> (set by the ForceCommand's `env -i`). Needs OpenSSH >= 8.7.
-    """
-    write = sshcluster.TestHost._write_sshd_config  # noqa: SLF001
-
-    def patched(self: sshcluster.TestHost) -> None:
-        write(self)
-        with self.config.open("a", encoding="utf-8") as handle:
-            handle.write(f"SetEnv HOME={self.dir}\n")
-
-    sshcluster.TestHost._write_sshd_config = patched  # type: ignore[method-assign]  # noqa: SLF001
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -547,11 +527,6 @@ def main() -> None:
     )
     parser.add_argument("--profile", action="store_true", help="cProfile warm sweeps at max N")
     parser.add_argument(
-        "--harness-as-is",
-        action="store_true",
-        help="do not give sessions HOME=<host dir> (the login shell then sources ~/.bashrc)",
-    )
-    parser.add_argument(
         "--skip", nargs="*", default=[], choices=["naive", "parallel", "daemon", "health"]
     )
     args = parser.parse_args()
@@ -559,8 +534,6 @@ def main() -> None:
     if args.max_latency_ms:
         CONFIG_EXTRA["max_latency_ms"] = args.max_latency_ms
         print(f"max_latency_ms: {args.max_latency_ms:g} on every node")
-    if not args.harness_as_is:
-        lean_login_shell()
     sizes = sorted(args.nodes)
     biggest = sizes[-1]
     print(
@@ -568,12 +541,6 @@ def main() -> None:
         f"{asyncssh.__version__}; median of {args.reps} unless noted; "
         f"load before start {os.getloadavg()[0]:.2f}"
     )
-    shell = (
-        "as the harness leaves it (sources ~/.bashrc)"
-        if args.harness_as_is
-        else ("HOME=<host dir> (no ~/.bashrc), see lean_login_shell()")
-    )
-    print(f"remote login shell: {shell}")
     with tempfile.TemporaryDirectory(prefix="ugro-bench-") as name:
         tmp = Path(name)
         started = time.perf_counter()

@@ -17,7 +17,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -72,6 +72,27 @@ def run_ugro(
     )
     assert "Traceback" not in done.stderr, done.stderr
     return Ran(done.returncode, done.stdout, done.stderr)
+
+
+T = TypeVar("T")
+PATIENCE_S = 30.0
+
+
+def wait_for(
+    predicate: Callable[[], T | None],
+    what: str = "",
+    timeout: float = PATIENCE_S,
+    every: float = 0.02,
+) -> T:
+    """Poll `predicate` until it returns something truthy, and return that; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what or predicate}")
+        time.sleep(every)
 
 
 def fixture_text(*parts: str) -> str:

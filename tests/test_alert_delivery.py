@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 import psutil
 import pytest
 
-from conftest import closed_port, run_ugro
-from test_daemon import FAST_TIMEOUTS, GOOD, SERVICE_ENV, DaemonProcess, State, tool, wait_for
+from conftest import closed_port, run_ugro, wait_for
+from test_daemon import FAST_TIMEOUTS, GOOD, SERVICE_ENV, DaemonProcess, State, tool
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -40,7 +40,6 @@ CLUSTER = "e2e-lab"
 HOOK = "/hook"
 APPRISE = "/apprise"
 SSH_GPU = ["ssh", "gpu"]
-PATIENCE_S = 20.0
 
 FIRED = [("firing", "h1", "unhealthy"), ("firing", "h1", "check:gpu")]
 RESOLVED = [("resolved", "h1", "unhealthy"), ("resolved", "h1", "check:gpu")]
@@ -126,7 +125,6 @@ def wait_requests(receiver: Receiver, count: int, path: str) -> list[Request]:
     """Wait until `count` requests reached `path`; the requests received there so far."""
     wait_for(
         lambda: len(receiver.at(path)) >= count,
-        PATIENCE_S,
         f"{count} deliveries to {path}; got {receiver.at(path)}",
     )
     return receiver.at(path)
@@ -163,7 +161,7 @@ def watch_sweeps(
         samples.append((time.monotonic(), info["sweeps"], info["last_sweep_duration_s"]))
         return until(state)
 
-    wait_for(done, 30, f"{until} while watching the sweeps", every=0.1)
+    wait_for(done, f"{until} while watching the sweeps", 30, every=0.1)
     seen = [t for (_, before, _), (t, n, _) in itertools.pairwise(samples) if n > before]
     return (
         samples[-1][0] - samples[0][0],

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import psutil
 import pytest
 
-from conftest import run_ugro
+from conftest import PATIENCE_S, run_ugro, wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -57,24 +57,6 @@ SERVICE_ENV = frozenset(
     {"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "INVOCATION_ID", "UGRO_DAEMON_DETACHED"}
 )
 #: How long a test waits for something the daemon should do within a few seconds.
-PATIENCE_S = 20.0
-
-
-def wait_for(
-    predicate: Callable[[], T | None],
-    timeout: float = PATIENCE_S,
-    what: str = "",
-    every: float = 0.02,
-) -> T:
-    """Poll `predicate` until it returns something truthy, and return that; fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what or predicate}")
-        time.sleep(every)
 
 
 def read_state(home: Path) -> State | None:
@@ -165,7 +147,7 @@ class DaemonProcess:
             state = self.state()
             return state if state is not None and predicate(state) else None
 
-        return wait_for(check, timeout, what)
+        return wait_for(check, what, timeout)
 
     def wait_sweeps(self, count: int, timeout: float = PATIENCE_S) -> State:
         """Wait until the daemon has persisted at least `count` sweeps."""
@@ -187,7 +169,7 @@ class DaemonProcess:
             log = self.log()
             return log if log.count(text) >= count else ""
 
-        return wait_for(check, timeout, f"{text!r} logged {count} times")
+        return wait_for(check, f"{text!r} logged {count} times", timeout)
 
     def send(self, sig: signal.Signals) -> None:
         """Send `sig` to the daemon."""

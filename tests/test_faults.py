@@ -38,10 +38,10 @@ from typing import TYPE_CHECKING, Any
 import psutil
 import pytest
 
+from conftest import PATIENCE_S
 from test_daemon import (
     FAST_TIMEOUTS,
     GOOD,
-    PATIENCE_S,
     SERVICE_ENV,
     DaemonProcess,
     State,

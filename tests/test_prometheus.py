@@ -17,7 +17,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.parse
 from functools import partial
 from pathlib import Path
@@ -27,11 +26,11 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import run_ugro
+from conftest import run_ugro, wait_for
 from ugro import config
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
 
     from sshcluster import TestCluster, TestHost
 
@@ -43,7 +42,6 @@ RULES_TESTS = RULES.with_name("ugro-rules.test.yml")
 DASHBOARD = REPO / "contrib" / "grafana" / "ugro-dashboard.json"
 FAST_MONITOR: dict[str, float] = {"interval_s": 1, "confirm_s": 0.3}
 #: How long a test waits for something that should happen within a few seconds.
-PATIENCE_S = 30.0
 #: Series names that Prometheus itself provides, which rules may use besides ugro's.
 PROMETHEUS_SERIES = frozenset({"up"})
 #: PromQL functions and aggregations the rules and panels may call.
@@ -56,18 +54,6 @@ KEYWORDS = frozenset(
 TARGET_LABELS = frozenset({"instance", "job"})
 
 Metrics = dict[str, set[str]]
-
-
-def wait_for(predicate: Callable[[], T | None], what: str, timeout: float = PATIENCE_S) -> T:
-    """Poll `predicate` until it returns something truthy, and return that; fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def tool(name: str) -> str:

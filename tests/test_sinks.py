@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conftest import closed_port
+from conftest import closed_port, wait_for
 from ugro.alerts import AlertEvent, Kind, Severity
 from ugro.config import SinkSettings
 from ugro.delivery import Dispatcher, send_now
@@ -69,15 +69,6 @@ def make_event(
         resolved_at=datetime.now(UTC).replace(microsecond=0) if kind == "resolved" else None,
         check=check,
     )
-
-
-def wait_for(condition: Callable[[], object], what: str, patience: float = PATIENCE_S) -> None:
-    """Poll `condition` until it is true; fail naming `what` after `patience` seconds."""
-    deadline = time.monotonic() + patience
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 async def until(condition: Callable[[], object], patience: float = PATIENCE_S) -> None:

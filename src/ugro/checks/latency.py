@@ -6,6 +6,7 @@ the network path the training traffic and ugro itself depend on.
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 from typing import TYPE_CHECKING
 
@@ -29,16 +30,21 @@ class Latency(Check):
     hang_hint = "TCP handshakes to the node time out: packets are being dropped"
 
     async def run(self, node: Worker, session: Session) -> Evaluation:
-        """Probe the address the session is connected to, PROBES times in a row."""
+        """Probe the address the session is connected to, PROBES handshakes at once.
+
+        At once, each with the whole timeout: the kernel times each handshake, so they do
+        not disturb one another, and a control node busy with a large sweep cannot make a
+        probe miss a share of the timeout it never needed.
+        """
         host, port = session.peer or (node.ip, node.ssh_port or 22)
-        per_probe = self.timeout(node) / PROBES
-        samples: list[float | str] = []
-        for _ in range(PROBES):
+
+        async def probe() -> float | str:
             try:
-                samples.append(await tcp_connect_ms(host, port, per_probe))
+                return await tcp_connect_ms(host, port, self.timeout(node))
             except TransportError as exc:
-                samples.append(str(exc))
-        return evaluate(samples, node)
+                return str(exc)
+
+        return evaluate(list(await asyncio.gather(*(probe() for _ in range(PROBES)))), node)
 
 
 def evaluate(samples: list[float | str], node: Worker) -> Evaluation:
