@@ -55,6 +55,7 @@ class Timeouts(_Model):
     # Importing torch cold (CUDA libraries from a network filesystem) takes tens of seconds.
     torch: Seconds = 30
     disk: Seconds = 10
+    # Per TCP probe; the latency check makes three.
     latency: Seconds = 2
 
 

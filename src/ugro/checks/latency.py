@@ -6,7 +6,6 @@ the network path the training traffic and ugro itself depend on.
 
 from __future__ import annotations
 
-import asyncio
 import statistics
 from typing import TYPE_CHECKING
 
@@ -29,22 +28,25 @@ class Latency(Check):
     weight = 15
     hang_hint = "TCP handshakes to the node time out: packets are being dropped"
 
-    async def run(self, node: Worker, session: Session) -> Evaluation:
-        """Probe the address the session is connected to, PROBES handshakes at once.
+    def timeout(self, node: Worker) -> float:
+        """The whole check's deadline: `timeouts.latency` for each of the probes."""
+        return PROBES * float(node.timeouts.latency)
 
-        At once, each with the whole timeout: the kernel times each handshake, so they do
-        not disturb one another, and a control node busy with a large sweep cannot make a
-        probe miss a share of the timeout it never needed.
+    async def run(self, node: Worker, session: Session) -> Evaluation:
+        """Probe the address the session is connected to, PROBES handshakes in a row.
+
+        One after another, each with `timeouts.latency`: the kernel times each handshake, so
+        a control node busy with a large sweep only delays noticing the answer, and a probe
+        is not failed for the share of the time that took.
         """
         host, port = session.peer or (node.ip, node.ssh_port or 22)
-
-        async def probe() -> float | str:
+        samples: list[float | str] = []
+        for _ in range(PROBES):
             try:
-                return await tcp_connect_ms(host, port, self.timeout(node))
+                samples.append(await tcp_connect_ms(host, port, float(node.timeouts.latency)))
             except TransportError as exc:
-                return str(exc)
-
-        return evaluate(list(await asyncio.gather(*(probe() for _ in range(PROBES)))), node)
+                samples.append(str(exc))
+        return evaluate(samples, node)
 
 
 def evaluate(samples: list[float | str], node: Worker) -> Evaluation:
