@@ -226,8 +226,7 @@ class Alertmanager:
 @pytest.fixture(scope="module")
 def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Alertmanager]:
     """Debian's prometheus-alertmanager on 127.0.0.1, without gossip; stopped at teardown."""
-    if not ALERTMANAGER.exists():
-        pytest.skip("prometheus-alertmanager is not installed (scripts/test installs it)")
+    assert ALERTMANAGER.exists(), "prometheus-alertmanager is missing: scripts/test installs it"
     home = tmp_path_factory.mktemp("alertmanager")
     (home / "am.yml").write_text(
         "route:\n  receiver: none\nreceivers:\n  - name: none\n", encoding="utf-8"

@@ -9,11 +9,8 @@ or an early message fails the test as surely as a missing one.
 from __future__ import annotations
 
 import itertools
-import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +18,7 @@ import psutil
 import pytest
 
 from conftest import closed_port, run_ugro, wait_for
-from test_daemon import FAST_TIMEOUTS, GOOD, SERVICE_ENV, DaemonProcess, State, tool
+from test_daemon import FAST_TIMEOUTS, GOOD, DaemonProcess, State, spawn, tool
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -84,20 +81,9 @@ def webhook(receiver: Receiver, name: str = "hook") -> dict[str, Any]:
 def daemons(tmp_path: Path, isolated_home: Path) -> Iterator[Callable[[Path], DaemonProcess]]:
     """Start `ugro daemon run` processes; each is killed (if still running) and reaped."""
     started: list[DaemonProcess] = []
-    base_env = {k: v for k, v in os.environ.items() if k not in SERVICE_ENV}
 
     def start(config: Path) -> DaemonProcess:
-        n = len(started)
-        stdout, stderr = tmp_path / f"daemon{n}.out", tmp_path / f"daemon{n}.err"
-        with stdout.open("wb") as out, stderr.open("wb") as err:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "ugro", "--config", str(config), "daemon", "run"],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                env=base_env,
-            )
-        handle = DaemonProcess(process, isolated_home, stdout, stderr)
+        handle = spawn(config, isolated_home, tmp_path)
         started.append(handle)
         return handle
 

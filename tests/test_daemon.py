@@ -186,25 +186,32 @@ class DaemonProcess:
         self.process.wait(timeout=10)
 
 
+def spawn(
+    config: Path, home: Path, directory: Path, env: dict[str, str] | None = None
+) -> DaemonProcess:
+    """Start `ugro daemon run` on `config`, its stdout and stderr in files in `directory`."""
+    # Whatever runs pytest must not make the daemon believe systemd or `daemon start` ran it.
+    base_env = {k: v for k, v in os.environ.items() if k not in SERVICE_ENV}
+    n = len(list(directory.glob("daemon*.out")))
+    stdout, stderr = directory / f"daemon{n}.out", directory / f"daemon{n}.err"
+    with stdout.open("wb") as out, stderr.open("wb") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ugro", "--config", str(config), "daemon", "run"],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            env={**base_env, **(env or {})},
+        )
+    return DaemonProcess(process, home, stdout, stderr)
+
+
 @pytest.fixture
 def daemons(tmp_path: Path, isolated_home: Path) -> Iterator[Callable[..., DaemonProcess]]:
     """Start `ugro daemon run` processes; each is killed and reaped at teardown."""
     started: list[DaemonProcess] = []
-    # Whatever runs pytest must not make the daemon believe systemd or `daemon start` ran it.
-    base_env = {k: v for k, v in os.environ.items() if k not in SERVICE_ENV}
 
     def start(config: Path, env: dict[str, str] | None = None) -> DaemonProcess:
-        n = len(started)
-        stdout, stderr = tmp_path / f"daemon{n}.out", tmp_path / f"daemon{n}.err"
-        with stdout.open("wb") as out, stderr.open("wb") as err:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "ugro", "--config", str(config), "daemon", "run"],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                env={**base_env, **(env or {})},
-            )
-        handle = DaemonProcess(process, isolated_home, stdout, stderr)
+        handle = spawn(config, isolated_home, tmp_path, env)
         started.append(handle)
         return handle
 

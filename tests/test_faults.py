@@ -42,10 +42,10 @@ from conftest import PATIENCE_S
 from test_daemon import (
     FAST_TIMEOUTS,
     GOOD,
-    SERVICE_ENV,
     DaemonProcess,
     State,
     monitor,
+    spawn,
     when,
 )
 
@@ -176,20 +176,9 @@ def watched(
     remove them before the next test, but after the last test of a run nothing would.
     """
     started: list[DaemonProcess] = []
-    # Whatever runs pytest must not make the daemon believe systemd or `daemon start` ran it.
-    env = {k: v for k, v in os.environ.items() if k not in SERVICE_ENV}
 
     def start(config: Path) -> Watch:
-        stdout, stderr = tmp_path / "daemon.out", tmp_path / "daemon.err"
-        with stdout.open("wb") as out, stderr.open("wb") as err:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "ugro", "--config", str(config), "daemon", "run"],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                env=env,
-            )
-        daemon = DaemonProcess(process, isolated_home, stdout, stderr)
+        daemon = spawn(config, isolated_home, tmp_path)
         started.append(daemon)
         watch = Watch(daemon)
         watch.until(everyone_fine, "every node to pass every check")
