@@ -139,11 +139,11 @@ def check(ctx: click.Context, nodes: tuple[str, ...], as_json: bool) -> None:
         report.print_json(report.document(rows, source="check", now=now))
     else:
         where = (
-            f"{cfg.source}"
+            f"from {cfg.source}"
             if cfg.source
-            else "no cluster.yaml: checked this machine only (`ugro init` writes one)"
+            else "no cluster.yaml, so this machine alone; `ugro init` writes one"
         )
-        report.print_table(rows, footer=f"{report.summary_line(rows)} ({where})")
+        report.print_table(rows, footer=f"{report.summary_line(rows)}; {where}")
     sys.exit(report.exit_code(rows))
 
 

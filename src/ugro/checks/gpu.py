@@ -115,7 +115,7 @@ def _failure(result: CommandResult) -> str:
     if result.exit_status == 127 or "not found" in result.stderr:
         return (
             "nvidia-smi not found on the node's PATH: the NVIDIA driver is not installed "
-            "(or the remote PATH lacks /usr/bin)"
+            "(or PATH lacks /usr/bin)"
         )
     cause = EXIT_CAUSES.get(result.exit_status, f"nvidia-smi failed (exit {result.exit_status})")
     return f"{cause}" + (f"; nvidia-smi said: {said}" if said else "")
