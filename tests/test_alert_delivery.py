@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from conftest import closed_port, run_ugro, wait_for
-from test_daemon import FAST_TIMEOUTS, GOOD, DaemonProcess, State, spawn, tool
+from test_daemon import FAST_TIMEOUTS, GOOD, DaemonProcess, State, daemon_starter, tool
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -80,20 +80,8 @@ def webhook(receiver: Receiver, name: str = "hook") -> dict[str, Any]:
 @pytest.fixture
 def daemons(tmp_path: Path, isolated_home: Path) -> Iterator[Callable[[Path], DaemonProcess]]:
     """Start `ugro daemon run` processes; each is killed (if still running) and reaped."""
-    started: list[DaemonProcess] = []
-
-    def start(config: Path) -> DaemonProcess:
-        handle = spawn(config, isolated_home, tmp_path)
-        started.append(handle)
-        return handle
-
-    yield start
-    for handle in started:
-        handle.close()
-    for handle in started:
-        err = handle.err()
-        for noise in ("Traceback", "Task was destroyed", "Exception ignored", "never awaited"):
-            assert noise not in err, err
+    with daemon_starter(isolated_home, tmp_path) as start:
+        yield start
 
 
 def status(state: State, node: str) -> str | None:

@@ -205,23 +205,32 @@ def spawn(
     return DaemonProcess(process, home, stdout, stderr)
 
 
-@pytest.fixture
-def daemons(tmp_path: Path, isolated_home: Path) -> Iterator[Callable[..., DaemonProcess]]:
-    """Start `ugro daemon run` processes; each is killed and reaped at teardown."""
+@contextlib.contextmanager
+def daemon_starter(home: Path, directory: Path) -> Iterator[Callable[..., DaemonProcess]]:
+    """Start daemons with `spawn`; at the end reap them all and fail on noise in their stderr."""
     started: list[DaemonProcess] = []
 
     def start(config: Path, env: dict[str, str] | None = None) -> DaemonProcess:
-        handle = spawn(config, isolated_home, tmp_path, env)
+        handle = spawn(config, home, directory, env)
         started.append(handle)
         return handle
 
-    yield start
-    for handle in started:
-        handle.close()
+    try:
+        yield start
+    finally:
+        for handle in started:
+            handle.close()
     for handle in started:
         err = handle.err()
         for noise in ("Traceback", "Task was destroyed", "Exception ignored", "never awaited"):
             assert noise not in err, err
+
+
+@pytest.fixture
+def daemons(tmp_path: Path, isolated_home: Path) -> Iterator[Callable[..., DaemonProcess]]:
+    """Start `ugro daemon run` processes; each is killed and reaped at teardown."""
+    with daemon_starter(isolated_home, tmp_path) as start:
+        yield start
 
 
 def daemon_processes(home: Path) -> list[psutil.Process]:

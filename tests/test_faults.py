@@ -44,8 +44,8 @@ from test_daemon import (
     GOOD,
     DaemonProcess,
     State,
+    daemon_starter,
     monitor,
-    spawn,
     when,
 )
 
@@ -175,25 +175,21 @@ def watched(
     At teardown no hung stub command is left on the hosts either: `cluster.reset()` would
     remove them before the next test, but after the last test of a run nothing would.
     """
-    started: list[DaemonProcess] = []
+    try:
+        with daemon_starter(isolated_home, tmp_path) as spawn_daemon:
 
-    def start(config: Path) -> Watch:
-        daemon = spawn(config, isolated_home, tmp_path)
-        started.append(daemon)
-        watch = Watch(daemon)
-        watch.until(everyone_fine, "every node to pass every check")
-        return watch
+            def start(config: Path) -> Watch:
+                watch = Watch(spawn_daemon(config))
+                watch.until(everyone_fine, "every node to pass every check")
+                return watch
 
-    yield start
-    for host in cluster.hosts:
-        host.set_gpu("healthy")  # a command the daemon still starts ends at once
-    for daemon in started:
-        daemon.close()
-    remove_stub_commands(cluster)
-    for daemon in started:
-        err = daemon.err()
-        for noise in ("Traceback", "Task was destroyed", "Exception ignored", "never awaited"):
-            assert noise not in err, err
+            try:
+                yield start
+            finally:
+                for host in cluster.hosts:
+                    host.set_gpu("healthy")  # a command the daemon still starts ends at once
+    finally:
+        remove_stub_commands(cluster)
 
 
 def remove_stub_commands(cluster: TestCluster) -> None:
