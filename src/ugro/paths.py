@@ -39,6 +39,11 @@ def history_file() -> Path:
     return (_home() or _xdg("XDG_STATE_HOME", ".local/state")) / "history.db"
 
 
+def cordons_file() -> Path:
+    """Which nodes are cordoned, by whom and why: operator intent, so not in the cache."""
+    return (_home() or _xdg("XDG_STATE_HOME", ".local/state")) / "cordons.json"
+
+
 def pid_file() -> Path:
     """The running daemon's pid, held with a lock for as long as it runs."""
     home = _home()

@@ -7,22 +7,19 @@ rebuilt, with one log line.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ugro import atomicfile
 from ugro.errors import StateError
 from ugro.model import NodeVerdict
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable
+    from pathlib import Path
 
 SCHEMA_VERSION = 1
 # A verdict older than this many of the daemon's intervals is shown as stale.
@@ -121,7 +118,6 @@ class StateStore:
     def __init__(self, path: Path) -> None:
         """Use the state file at `path`; nothing is touched until read or written."""
         self.path = path
-        self._lock_path = path.with_name(path.name + ".lock")
 
     def read(self) -> ClusterState | None:
         """The current state, or None when there is none yet; never modifies the file.
@@ -164,10 +160,9 @@ class StateStore:
         The daemon passes `daemon`, which also sets staleness to three of its intervals;
         other writers leave both as they were.
         """
-        with self._locked():
+        with atomicfile.locked(self.path):
             # A writer killed between creating its temp file and the rename left it behind.
-            for leftover in self.path.parent.glob(f".{self.path.name}.*.tmp"):
-                leftover.unlink(missing_ok=True)
+            atomicfile.remove_leftovers(self.path)
             state = self._read(repair=True) or ClusterState()
             if keep is not None:
                 kept = set(keep)
@@ -213,36 +208,4 @@ class StateStore:
         )
 
     def _write(self, state: ClusterState) -> None:
-        data = json.dumps(state.to_json(), indent=1).encode()
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
-        )
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                os.fchmod(handle.fileno(), 0o600)
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            Path(tmp).replace(self.path)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                Path(tmp).unlink()
-            raise StateError(f"{self.path}: cannot write: {exc.strerror}") from None
-        # The rename is durable only once the directory entry is on disk.
-        directory = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            handle = self._lock_path.open("a")
-        except OSError as exc:
-            raise StateError(f"{self._lock_path}: cannot lock: {exc.strerror}") from None
-        with handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            yield
+        atomicfile.write(self.path, json.dumps(state.to_json(), indent=1).encode())

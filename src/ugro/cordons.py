@@ -1,0 +1,137 @@
+"""Cordons: nodes kept out of the healthy set, with who cordoned them, why and since when.
+
+The file is shared by the CLI (`ugro cordon`, `ugro uncordon`) and the daemon (automatic
+cordons), so every change is a read-modify-write under the file's lock. It lives with the
+history, not in the cache: a cordon is an operator's decision, and clearing a cache must
+not undo it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from ugro import atomicfile, paths
+from ugro.errors import StateError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+SCHEMA_VERSION = 1
+
+# `ugro` cordons are the daemon's own, and only those does it lift by itself.
+By = Literal["ugro", "manual"]
+
+
+@dataclass(frozen=True, slots=True)
+class Cordon:
+    """One cordoned node."""
+
+    node: str
+    by: By
+    reason: str
+    since: datetime
+    # The login that ran `ugro cordon`, or None for the daemon.
+    user: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The node's entry in the cordons file and in `--json` output."""
+        return {
+            "node": self.node,
+            "by": self.by,
+            "user": self.user,
+            "reason": self.reason,
+            "since": self.since.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Cordon:
+        """Inverse of `to_json`; raises KeyError, TypeError or ValueError."""
+        by = data["by"]
+        if by not in ("ugro", "manual"):
+            raise ValueError(f"unknown cordon origin {by!r}")
+        since = datetime.fromisoformat(data["since"])
+        if since.tzinfo is None:
+            raise ValueError(f"time {data['since']!r} has no UTC offset")
+        return cls(
+            node=str(data["node"]),
+            by=by,
+            reason=str(data["reason"]),
+            since=since,
+            user=data.get("user"),
+        )
+
+
+class CordonStore:
+    """Reads and changes the cordons file; every change holds the lock."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        """Use `path`, by default the cordons file of paths.cordons_file()."""
+        self.path = path or paths.cordons_file()
+
+    def read(self) -> dict[str, Cordon]:
+        """Cordons by node name; empty when there is no file; StateError when corrupt.
+
+        A corrupt file is never rebuilt silently: it holds operators' decisions, so it is
+        reported and left for a person to fix.
+        """
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise StateError(f"{self.path}: cannot read: {exc.strerror}") from None
+        try:
+            cordons = self._parse(raw)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise StateError(
+                f"{self.path}: corrupt ({type(exc).__name__}: {exc}); fix or remove it "
+                "(removing it uncordons every node)"
+            ) from None
+        return {c.node: c for c in cordons}
+
+    def _parse(self, raw: bytes) -> list[Cordon]:
+        document = json.loads(raw)
+        version = document.get("schema_version")
+        if isinstance(version, int) and version > SCHEMA_VERSION:
+            raise StateError(
+                f"{self.path}: written by a newer ugro (schema {version}); upgrade ugro"
+            )
+        if version != SCHEMA_VERSION:
+            raise ValueError(f"unknown schema version {version!r}")
+        return [Cordon.from_json(c) for c in document["cordons"].values()]
+
+    def cordon(self, cordon: Cordon) -> Cordon | None:
+        """Cordon a node unless it already is; return the cordon already in place, if any."""
+        with atomicfile.locked(self.path):
+            cordons = self.read()
+            existing = cordons.get(cordon.node)
+            if existing is not None:
+                return existing
+            cordons[cordon.node] = cordon
+            self._write(cordons)
+            return None
+
+    def uncordon(self, node: str, *, only_by: By | None = None) -> Cordon | None:
+        """Lift a node's cordon and return it; None when it had none or `only_by` differs.
+
+        The daemon passes `only_by="ugro"`, so it never lifts a cordon a person placed.
+        """
+        with atomicfile.locked(self.path):
+            cordons = self.read()
+            existing = cordons.get(node)
+            if existing is None or (only_by is not None and existing.by != only_by):
+                return None
+            del cordons[node]
+            self._write(cordons)
+            return existing
+
+    def _write(self, cordons: dict[str, Cordon]) -> None:
+        document = {
+            "schema_version": SCHEMA_VERSION,
+            "updated_at": datetime.now(UTC).isoformat(),
+            "cordons": {name: c.to_json() for name, c in sorted(cordons.items())},
+        }
+        atomicfile.write(self.path, json.dumps(document, indent=1).encode())
