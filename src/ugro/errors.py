@@ -5,6 +5,7 @@
     UgroError
     ├── ConfigError            cluster.yaml is missing, unreadable or invalid
     ├── StateError             the state file cannot be read or written
+    ├── SchedulerError         the workload manager (Slurm) refused or did not answer
     └── TransportError         talking to a node failed
         ├── ConnectError       no session could be opened
         │   ├── ConnectionRefused   nothing listens on the SSH port
@@ -29,6 +30,10 @@ class ConfigError(UgroError):
 
 class StateError(UgroError):
     """The state file cannot be read or written."""
+
+
+class SchedulerError(UgroError):
+    """The workload manager refused a drain or resume, or did not answer in time."""
 
 
 class TransportError(UgroError):
