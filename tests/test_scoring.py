@@ -88,9 +88,35 @@ def test_nine_of_ten_is_exactly_enough() -> None:
     )
     weights = {f"c{i}": 10.0 for i in range(10)}
     v = scoring.verdict(
-        name="n", address="a", when=WHEN, checks=checks, weights=weights, thresholds=DEFAULT
+        name="n",
+        address="a",
+        when=WHEN,
+        checks=checks,
+        weights=weights,
+        thresholds=DEFAULT,
+        core=frozenset(weights),
     )
     assert v.status is NodeStatus.HEALTHY
+
+
+def test_a_failing_diagnostic_check_is_decisive() -> None:
+    """A failing check outside the core five makes the node unhealthy although 5/6 pass."""
+    checks = (*results(*[Status.OK] * 5), CheckResult("ecc", Status.FAIL, "uncorrectable"))
+    weights = {**WEIGHTS, "ecc": 5.0}
+    v = scoring.verdict(
+        name="n", address="a", when=WHEN, checks=checks, weights=weights, thresholds=DEFAULT
+    )
+    assert (v.status, v.pass_rate) == (NodeStatus.UNHEALTHY, 1.0)
+
+
+def test_a_warning_diagnostic_check_only_degrades() -> None:
+    """A diagnostic check that warns leaves the node degraded, not unhealthy."""
+    checks = (*results(*[Status.OK] * 5), CheckResult("pcie", Status.WARN, "x8 of x16"))
+    weights = {**WEIGHTS, "pcie": 5.0}
+    v = scoring.verdict(
+        name="n", address="a", when=WHEN, checks=checks, weights=weights, thresholds=DEFAULT
+    )
+    assert v.status is NodeStatus.DEGRADED
 
 
 def test_unreachable_scores_zero_with_one_alert() -> None:

@@ -131,8 +131,9 @@ def check(ctx: click.Context, nodes: tuple[str, ...], as_json: bool) -> None:
             f"unknown node {', '.join(map(repr, unknown))}; nodes: {', '.join(known)}", NO_VERDICT
         )
     chosen = [known[n] for n in nodes] if nodes else cfg.nodes
-    verdicts = monitor.run_checks(chosen)
-    _state_store().update(verdicts, keep=None if nodes else known)
+    store = _state_store()
+    verdicts = monitor.run_checks(chosen, _last_checks(store))
+    store.update(verdicts, keep=None if nodes else known)
     now = datetime.now(UTC)
     rows = [report.Row.of(v, now) for v in verdicts]
     if as_json:
@@ -145,6 +146,17 @@ def check(ctx: click.Context, nodes: tuple[str, ...], as_json: bool) -> None:
         )
         report.print_table(rows, footer=f"{report.summary_line(rows)}; {where}")
     sys.exit(report.exit_code(rows))
+
+
+def _last_checks(store: Any) -> dict[str, datetime]:  # noqa: ANN401 - StateStore, imported lazily
+    """When each node was last checked, from the state file; none when it cannot be read."""
+    from ugro.errors import StateError
+
+    try:
+        state = store.read()
+    except StateError:
+        return {}
+    return {name: v.last_check for name, v in state.nodes.items()} if state else {}
 
 
 @main.command(cls=VerdictCommand)

@@ -23,9 +23,39 @@ from ugro.errors import ConfigError
 if TYPE_CHECKING:
     from pathlib import Path
 
-CheckName = Literal["ssh", "gpu", "torch", "disk", "latency"]
-ALL_CHECKS: tuple[CheckName, ...] = ("ssh", "gpu", "torch", "disk", "latency")
-LOCAL_CHECKS: tuple[CheckName, ...] = ("ssh", "gpu", "torch", "disk")
+CheckName = Literal[
+    "ssh",
+    "gpu",
+    "torch",
+    "disk",
+    "latency",
+    "ecc",
+    "remap",
+    "xid",
+    "throttle",
+    "pcie",
+    "processes",
+    "temperature",
+    "rendezvous",
+    "deep",
+]
+# The five checks of the phase document: the 90 % rule counts these (README, "Verdict").
+CORE_CHECKS: tuple[CheckName, ...] = ("ssh", "gpu", "torch", "disk", "latency")
+# GPU health signals; they run only on nodes that expect GPUs.
+GPU_HEALTH_CHECKS: tuple[CheckName, ...] = (
+    "ecc",
+    "remap",
+    "xid",
+    "throttle",
+    "pcie",
+    "processes",
+    "temperature",
+)
+# `rendezvous` runs only where `master` is set, `deep` only with `deep: true` or --deep.
+ALL_CHECKS: tuple[CheckName, ...] = (*CORE_CHECKS, *GPU_HEALTH_CHECKS, "rendezvous", "deep")
+# What a node runs when its `checks` list is not given.
+DEFAULT_CHECKS: tuple[CheckName, ...] = CORE_CHECKS
+LOCAL_CHECKS: tuple[CheckName, ...] = tuple(c for c in DEFAULT_CHECKS if c != "latency")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _HOSTNAME = re.compile(
@@ -46,6 +76,17 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+def _address(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        if _DOTTED.match(value) or not _HOSTNAME.match(value):
+            raise ValueError(
+                f"expected an IPv4/IPv6 address or a hostname, got {value!r}"
+            ) from None
+    return value
+
+
 class Timeouts(_Model):
     """Seconds each step may take before it counts as failed."""
 
@@ -57,6 +98,28 @@ class Timeouts(_Model):
     disk: Seconds = 10
     # Per TCP probe; the latency check makes three.
     latency: Seconds = 2
+    ecc: Seconds = 10
+    remap: Seconds = 10
+    xid: Seconds = 10
+    throttle: Seconds = 10
+    pcie: Seconds = 10
+    processes: Seconds = 10
+    temperature: Seconds = 10
+    rendezvous: Seconds = 10
+    # CUDA init and a few matmuls per GPU; cold imports dominate.
+    deep: Seconds = 60
+
+
+class Master(_Model):
+    """The training rendezvous (torchrun's MASTER_ADDR and MASTER_PORT) workers must reach."""
+
+    addr: str
+    port: int = Field(default=29500, ge=1, le=65535)
+
+    @field_validator("addr")
+    @classmethod
+    def _valid_address(cls, value: str) -> str:
+        return _address(value)
 
 
 class NodeSettings(_Model):
@@ -75,7 +138,13 @@ class NodeSettings(_Model):
     host_key_policy: Literal["strict", "accept-new", "off"] = "strict"
     identity_file: str | None = None
     known_hosts: str | None = None
-    checks: list[CheckName] = Field(default_factory=lambda: list(ALL_CHECKS), min_length=1)
+    checks: list[CheckName] = Field(default_factory=lambda: list(DEFAULT_CHECKS), min_length=1)
+    deep: bool = False
+    master: Master | None = None
+    gpu_temp_warning_c: float = Field(default=85, gt=0, le=150)
+    gpu_temp_critical_c: float = Field(default=92, gt=0, le=150)
+    # A first check (no earlier one to count from) reads this much of the kernel log for Xids.
+    xid_lookback_s: float = Field(default=3600, gt=0, le=30 * 86400)
 
     @field_validator("host_key_policy", mode="before")
     @classmethod
@@ -132,14 +201,7 @@ class Worker(NodeSettings):
     @field_validator("ip")
     @classmethod
     def _valid_address(cls, value: str) -> str:
-        try:
-            ipaddress.ip_address(value)
-        except ValueError:
-            if _DOTTED.match(value) or not _HOSTNAME.match(value):
-                raise ValueError(
-                    f"expected an IPv4/IPv6 address or a hostname, got {value!r}"
-                ) from None
-        return value
+        return _address(value)
 
 
 class MonitorSettings(_Model):
@@ -438,6 +500,8 @@ def _allowed_keys(parent: tuple[str | int, ...]) -> list[str]:
         model = Timeouts
     elif len(parent) == 3 and parent[:2] == ("alerts", "sinks"):
         model = SinkSettings
+    elif parent and parent[-1] == "master":
+        model = Master
     elif len(parent) >= 2 and parent[0] == "workers":
         model = Worker
     return list(model.model_fields)

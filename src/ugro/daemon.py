@@ -212,7 +212,8 @@ class Daemon:
         """Check `batch` concurrently, fold in hysteresis, persist, log; abandon on stop."""
         started_wall = datetime.now(UTC)
         started = time.monotonic()
-        task = asyncio.create_task(monitor.sweep(batch, self.transports))
+        checked = {name: v.last_check for name, v in self.shown.items()}
+        task = asyncio.create_task(monitor.sweep(batch, self.transports, checked))
         stop = asyncio.create_task(self.stopping.wait())
         await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()

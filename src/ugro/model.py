@@ -125,6 +125,8 @@ class Evaluation:
     gpus: tuple[GpuMetrics, ...] = ()
     host: HostMetrics | None = None
     disks: tuple[DiskSpace, ...] = ()
+    # Software versions the check saw ("driver", "cuda", "torch", "nccl", "python"), for drift.
+    versions: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +208,7 @@ class NodeVerdict:
     disks: tuple[DiskSpace, ...] = ()
     alerts: tuple[Alert, ...] = field(default=())
     tracking: Tracking | None = None
+    versions: dict[str, str] = field(default_factory=dict)
 
     def failing(self) -> tuple[CheckResult, ...]:
         """Checks that did not pass, in check order."""
@@ -235,6 +238,7 @@ class NodeVerdict:
             "disks": [asdict(d) for d in self.disks],
             "alerts": [asdict(a) for a in self.alerts],
             "tracking": self.tracking.to_json() if self.tracking else None,
+            "versions": self.versions,
         }
 
     @classmethod
@@ -265,4 +269,5 @@ class NodeVerdict:
             disks=tuple(DiskSpace(**d) for d in data.get("disks", ())),
             alerts=tuple(Alert(**a) for a in data["alerts"]),
             tracking=Tracking.from_json(tracking) if tracking else None,
+            versions={str(k): str(v) for k, v in data.get("versions", {}).items()},
         )

@@ -12,10 +12,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ugro import scoring
-from ugro.checks import Check, registry
+from ugro.checks import Check, Context, registry
 from ugro.errors import CommandTimeout, ConnectError, TransportError
 from ugro.model import (
     CheckResult,
+    CommandResult,
     DiskSpace,
     Evaluation,
     GpuMetrics,
@@ -26,7 +27,7 @@ from ugro.model import (
 from ugro.transport import LocalTransport, SSHTransport, Transport
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from ugro.config import Worker
     from ugro.transport import Session
@@ -53,15 +54,64 @@ class Transports:
         await self.local.close()
 
 
-async def sweep(nodes: Sequence[Worker], transports: Transports) -> list[NodeVerdict]:
-    """Check every node at once; the sweep lasts as long as the slowest node."""
-    return list(await asyncio.gather(*(check_node(node, transports.pick(node)) for node in nodes)))
+async def sweep(
+    nodes: Sequence[Worker],
+    transports: Transports,
+    previous: Mapping[str, datetime] | None = None,
+) -> list[NodeVerdict]:
+    """Check every node at once; the sweep lasts as long as the slowest node.
+
+    `previous` has each node's last check time, for checks that read what happened since.
+    """
+    previous = previous or {}
+    return list(
+        await asyncio.gather(
+            *(
+                check_node(node, transports.pick(node), Context(previous.get(node.name)))
+                for node in nodes
+            )
+        )
+    )
 
 
-async def check_node(node: Worker, transport: Transport) -> NodeVerdict:
+class _SharedCommands:
+    """A session that runs each distinct command once per node check.
+
+    Several GPU health checks read one nvidia-smi query; running it once keeps a sweep's
+    cost on the node flat as checks are added.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._running: dict[str, asyncio.Task[CommandResult]] = {}
+
+    @property
+    def peer(self) -> tuple[str, int] | None:
+        """The address the underlying session is connected to."""
+        return self._session.peer
+
+    def close(self) -> None:
+        """Cancel commands no check waits for any more (their checks timed out)."""
+        for task in self._running.values():
+            task.cancel()
+
+    async def run(self, command: str, *, timeout: float) -> CommandResult:
+        """The command's result, shared with every check that asked for the same command."""
+        task = self._running.get(command)
+        if task is None:
+            task = asyncio.ensure_future(self._session.run(command, timeout=timeout))
+            self._running[command] = task
+        # shield: one check giving up must not cancel the command for the others.
+        return await asyncio.shield(task)
+
+
+async def check_node(
+    node: Worker, transport: Transport, context: Context | None = None
+) -> NodeVerdict:
     """Open a session, run the node's checks concurrently, and judge the results."""
+    context = context or Context()
     checks = registry()
-    enabled = [checks[name] for name in node.checks]
+    enabled = [checks[name] for name in node.checks if checks[name].applies(node)]
     when = datetime.now(UTC)
     start = time.perf_counter()
     try:
@@ -81,11 +131,16 @@ async def check_node(node: Worker, transport: Transport) -> NodeVerdict:
         )
         return _judge(node, when, results, unreachable=reason)
     connect_ms = _ms(start)
-    outcomes = await asyncio.gather(*(_run(check, node, session) for check in enabled))
+    shared = _SharedCommands(session)
+    try:
+        outcomes = await asyncio.gather(*(_run(check, node, shared, context) for check in enabled))
+    finally:
+        shared.close()
     checked: list[CheckResult] = []
     gpus: tuple[GpuMetrics, ...] = ()
     host: HostMetrics | None = None
     disks: tuple[DiskSpace, ...] = ()
+    versions: dict[str, str] = {}
     for check, (evaluation, duration) in zip(enabled, outcomes, strict=True):
         # The ssh check's time is the whole round trip: connect, then the command.
         elapsed = duration + connect_ms if check.name == "ssh" else duration
@@ -102,7 +157,8 @@ async def check_node(node: Worker, transport: Transport) -> NodeVerdict:
         gpus = gpus or evaluation.gpus
         host = host or evaluation.host
         disks = disks or evaluation.disks
-    return _judge(node, when, tuple(checked), gpus=gpus, host=host, disks=disks)
+        versions |= evaluation.versions
+    return _judge(node, when, tuple(checked), gpus=gpus, host=host, disks=disks, versions=versions)
 
 
 def _judge(  # noqa: PLR0913 - the keyword-only parts of one verdict
@@ -114,6 +170,7 @@ def _judge(  # noqa: PLR0913 - the keyword-only parts of one verdict
     host: HostMetrics | None = None,
     disks: tuple[DiskSpace, ...] = (),
     unreachable: str | None = None,
+    versions: dict[str, str] | None = None,
 ) -> NodeVerdict:
     weights = {name: check.weight for name, check in registry().items()}
     return scoring.verdict(
@@ -127,15 +184,18 @@ def _judge(  # noqa: PLR0913 - the keyword-only parts of one verdict
         host=host,
         disks=disks,
         unreachable=unreachable,
+        versions=versions,
     )
 
 
-async def _run(check: Check, node: Worker, session: Session) -> tuple[Evaluation, float]:
+async def _run(
+    check: Check, node: Worker, session: Session, context: Context
+) -> tuple[Evaluation, float]:
     """Run one check under its deadline; whatever goes wrong becomes an Evaluation."""
     start = time.perf_counter()
     timeout = check.timeout(node)
     try:
-        evaluation = await asyncio.wait_for(check.run(node, session), timeout + GRACE_S)
+        evaluation = await asyncio.wait_for(check.run(node, session, context), timeout + GRACE_S)
     except (CommandTimeout, TimeoutError):
         evaluation = Evaluation(
             Status.FAIL,
@@ -155,13 +215,15 @@ def _ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000
 
 
-def run_checks(nodes: Sequence[Worker]) -> list[NodeVerdict]:
+def run_checks(
+    nodes: Sequence[Worker], previous: Mapping[str, datetime] | None = None
+) -> list[NodeVerdict]:
     """Check `nodes` once, from synchronous code, closing every connection afterwards."""
 
     async def main() -> list[NodeVerdict]:
         transports = Transports()
         try:
-            return await sweep(nodes, transports)
+            return await sweep(nodes, transports, previous)
         finally:
             await transports.close()
 

@@ -7,6 +7,11 @@ the earned share of the enabled weight, times 100. An unreachable node scores 0.
 
 Because pressure only ever scales a check's own credit, and a failing check earns nothing,
 a failing check can never raise the score.
+
+The 90 % rule counts the core checks (the phase document's five). Any other check that fails
+(an uncorrectable ECC error, an Xid, an unreachable rendezvous) is evidence on its own that
+the node cannot train: counted among a dozen checks it would slip under the 90 % line, so it
+makes the node unhealthy by itself.
 """
 
 from __future__ import annotations
@@ -35,6 +40,9 @@ CREDIT = {
     Status.FAIL: Fraction(0),
     Status.UNKNOWN: Fraction(0),
 }
+
+# The checks the 90 % rule counts (module docstring).
+CORE = frozenset({"ssh", "gpu", "torch", "disk", "latency"})
 
 GPU_HOT_C = 80
 GPU_CRITICAL_C = 85
@@ -127,14 +135,19 @@ def verdict(  # noqa: PLR0913 - one verdict needs all of these, and they are key
     host: HostMetrics | None = None,
     disks: tuple[DiskSpace, ...] = (),
     unreachable: str | None = None,
+    core: frozenset[str] = CORE,
+    versions: dict[str, str] | None = None,
 ) -> NodeVerdict:
     """Combine one node's check results into its verdict (DESIGN §5).
 
     `unreachable` is the reason no session could be opened, if none could; a failed `ssh`
-    check means the same.
+    check means the same. The pass rate counts the checks named in `core` (all of them when
+    none of those ran); a failure of any other check makes the node unhealthy.
     """
-    passed = sum(1 for c in checks if c.status.passed)
-    rate = Fraction(passed, len(checks)) if checks else Fraction(0)
+    counted = [c for c in checks if c.name in core] or list(checks)
+    passed = sum(1 for c in counted if c.status.passed)
+    rate = Fraction(passed, len(counted)) if counted else Fraction(0)
+    decisive = any(c.status is Status.FAIL and c.name not in core for c in checks)
     ssh = next((c for c in checks if c.name == "ssh"), None)
     if ssh is not None and ssh.status is Status.FAIL:
         unreachable = unreachable or ssh.message
@@ -142,7 +155,7 @@ def verdict(  # noqa: PLR0913 - one verdict needs all of these, and they are key
     health = 0.0 if unreachable else score(checks, weights, pressure)
     if unreachable:
         status = NodeStatus.UNREACHABLE
-    elif rate < Fraction(str(thresholds.pass_rate)):
+    elif decisive or rate < Fraction(str(thresholds.pass_rate)):
         status = NodeStatus.UNHEALTHY
     elif any(c.status is Status.WARN for c in checks) or health < thresholds.degraded_score:
         status = NodeStatus.DEGRADED
@@ -160,6 +173,7 @@ def verdict(  # noqa: PLR0913 - one verdict needs all of these, and they are key
         host=host,
         disks=disks,
         alerts=_alerts(checks, pressure, unreachable=unreachable),
+        versions=dict(versions or {}),
     )
 
 

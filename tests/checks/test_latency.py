@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from ugro.checks import latency
+from ugro.checks import Context, latency
 from ugro.config import Worker
 from ugro.model import Status
 
@@ -52,7 +52,7 @@ def test_probe_measures_a_real_listener() -> None:
         server.bind(("127.0.0.1", 0))
         server.listen(8)
         peer = server.getsockname()
-        result = asyncio.run(latency.CHECK.run(NODE, _Peer(peer)))  # type: ignore[arg-type]
+        result = asyncio.run(latency.CHECK.run(NODE, _Peer(peer), Context()))  # type: ignore[arg-type]
     assert result.status is Status.OK
     assert result.value is not None
     assert result.value < 100

@@ -7,9 +7,12 @@ they raise into a result that names the check.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from ugro.config import Worker
     from ugro.model import CommandResult, Evaluation
     from ugro.transport import Session
@@ -17,6 +20,14 @@ if TYPE_CHECKING:
 
 class DuplicateCheckError(ValueError):
     """A second check tried to register under a name already taken."""
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a check may know about a node besides its settings."""
+
+    # When the node was last checked (by the control node's clock), if ever.
+    previous_check: datetime | None = None
 
 
 class Check(ABC):
@@ -32,8 +43,12 @@ class Check(ABC):
         """Seconds this check may take on `node`."""
         return float(getattr(node.timeouts, self.name))
 
+    def applies(self, node: Worker) -> bool:  # noqa: ARG002 - most checks apply everywhere
+        """Whether the check runs on `node` at all when its `checks` list names it."""
+        return True
+
     @abstractmethod
-    async def run(self, node: Worker, session: Session) -> Evaluation:
+    async def run(self, node: Worker, session: Session, context: Context) -> Evaluation:
         """Measure and evaluate; may raise (the monitor reports it)."""
 
 
@@ -48,7 +63,12 @@ class RemoteCheck(Check):
     def evaluate(self, result: CommandResult, node: Worker) -> Evaluation:
         """Judge the command's result; pure, so tests feed it captured output."""
 
-    async def run(self, node: Worker, session: Session) -> Evaluation:
+    async def run(
+        self,
+        node: Worker,
+        session: Session,
+        context: Context,  # noqa: ARG002 - a command's checks need no context
+    ) -> Evaluation:
         """Run the command on the node and evaluate what came back."""
         result = await session.run(self.command(node), timeout=self.timeout(node))
         return self.evaluate(result, node)

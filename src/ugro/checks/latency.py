@@ -9,7 +9,7 @@ from __future__ import annotations
 import statistics
 from typing import TYPE_CHECKING
 
-from ugro.checks import Check
+from ugro.checks import Check, Context
 from ugro.errors import TransportError
 from ugro.model import Evaluation, Status
 from ugro.transport import tcp_connect_ms
@@ -32,7 +32,12 @@ class Latency(Check):
         """The whole check's deadline: `timeouts.latency` for each of the probes."""
         return PROBES * float(node.timeouts.latency)
 
-    async def run(self, node: Worker, session: Session) -> Evaluation:
+    async def run(
+        self,
+        node: Worker,
+        session: Session,
+        context: Context,  # noqa: ARG002 - every probe is measured afresh
+    ) -> Evaluation:
         """Probe the address the session is connected to, PROBES handshakes in a row.
 
         One after another, each with `timeouts.latency`: the kernel times each handshake, so
