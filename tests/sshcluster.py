@@ -57,6 +57,8 @@ GPU_MODES = frozenset(
         "empty",
     }
 )
+#: What `nvidia-smi --query-compute-apps` lists on a host (tests/stubs/nvidia-smi).
+APPS_MODES = frozenset({"none", "training"})
 #: Modes understood by tests/stubs/python3 and the fake torch behind it.
 TORCH_MODES = frozenset({"healthy", "one-device", "nocuda", "broken", "hang", "missing"})
 
@@ -286,6 +288,12 @@ class TestHost:
         if mode not in GPU_MODES:
             raise ValueError(f"unknown gpu mode {mode!r}; known: {sorted(GPU_MODES)}")
         _write_atomic(self.dir / "gpu_mode", mode + "\n")
+
+    def set_gpu_apps(self, mode: str) -> None:
+        """Choose which processes `nvidia-smi --query-compute-apps` lists from the next call on."""
+        if mode not in APPS_MODES:
+            raise ValueError(f"unknown apps mode {mode!r}; known: {sorted(APPS_MODES)}")
+        _write_atomic(self.dir / "apps_mode", mode + "\n")
 
     def set_torch(self, mode: str) -> None:
         """Choose how `python3 -c 'import torch ...'` behaves on this host from the next call on."""
