@@ -224,7 +224,7 @@ def test_preflight_needs_more_nodes_than_configured(tmp_path: Path) -> None:
     store(node_verdict("gpu1"))
     ran = run_ugro("--config", cfg, "preflight", "--nodes", "3")
     assert ran.code == 2
-    assert "3 nodes needed, cluster.yaml has only 1 nodes" in ran.out
+    assert "3 nodes needed, cluster.yaml has only 1 node" in ran.out
 
 
 def test_preflight_missing_command_exits_127(tmp_path: Path) -> None:
@@ -326,3 +326,13 @@ def test_preflight_reuses_fresh_state_and_rechecks_stale(
     assert stale.code == 2
     assert "checked now: h0, h1" in stale.out
     assert "  h0: unreachable: ssh: connection refused" in stale.out
+
+
+def test_preflight_leaves_stdout_to_the_command(tmp_path: Path) -> None:
+    """With CMD, even --json goes to stderr: the job's stdout is the job's alone."""
+    cfg = cluster_yaml(tmp_path, "gpu1")
+    store(node_verdict("gpu1"))
+    ran = run_ugro("--config", cfg, "preflight", "--json", "--", "sh", "-c", "echo job")
+    assert ran.code == 0, ran.err
+    assert ran.out == "job\n"
+    assert json.loads(ran.err)["env"]["UGRO_HOSTS"] == "10.0.0.1"

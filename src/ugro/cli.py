@@ -592,9 +592,10 @@ def preflight(  # noqa: PLR0913, PLR0917 - one parameter per option, as click pa
     count = needed or len(cfg.nodes)
     selected = gating.select(found, count) if count <= len(cfg.nodes) else None
     checked_now = [n.name for n in stale]
-    report_to = sys.stderr if command and not as_json else sys.stdout
+    # With CMD, stdout is the job's: whatever preflight says goes to stderr.
+    report_to = sys.stderr if command else sys.stdout
     if as_json:
-        _print_preflight_json(found, selected, count, max_age, checked_now)
+        _print_preflight_json(found, selected, count, max_age, checked_now, report_to)
     else:
         _print_preflight(
             found,
@@ -636,7 +637,7 @@ def _print_preflight(  # noqa: PLR0913 - the parts of one report
         )
     else:
         why = (
-            f"cluster.yaml has only {configured} nodes"
+            f"cluster.yaml has only {_nodes(configured)}"
             if needed > configured
             else f"{len(usable)} usable"
         )
@@ -665,30 +666,32 @@ def _nodes(count: int) -> str:
     return f"{count} node{'s' if count != 1 else ''}"
 
 
-def _print_preflight_json(
+def _print_preflight_json(  # noqa: PLR0913, PLR0917 - the parts of one report
     found: list[Gate],
     selected: list[Gate] | None,
     needed: int,
     max_age: float,
     checked_now: list[str],
+    out: Any,  # noqa: ANN401 - a text stream
 ) -> None:
+    import json
+
     from ugro import gating, report
 
-    report.print_json(
-        {
-            "schema_version": report.JSON_SCHEMA_VERSION,
-            "generated_at": datetime.now(UTC).isoformat(),
-            "ready": selected is not None,
-            "exit_code": 0 if selected is not None else 2,
-            "needed": needed,
-            "usable": sum(g.usable for g in found),
-            "max_age_s": max_age,
-            "checked_now": checked_now,
-            "selected": [g.to_json() for g in selected or []],
-            "env": gating.launch_env(selected) if selected else None,
-            "nodes": [g.to_json() for g in found],
-        }
-    )
+    document = {
+        "schema_version": report.JSON_SCHEMA_VERSION,
+        "generated_at": datetime.now(UTC).isoformat(),
+        "ready": selected is not None,
+        "exit_code": 0 if selected is not None else 2,
+        "needed": needed,
+        "usable": sum(g.usable for g in found),
+        "max_age_s": max_age,
+        "checked_now": checked_now,
+        "selected": [g.to_json() for g in selected or []],
+        "env": gating.launch_env(selected) if selected else None,
+        "nodes": [g.to_json() for g in found],
+    }
+    click.echo(json.dumps(document, indent=2, ensure_ascii=False), file=out)
 
 
 def _exec(argv: list[str], env: dict[str, str]) -> None:
