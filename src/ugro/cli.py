@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ugro.config import Config
+    from ugro.gating import Format, Gate
     from ugro.state import ClusterState
 
 F = TypeVar("F", bound="Callable[..., Any]")
@@ -443,3 +444,277 @@ def alerts_test(ctx: click.Context, sink_name: str | None) -> None:
     for name, error in results:
         click.echo(f"{name}: {'delivered' if error is None else f'FAILED: {error}'}")
     sys.exit(0 if all(error is None for _, error in results) else 1)
+
+
+def _span(_ctx: click.Context, param: click.Parameter, value: str) -> float:
+    """An option's span of time (30s, 5m, 1h, or plain seconds) in seconds."""
+    from ugro import timeline
+
+    try:
+        return timeline.span_seconds(value)
+    except ValueError as exc:
+        name = param.opts[0] if param.opts else param.name
+        raise click.BadParameter(f"{name}: {exc}", param=param) from None
+
+
+@main.command()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["plain", "torchrun", "deepspeed", "mpi", "json"]),
+    default="plain",
+    show_default=True,
+    help="plain: one host a line; deepspeed, mpi: `host slots=GPUS` hostfile lines; torchrun: "
+    "its --nnodes/--nproc-per-node/--rdzv-* arguments; json: a list.",
+)
+@click.option(
+    "--min-score",
+    type=click.FloatRange(0, 100),
+    default=0,
+    show_default=True,
+    help="Leave out nodes scoring below this.",
+)
+@click.pass_context
+@errors_exit(1)
+def hosts(ctx: click.Context, fmt: Format, min_score: float) -> None:
+    """Print the usable nodes from the state file (no SSH), for a launcher's host list.
+
+    Usable: healthy or degraded, not stale, not cordoned, score at least --min-score. The
+    nodes left out, and why, go to stderr. Exits 1 when no node is usable.
+    """
+    import socket
+
+    from ugro import gating
+    from ugro.cordons import CordonStore
+
+    cfg = _load_config(ctx)
+    state = _state_store().read()
+    if state is None or not state.nodes:
+        _fail(
+            "no health data yet: run `ugro check`, or start the monitor with `ugro daemon start`",
+            1,
+        )
+        return
+    interval = state.daemon.interval_s if state.daemon else None
+    found = gating.gates(
+        cfg.nodes,
+        state.nodes,
+        CordonStore().read(),
+        now=datetime.now(UTC),
+        stale_after_s=state.stale_after_s,
+        interval_s=interval,
+        min_score=min_score,
+        hostname=socket.gethostname(),
+    )
+    for gate in found:
+        if not gate.usable:
+            click.echo(f"ugro: left out {gate.name}: {'; '.join(gate.reasons)}", err=True)
+    usable = [g for g in found if g.usable]
+    if not usable:
+        _fail(f"no usable node among {len(found)}: see above; `ugro health` shows more", 1)
+        return
+    text, notes = gating.render(usable, fmt)
+    for note in notes:
+        click.echo(f"ugro: {note}", err=True)
+    click.echo(text)
+
+
+@main.command(
+    cls=VerdictCommand,
+    # Everything from CMD on is CMD's own: `ugro preflight -- torchrun --nnodes=2 train.py`.
+    context_settings={"allow_interspersed_args": False},
+)
+@click.option(
+    "--nodes",
+    "needed",
+    type=click.IntRange(min=1),
+    help="Nodes the job needs [default: every configured node].",
+)
+@click.option(
+    "--max-age",
+    default="60s",
+    callback=_span,
+    metavar="SPAN",
+    show_default=True,
+    help="Reuse verdicts younger than this (30s, 5m, 1h, seconds); check the other nodes now.",
+)
+@click.option(
+    "--min-score",
+    type=click.FloatRange(0, 100),
+    default=0,
+    show_default=True,
+    help="Nodes scoring below this are not usable.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- CMD...]")
+@click.pass_context
+@errors_exit(NO_VERDICT)
+def preflight(  # noqa: PLR0913, PLR0917 - one parameter per option, as click passes them
+    ctx: click.Context,
+    needed: int | None,
+    max_age: float,
+    min_score: float,
+    as_json: bool,
+    command: tuple[str, ...],
+) -> None:
+    """Exit 0 when enough nodes can train now, 2 naming each node that cannot and why.
+
+    Verdicts younger than --max-age are reused; every other node that is not cordoned is
+    checked now, and the results persisted. With `-- CMD...`, CMD replaces ugro (same pid,
+    signals, exit code) only when enough nodes are usable, with UGRO_HOSTS (the selected
+    nodes' addresses, best score first), UGRO_NNODES, UGRO_MASTER_ADDR and UGRO_MASTER_PORT
+    in its environment; otherwise CMD does not run and preflight exits 2.
+    """
+    import socket
+
+    from ugro import gating
+    from ugro.cordons import CordonStore
+
+    cfg = _load_config(ctx)
+    store = _state_store()
+    state = store.read()
+    cordoned = CordonStore().read()
+    started = datetime.now(UTC)
+    verdicts = dict(state.nodes) if state else {}
+    stale = [
+        node
+        for node in cfg.nodes
+        if node.name not in cordoned
+        and (
+            node.name not in verdicts
+            or (started - verdicts[node.name].last_check).total_seconds() > max_age
+        )
+    ]
+    if stale:
+        from ugro import monitor
+
+        checked = monitor.run_checks(stale)
+        store.update(checked, keep=[n.name for n in cfg.nodes])
+        verdicts.update((v.name, v) for v in checked)
+    found = gating.gates(
+        cfg.nodes,
+        verdicts,
+        cordoned,
+        # Judged as of the start: what was just checked is fresh, whatever --max-age is.
+        now=started,
+        stale_after_s=max_age,
+        min_score=min_score,
+        hostname=socket.gethostname(),
+    )
+    count = needed or len(cfg.nodes)
+    selected = gating.select(found, count) if count <= len(cfg.nodes) else None
+    checked_now = [n.name for n in stale]
+    # With CMD, stdout is the job's: whatever preflight says goes to stderr.
+    report_to = sys.stderr if command else sys.stdout
+    if as_json:
+        _print_preflight_json(found, selected, count, max_age, checked_now, report_to)
+    else:
+        _print_preflight(
+            found,
+            selected=selected,
+            needed=count,
+            configured=len(cfg.nodes),
+            checked_now=checked_now,
+            out=report_to,
+        )
+    if selected is None:
+        if command:
+            click.echo(f"ugro: not running {command[0]}: too few usable nodes", err=True)
+        sys.exit(2)
+    if not command:
+        sys.exit(0)
+    _exec(list(command), {**os.environ, **gating.launch_env(selected)})
+
+
+def _print_preflight(  # noqa: PLR0913 - the parts of one report
+    found: list[Gate],
+    *,
+    selected: list[Gate] | None,
+    needed: int,
+    configured: int,
+    checked_now: list[str],
+    out: Any,  # noqa: ANN401 - a text stream
+) -> None:
+    usable = [g for g in found if g.usable]
+    lines = []
+    if selected is not None:
+        lines.append(
+            f"preflight: ready: {len(selected)} of {len(usable)} usable nodes selected "
+            f"({needed} needed, {configured} configured)"
+        )
+        lines.extend(
+            f"  {g.name}  {g.address}  {g.gpus} GPU{'s' if g.gpus != 1 else ''}  "
+            f"score {g.score or 0:.0f}  {g.status.value}"
+            for g in selected
+        )
+    else:
+        why = (
+            f"cluster.yaml has only {_nodes(configured)}"
+            if needed > configured
+            else f"{len(usable)} usable"
+        )
+        lines.append(f"preflight: NOT ready: {_nodes(needed)} needed, {why}")
+        if usable:
+            lines.append("usable: " + ", ".join(g.name for g in usable))
+    out_of_use = [g for g in found if not g.usable]
+    if out_of_use:
+        lines.append("not usable:")
+        lines.extend(f"  {g.name}: {'; '.join(g.reasons)}" for g in out_of_use)
+    skipped = sum(
+        1
+        for g in found
+        if g.name not in checked_now and any(r.startswith("cordoned") for r in g.reasons)
+    )
+    reused = len(found) - len(checked_now) - skipped
+    lines.append(
+        f"checked now: {', '.join(checked_now) or 'none'}; {reused} fresh "
+        f"verdict{'s' if reused != 1 else ''} reused"
+        + (f"; {skipped} cordoned, not checked" if skipped else "")
+    )
+    click.echo("\n".join(lines), file=out)
+
+
+def _nodes(count: int) -> str:
+    return f"{count} node{'s' if count != 1 else ''}"
+
+
+def _print_preflight_json(  # noqa: PLR0913, PLR0917 - the parts of one report
+    found: list[Gate],
+    selected: list[Gate] | None,
+    needed: int,
+    max_age: float,
+    checked_now: list[str],
+    out: Any,  # noqa: ANN401 - a text stream
+) -> None:
+    import json
+
+    from ugro import gating, report
+
+    document = {
+        "schema_version": report.JSON_SCHEMA_VERSION,
+        "generated_at": datetime.now(UTC).isoformat(),
+        "ready": selected is not None,
+        "exit_code": 0 if selected is not None else 2,
+        "needed": needed,
+        "usable": sum(g.usable for g in found),
+        "max_age_s": max_age,
+        "checked_now": checked_now,
+        "selected": [g.to_json() for g in selected or []],
+        "env": gating.launch_env(selected) if selected else None,
+        "nodes": [g.to_json() for g in found],
+    }
+    click.echo(json.dumps(document, indent=2, ensure_ascii=False), file=out)
+
+
+def _exec(argv: list[str], env: dict[str, str]) -> None:
+    """Become `argv`: its pid, signals and exit code are the job's; 127/126 as a shell says."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvpe(argv[0], argv, env)  # noqa: S606 - the operator's own command, no shell
+    except FileNotFoundError:
+        _fail(f"{argv[0]}: command not found", 127)
+    except PermissionError:
+        _fail(f"{argv[0]}: permission denied", 126)
+    except OSError as exc:
+        _fail(f"{argv[0]}: cannot run: {exc.strerror}", 126)

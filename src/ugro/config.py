@@ -187,6 +187,8 @@ class Worker(NodeSettings):
     gpu: str | None = None
     vram_gb: float | None = Field(default=None, gt=0)
     transport: Literal["ssh", "local"] = "ssh"
+    # The node's name in Slurm, when it differs from `name` (scheduler: slurm).
+    slurm_node: str | None = None
 
     @field_validator("name")
     @classmethod
@@ -194,6 +196,16 @@ class Worker(NodeSettings):
         if not _NAME.match(value):
             raise ValueError(
                 "expected letters, digits, '.', '_' or '-' "
+                "(at most 63, starting with a letter or digit)"
+            )
+        return value
+
+    @field_validator("slurm_node")
+    @classmethod
+    def _valid_slurm_node(cls, value: str | None) -> str | None:
+        if value is not None and not _NAME.match(value):
+            raise ValueError(
+                "expected a Slurm node name: letters, digits, '.', '_' or '-' "
                 "(at most 63, starting with a letter or digit)"
             )
         return value
@@ -293,9 +305,31 @@ class AlertSettings(_Model):
         return value
 
 
+class SlurmSettings(_Model):
+    """How ugro reaches Slurm's controller when `scheduler: slurm`."""
+
+    # A program, or a command prefix split like a shell would (`sudo -n scontrol`): draining
+    # needs a Slurm operator or root, which the monitor may not be.
+    scontrol: str = "scontrol"
+    timeout_s: float = Field(default=10, gt=0, le=300)
+
+    @field_validator("scontrol")
+    @classmethod
+    def _scontrol_is_argv(cls, value: str) -> str:
+        try:
+            argv = shlex.split(value)
+        except ValueError as exc:
+            raise ValueError(f"cannot split into a command: {exc}") from None
+        if not argv:
+            raise ValueError("must name the scontrol program, e.g. scontrol or /usr/bin/scontrol")
+        return value
+
+
 class ClusterConfig(NodeSettings):
     """The whole file: top-level defaults, the daemon's settings and the workers."""
 
+    scheduler: Literal["none", "slurm"] = "none"
+    slurm: SlurmSettings = SlurmSettings()
     monitor: MonitorSettings = MonitorSettings()
     exporter: ExporterSettings = ExporterSettings()
     history: HistorySettings = HistorySettings()
@@ -327,6 +361,8 @@ class Config:
     exporter: ExporterSettings = field(default_factory=ExporterSettings)
     history: HistorySettings = field(default_factory=HistorySettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    scheduler: Literal["none", "slurm"] = "none"
+    slurm: SlurmSettings = field(default_factory=SlurmSettings)
 
 
 def local_default() -> Config:
@@ -355,6 +391,8 @@ def load(explicit: str | Path | None = None) -> Config:
         exporter=parsed.exporter,
         history=parsed.history,
         alerts=parsed.alerts,
+        scheduler=parsed.scheduler,
+        slurm=parsed.slurm,
     )
 
 
@@ -512,4 +550,5 @@ _SECTIONS: dict[tuple[str | int, ...], type[BaseModel]] = {
     ("exporter",): ExporterSettings,
     ("history",): HistorySettings,
     ("alerts",): AlertSettings,
+    ("slurm",): SlurmSettings,
 }

@@ -7,7 +7,10 @@ gating (`ugro hosts`, `ugro preflight`) is what keeps jobs off the node. With
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ugro.config import Config
 
 
 class Scheduler(Protocol):
@@ -33,3 +36,20 @@ class NoScheduler:
     def resume(self, node: str) -> bool:  # noqa: ARG002 - the protocol's signature
         """Nothing to undo."""
         return True
+
+
+def for_config(cfg: Config) -> Scheduler:
+    """The scheduler cluster.yaml names: `NoScheduler`, or `Slurm` with its settings.
+
+    Slurm gets `slurm.scontrol`, `slurm.timeout_s` and each worker's `slurm_node` (its
+    `name` when unset).
+    """
+    if cfg.scheduler == "slurm":
+        from ugro.slurm import Slurm
+
+        return Slurm(
+            scontrol=cfg.slurm.scontrol,
+            timeout_s=cfg.slurm.timeout_s,
+            node_names={n.name: n.slurm_node or n.name for n in cfg.nodes},
+        )
+    return NoScheduler()

@@ -22,11 +22,27 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 BARS = "▁▂▃▄▅▆▇█"
 
 
+def span_seconds(text: str) -> float:
+    """'30s', '5m', '1h', '7d', '2w' or plain seconds ('90') as seconds; ValueError otherwise."""
+    match = _SPAN.match(text.strip())
+    if match:
+        return float(match[1]) * _UNITS[match[2]]
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ValueError(
+            f"expected a span like 30s, 5m, 1h or plain seconds; got {text!r}"
+        ) from None
+    if not 0 <= seconds < float("inf"):
+        raise ValueError(f"expected a span of zero or more seconds; got {text!r}")
+    return seconds
+
+
 def parse_since(text: str, now: datetime) -> datetime:
     """'24h', '30m', '7d', '2w' before now, or an ISO 8601 time; ValueError otherwise."""
     match = _SPAN.match(text.strip())
     if match:
-        return now - timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+        return now - timedelta(seconds=span_seconds(text))
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
