@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ugro import gating, timeline
-from ugro.config import Worker
+from ugro.config import Master, Worker
 from ugro.cordons import Cordon
 from ugro.gating import Gate
 from ugro.model import CheckResult, GpuMetrics, NodeStatus, NodeVerdict, Status, Tracking
@@ -235,12 +235,31 @@ def test_select_refuses_when_too_few_are_usable() -> None:
 
 def test_launch_environment() -> None:
     """UGRO_HOSTS in selection order, the count, the first node as master, port 29500."""
-    assert gating.launch_env([gate("b"), gate("a")]) == {
+    selected = [gate("b"), gate("a")]
+    master = gating.rendezvous(selected, None, {"addr-a", "addr-b"})
+    assert gating.launch_env(selected, master) == {
         "UGRO_HOSTS": "addr-b,addr-a",
         "UGRO_NNODES": "2",
         "UGRO_MASTER_ADDR": "addr-b",
         "UGRO_MASTER_PORT": "29500",
     }
+
+
+@pytest.mark.parametrize(
+    ("addr", "expected"),
+    [
+        ("addr-a", ("addr-a", 29400)),  # a selected worker: used
+        ("10.0.0.1", ("10.0.0.1", 29400)),  # not a worker (the control node): used
+        ("addr-c", ("addr-b", 29400)),  # a worker left out: the first selected instead
+    ],
+)
+def test_configured_master_wins_unless_it_is_a_worker_left_out(
+    addr: str, expected: tuple[str, int]
+) -> None:
+    """`master` from cluster.yaml is the rendezvous, unless it names a worker not selected."""
+    master = Master(addr=addr, port=29400)
+    selected = [gate("b"), gate("a")]
+    assert gating.rendezvous(selected, master, {"addr-a", "addr-b", "addr-c"}) == expected
 
 
 @pytest.mark.parametrize(
@@ -263,6 +282,7 @@ def test_host_list_formats(fmt: gating.Format, text: str) -> None:
 def test_torchrun_with_differing_gpu_counts_uses_the_smallest_and_says_so() -> None:
     """Uneven nodes: --nproc-per-node is the smallest count, with a note for stderr."""
     text, notes = gating.render([gate("a", gpus=8), gate("b", gpus=4)], "torchrun")
+    assert text.endswith("--rdzv-endpoint=addr-a:29500")
     assert "--nproc-per-node=4 " in text
     assert notes == [
         (

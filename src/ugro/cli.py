@@ -513,7 +513,8 @@ def hosts(ctx: click.Context, fmt: Format, min_score: float) -> None:
     if not usable:
         _fail(f"no usable node among {len(found)}: see above; `ugro health` shows more", 1)
         return
-    text, notes = gating.render(usable, fmt)
+    master = gating.rendezvous(usable, cfg.nodes[0].master, {n.ip for n in cfg.nodes})
+    text, notes = gating.render(usable, fmt, master)
     for note in notes:
         click.echo(f"ugro: {note}", err=True)
     click.echo(text)
@@ -604,10 +605,17 @@ def preflight(  # noqa: PLR0913, PLR0917 - one parameter per option, as click pa
     count = needed or len(cfg.nodes)
     selected = gating.select(found, count) if count <= len(cfg.nodes) else None
     checked_now = [n.name for n in stale]
+    env = (
+        gating.launch_env(
+            selected, gating.rendezvous(selected, cfg.nodes[0].master, {n.ip for n in cfg.nodes})
+        )
+        if selected
+        else None
+    )
     # With CMD, stdout is the job's: whatever preflight says goes to stderr.
     report_to = sys.stderr if command else sys.stdout
     if as_json:
-        _print_preflight_json(found, selected, count, max_age, checked_now, report_to)
+        _print_preflight_json(found, selected, count, max_age, checked_now, env, report_to)
     else:
         _print_preflight(
             found,
@@ -623,7 +631,7 @@ def preflight(  # noqa: PLR0913, PLR0917 - one parameter per option, as click pa
         sys.exit(2)
     if not command:
         sys.exit(0)
-    _exec(list(command), {**os.environ, **gating.launch_env(selected)})
+    _exec(list(command), {**os.environ, **(env or {})})
 
 
 def _print_preflight(  # noqa: PLR0913 - the parts of one report
@@ -684,11 +692,12 @@ def _print_preflight_json(  # noqa: PLR0913, PLR0917 - the parts of one report
     needed: int,
     max_age: float,
     checked_now: list[str],
+    env: dict[str, str] | None,
     out: Any,  # noqa: ANN401 - a text stream
 ) -> None:
     import json
 
-    from ugro import gating, report
+    from ugro import report
 
     document = {
         "schema_version": report.JSON_SCHEMA_VERSION,
@@ -700,7 +709,7 @@ def _print_preflight_json(  # noqa: PLR0913, PLR0917 - the parts of one report
         "max_age_s": max_age,
         "checked_now": checked_now,
         "selected": [g.to_json() for g in selected or []],
-        "env": gating.launch_env(selected) if selected else None,
+        "env": env,
         "nodes": [g.to_json() for g in found],
     }
     click.echo(json.dumps(document, indent=2, ensure_ascii=False), file=out)

@@ -24,10 +24,10 @@ from ugro.model import NodeStatus, NodeVerdict, Status
 from ugro.report import Row
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Collection, Mapping, Sequence
     from datetime import datetime
 
-    from ugro.config import Worker
+    from ugro.config import Master, Worker
     from ugro.cordons import Cordon
 
 USABLE = frozenset({NodeStatus.HEALTHY, NodeStatus.DEGRADED})
@@ -188,17 +188,33 @@ def select(candidates: Sequence[Gate], count: int) -> list[Gate] | None:
     return [g for _, g in ranked[:count]]
 
 
-def launch_env(selected: Sequence[Gate]) -> dict[str, str]:
-    """The variables `ugro preflight -- CMD` gives CMD."""
+def rendezvous(
+    selected: Sequence[Gate], master: Master | None, workers: Collection[str]
+) -> tuple[str, int]:
+    """Where the job's rendezvous listens.
+
+    The configured `master`, unless it names a worker (by address) that is not among
+    `selected`; otherwise the first selected node.
+    """
+    port = master.port if master else MASTER_PORT
+    if master and (master.addr not in workers or master.addr in {g.address for g in selected}):
+        return master.addr, port
+    return selected[0].address, port
+
+
+def launch_env(selected: Sequence[Gate], master: tuple[str, int]) -> dict[str, str]:
+    """The variables `ugro preflight -- CMD` gives CMD; `master` from `rendezvous`."""
     return {
         "UGRO_HOSTS": ",".join(g.address for g in selected),
         "UGRO_NNODES": str(len(selected)),
-        "UGRO_MASTER_ADDR": selected[0].address,
-        "UGRO_MASTER_PORT": str(MASTER_PORT),
+        "UGRO_MASTER_ADDR": master[0],
+        "UGRO_MASTER_PORT": str(master[1]),
     }
 
 
-def render(usable: Sequence[Gate], fmt: Format) -> tuple[str, list[str]]:
+def render(
+    usable: Sequence[Gate], fmt: Format, master: tuple[str, int] | None = None
+) -> tuple[str, list[str]]:
     """The host list in `fmt` for stdout, and notes for stderr; `usable` must not be empty."""
     notes: list[str] = []
     if fmt == "plain":
@@ -217,7 +233,7 @@ def render(usable: Sequence[Gate], fmt: Format) -> tuple[str, list[str]]:
             )
         text = (
             f"--nnodes={len(usable)} --nproc-per-node={per_node} --rdzv-backend=c10d "
-            f"--rdzv-endpoint={endpoint(usable[0].address)}"
+            f"--rdzv-endpoint={endpoint(*(master or (usable[0].address, MASTER_PORT)))}"
         )
     else:
         text = json.dumps(
