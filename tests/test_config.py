@@ -57,7 +57,7 @@ def test_minimal_file_loads_with_defaults(tmp_path: Path) -> None:
     assert node.max_latency_ms == 100
     assert node.pass_rate == 0.9
     assert node.host_key_policy == "strict"
-    assert node.checks == ["ssh", "gpu", "torch", "disk", "latency"]
+    assert node.checks == ["ssh", "gpu", "torch", "disk", "latency", "rendezvous", "deep"]
     assert node.timeouts == config.Timeouts()
 
 
@@ -137,7 +137,7 @@ def test_no_default_file_means_embedded_local_default(isolated_home: Path) -> No
     assert cfg.source is None
     [node] = cfg.nodes
     assert node.transport == "local"
-    assert node.checks == ["ssh", "gpu", "torch", "disk"]
+    assert node.checks == ["ssh", "gpu", "torch", "disk", "rendezvous", "deep"]
 
 
 @pytest.mark.parametrize("how", ["flag", "env"])
