@@ -309,7 +309,7 @@ def _problem(gpu: dict[str, Any], scale: float) -> str | None:
 
 
 def _ms(value: float) -> str:
-    return f"{value:.2f} ms" if value < 10 else f"{value:.0f} ms"
+    return f"{value:.3g} ms" if value < 10 else f"{value:.0f} ms"
 
 
 def _report(stdout: str) -> dict[str, Any] | None:
