@@ -54,7 +54,7 @@ def test_check_deep_runs_the_probe_on_every_node(cluster: TestCluster, tmp_path:
 
     assert deep["h0"]["status"] == "ok", deep["h0"]
     assert deep["h0"]["message"].startswith("2 GPUs: fp32 ")
-    assert deep["h0"]["message"].endswith("per 512×512 matmul (slowest); verified")
+    assert deep["h0"]["message"].endswith("per 1024×1024 matmul (slowest); verified")
     assert deep["h0"]["unit"] == "ms"
 
     assert deep["h1"]["status"] == "fail"

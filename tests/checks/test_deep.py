@@ -40,11 +40,11 @@ def report(name: str, exit_status: int = 0) -> CommandResult:
         (
             "healthy-2x4090.txt",
             Status.OK,
-            "2 GPUs: fp32 0.0221 ms, bf16 0.0121 ms per 512×512 matmul (slowest); verified",
+            "2 GPUs: fp32 0.0221 ms, bf16 0.0121 ms per 1024×1024 matmul (slowest); verified",
         ),
         ("healthy-8xh100.txt", Status.OK, "8 GPUs: fp32 0.0241 ms, bf16 0.0098 ms"),
-        ("conda-banner.txt", Status.OK, "1 GPU: fp32 0.0213 ms, bf16 0.0118 ms per 512×512"),
-        ("no-bf16-v100.txt", Status.OK, "2 GPUs: fp32 0.0631 ms per 512×512 matmul (slowest)"),
+        ("conda-banner.txt", Status.OK, "1 GPU: fp32 0.0213 ms, bf16 0.0118 ms per 1024×1024"),
+        ("no-bf16-v100.txt", Status.OK, "2 GPUs: fp32 0.0631 ms per 1024×1024 matmul (slowest)"),
         ("no-bf16-v100.txt", Status.OK, "; verified; no bf16 support"),
         (
             "wrong-bf16.txt",

@@ -35,11 +35,12 @@ APPS_COMMAND = (
 )
 MARKER = "UGRO-DEEP "
 
-# Matrix side: 2·512³ ≈ 0.27 GFLOP per matmul, under a millisecond on any GPU since Pascal,
-# so REPS timed products cost milliseconds; the float64 CPU reference is computed once
-# (0.27 GFLOP, well under a second even without a tuned BLAS) and 2 MB cross the bus per GPU.
+# Matrix side: 2·1024³ ≈ 2.1 GFLOP per matmul, 0.05–0.3 ms on a datacenter GPU since Volta, so
+# the REPS timed products take a few milliseconds yet are long enough not to time only kernel
+# launches. The float64 CPU reference is computed once (2.1 GFLOP: tens of milliseconds with
+# torch's BLAS, under a second on one slow core) and 8 MB per matrix cross the bus per GPU.
 # CUDA context creation (0.2–1 s per GPU) dominates: eight GPUs take a few seconds.
-SIZE = 512
+SIZE = 1024
 REPS = 10
 # Entries are integers in [-2, 2]: exact in every dtype the probe uses, so fp32 (and TF32)
 # products, accumulated in fp32, are exact, and bf16 differs only by rounding its output.
