@@ -165,6 +165,16 @@ def test_init_template_validates(isolated_home: Path) -> None:
     assert "OK, 2 workers: gpu1, gpu2" in ran.out
 
 
+def test_template_master_and_deep_validate_when_uncommented() -> None:
+    """The template's commented `master:` and `deep:` lines are valid settings as written."""
+    template = files("ugro").joinpath("data/cluster.yaml").read_text(encoding="utf-8")
+    text = template.replace("# master: {", "master: {").replace("# deep: false", "deep: true")
+    assert text != template
+    [gpu1, _] = config.parse_text(text, "cluster.yaml").nodes()
+    assert gpu1.master == config.Master(addr="192.168.1.10", port=29500)
+    assert gpu1.deep
+
+
 def test_init_refuses_to_overwrite_unless_forced(isolated_home: Path) -> None:
     """`ugro init` keeps an existing file (exit 1, pointing at --force); --force replaces it."""
     target = write(isolated_home / "cluster.yaml", one_worker("mine"))
