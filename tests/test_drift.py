@@ -159,3 +159,11 @@ def test_report_compares_reachable_nodes_and_lists_findings() -> None:
     assert finding["odd"] == {"c": OLD}
     assert report.findings_text(report.findings(rows)) == [f"drift: {finding['message']}"]
     assert document["nodes"][0]["versions"] == {"torch": TORCH}
+
+
+def test_table_shows_brackets_literally(capsys: pytest.CaptureFixture[str]) -> None:
+    """Versions and node output with brackets are printed as they are, not read as markup."""
+    now = datetime(2026, 11, 28, 0, 1, tzinfo=UTC)
+    rows = [report.Row.of(verdict("a", NodeStatus.HEALTHY, {"torch": "2.6.0[/]rc1"}), now)]
+    report.print_table(rows, footer="drift: torch differs: a 2.6.0[/]rc1 [bold]")
+    assert "drift: torch differs: a 2.6.0[/]rc1 [bold]" in capsys.readouterr().out

@@ -142,12 +142,13 @@ def print_table(rows: Sequence[Row], *, footer: str | None = None) -> None:
             Text(row.status.value, style=_STYLE[row.status]),
             f"{v.health_score:.0f}",
             f"{_age(row.age_s)} ago",
-            problems,
+            # Text, not markup: messages quote what nodes printed, brackets included.
+            Text(problems),
         )
     console = Console(highlight=False)
     console.print(table)
     if footer:
-        console.print(footer)
+        console.print(Text(footer))
 
 
 def _age(seconds: float) -> str:
