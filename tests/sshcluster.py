@@ -60,7 +60,21 @@ GPU_MODES = frozenset(
 #: What `nvidia-smi --query-compute-apps` lists on a host (tests/stubs/nvidia-smi).
 APPS_MODES = frozenset({"none", "training"})
 #: Modes understood by tests/stubs/python3 and the fake torch behind it.
-TORCH_MODES = frozenset({"healthy", "one-device", "nocuda", "broken", "hang", "missing"})
+TORCH_MODES = frozenset(
+    {
+        "healthy",
+        "one-device",
+        "nocuda",
+        "broken",
+        "hang",
+        "missing",
+        "no-bf16",
+        "wrong-result",
+        "cuda-error",
+        "no-uuid",
+        "old-torch",
+    }
+)
 
 #: What `write_config` declares for every worker, matching the `healthy` stub modes.
 DEFAULT_GPU = "NVIDIA GeForce RTX 4090"

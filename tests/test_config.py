@@ -57,7 +57,7 @@ def test_minimal_file_loads_with_defaults(tmp_path: Path) -> None:
     assert node.max_latency_ms == 100
     assert node.pass_rate == 0.9
     assert node.host_key_policy == "strict"
-    assert node.checks == ["ssh", "gpu", "torch", "disk", "latency"]
+    assert node.checks == ["ssh", "gpu", "torch", "disk", "latency", "rendezvous", "deep"]
     assert node.timeouts == config.Timeouts()
 
 
@@ -137,7 +137,7 @@ def test_no_default_file_means_embedded_local_default(isolated_home: Path) -> No
     assert cfg.source is None
     [node] = cfg.nodes
     assert node.transport == "local"
-    assert node.checks == ["ssh", "gpu", "torch", "disk"]
+    assert node.checks == ["ssh", "gpu", "torch", "disk", "rendezvous", "deep"]
 
 
 @pytest.mark.parametrize("how", ["flag", "env"])
@@ -163,6 +163,16 @@ def test_init_template_validates(isolated_home: Path) -> None:
     ran = run_ugro("config", "validate")
     assert ran.code == 0, ran.err
     assert "OK, 2 workers: gpu1, gpu2" in ran.out
+
+
+def test_template_master_and_deep_validate_when_uncommented() -> None:
+    """The template's commented `master:` and `deep:` lines are valid settings as written."""
+    template = files("ugro").joinpath("data/cluster.yaml").read_text(encoding="utf-8")
+    text = template.replace("# master: {", "master: {").replace("# deep: false", "deep: true")
+    assert text != template
+    [gpu1, _] = config.parse_text(text, "cluster.yaml").nodes()
+    assert gpu1.master == config.Master(addr="192.168.1.10", port=29500)
+    assert gpu1.deep
 
 
 def test_init_refuses_to_overwrite_unless_forced(isolated_home: Path) -> None:

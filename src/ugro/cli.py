@@ -118,9 +118,14 @@ class VerdictCommand(click.Command):
 @main.command(cls=VerdictCommand)
 @click.argument("nodes", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print the verdicts as JSON.")
+@click.option(
+    "--deep",
+    is_flag=True,
+    help="Also run the deep PyTorch probe (a verified matmul on every idle GPU).",
+)
 @click.pass_context
 @errors_exit(NO_VERDICT)
-def check(ctx: click.Context, nodes: tuple[str, ...], as_json: bool) -> None:
+def check(ctx: click.Context, nodes: tuple[str, ...], as_json: bool, deep: bool) -> None:
     """Check NODES now (all nodes when none are named), show and persist the verdicts."""
     from ugro import monitor, report
 
@@ -132,20 +137,32 @@ def check(ctx: click.Context, nodes: tuple[str, ...], as_json: bool) -> None:
             f"unknown node {', '.join(map(repr, unknown))}; nodes: {', '.join(known)}", NO_VERDICT
         )
     chosen = [known[n] for n in nodes] if nodes else cfg.nodes
+    if deep:
+        chosen = [
+            n.model_copy(
+                update={
+                    "deep": True,
+                    "checks": [*n.checks, *([] if "deep" in n.checks else ["deep"])],
+                }
+            )
+            for n in chosen
+        ]
     store = _state_store()
     verdicts = monitor.run_checks(chosen, _last_checks(store))
     store.update(verdicts, keep=None if nodes else known)
     now = datetime.now(UTC)
     rows = [report.Row.of(v, now) for v in verdicts]
+    found = report.findings(rows)
     if as_json:
-        report.print_json(report.document(rows, source="check", now=now))
+        report.print_json(report.document(rows, source="check", now=now, found=found))
     else:
         where = (
             f"from {cfg.source}"
             if cfg.source
             else "no cluster.yaml, so this machine alone; `ugro init` writes one"
         )
-        report.print_table(rows, footer=f"{report.summary_line(rows)}; {where}")
+        footer = [f"{report.summary_line(rows)}; {where}", *report.findings_text(found)]
+        report.print_table(rows, footer="\n".join(footer))
     sys.exit(report.exit_code(rows))
 
 
@@ -182,10 +199,12 @@ def health(as_json: bool) -> None:
     interval = state.daemon.interval_s if state.daemon else None
     rows = [report.Row.of(v, now, state.stale_after_s, interval) for v in state.nodes.values()]
     notes = [_monitor_note(state, now)] if any(r.status is NodeStatus.STALE for r in rows) else []
+    found = report.findings(rows)
     if as_json:
-        report.print_json(report.document(rows, source="state", now=now, notes=notes))
+        report.print_json(report.document(rows, source="state", now=now, notes=notes, found=found))
     else:
-        report.print_table(rows, footer="\n".join([report.summary_line(rows), *notes]))
+        footer = [report.summary_line(rows), *notes, *report.findings_text(found)]
+        report.print_table(rows, footer="\n".join(footer))
     sys.exit(report.exit_code(rows))
 
 

@@ -53,8 +53,8 @@ GPU_HEALTH_CHECKS: tuple[CheckName, ...] = (
 )
 # `rendezvous` runs only where `master` is set, `deep` only with `deep: true` or --deep.
 ALL_CHECKS: tuple[CheckName, ...] = (*CORE_CHECKS, *GPU_HEALTH_CHECKS, "rendezvous", "deep")
-# What a node runs when its `checks` list is not given.
-DEFAULT_CHECKS: tuple[CheckName, ...] = CORE_CHECKS
+# What a node runs when its `checks` list is not given; `rendezvous` and `deep` gate themselves.
+DEFAULT_CHECKS: tuple[CheckName, ...] = (*CORE_CHECKS, "rendezvous", "deep")
 LOCAL_CHECKS: tuple[CheckName, ...] = tuple(c for c in DEFAULT_CHECKS if c != "latency")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from ugro import drift
 from ugro.model import NodeStatus, NodeVerdict, worst_exit_code
 
 if TYPE_CHECKING:
@@ -55,11 +56,33 @@ def exit_code(rows: Sequence[Row]) -> int:
     return worst_exit_code([r.status.exit_code for r in rows])
 
 
+def findings(rows: Sequence[Row]) -> list[drift.Finding]:
+    """What is wrong with the cluster as a whole: version drift among the reachable nodes."""
+    return drift.version_drift(
+        {
+            row.verdict.name: row.verdict.versions
+            for row in rows
+            if row.verdict.status is not NodeStatus.UNREACHABLE
+        }
+    )
+
+
+def findings_text(found: Sequence[drift.Finding]) -> list[str]:
+    """One line per finding, for the table's footer."""
+    return [f"drift: {f.message}" for f in found]
+
+
 def document(
-    rows: Sequence[Row], *, source: str, now: datetime | None = None, notes: Sequence[str] = ()
+    rows: Sequence[Row],
+    *,
+    source: str,
+    now: datetime | None = None,
+    notes: Sequence[str] = (),
+    found: Sequence[drift.Finding] | None = None,
 ) -> dict[str, Any]:
-    """The `--json` document."""
+    """The `--json` document; `found` defaults to the findings of `rows`."""
     now = now or datetime.now(UTC)
+    found = findings(rows) if found is None else found
     summary: dict[str, int] = {}
     for row in rows:
         summary[row.status.value] = summary.get(row.status.value, 0) + 1
@@ -70,6 +93,7 @@ def document(
         "exit_code": exit_code(rows),
         "summary": summary,
         "notes": list(notes),
+        "findings": [f.to_json() for f in found],
         "nodes": [
             {
                 **row.verdict.to_json(),
@@ -118,12 +142,13 @@ def print_table(rows: Sequence[Row], *, footer: str | None = None) -> None:
             Text(row.status.value, style=_STYLE[row.status]),
             f"{v.health_score:.0f}",
             f"{_age(row.age_s)} ago",
-            problems,
+            # Text, not markup: messages quote what nodes printed, brackets included.
+            Text(problems),
         )
     console = Console(highlight=False)
     console.print(table)
     if footer:
-        console.print(footer)
+        console.print(Text(footer))
 
 
 def _age(seconds: float) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +14,8 @@ from conftest import fixture_text
 from ugro.checks import torch
 from ugro.config import Worker
 from ugro.model import CommandResult, Status
+
+FAKETORCH = Path(__file__).resolve().parents[1] / "stubs" / "faketorch"
 
 
 def node(**settings: object) -> Worker:
@@ -80,3 +84,71 @@ def test_probe_runs_without_torch() -> None:
     result = torch.CHECK.evaluate(CommandResult(done.returncode, done.stdout, done.stderr), node())
     assert result.status is Status.FAIL
     assert "torch is not installed" in result.message
+
+
+@pytest.mark.parametrize(
+    ("fixture", "versions"),
+    [
+        (
+            "healthy.txt",
+            {
+                "python": "3.11.10",
+                "torch": "2.5.1+cu124",
+                "cuda": "12.4",
+                "nccl": "2.21.5",
+                "cuda_driver": "12.4",
+            },
+        ),
+        ("cpu-build.txt", {"python": "3.10.12", "torch": "2.5.1+cpu"}),
+        ("missing.txt", {"python": "3.8.10"}),
+        ("old-report.txt", {"torch": "2.5.1+cu124", "cuda": "12.4"}),
+        ("driver-too-old.txt", {"cuda_driver": "11.4", "nccl": "2.21.5"}),
+    ],
+)
+def test_versions_travel_with_any_verdict(fixture: str, versions: dict[str, str]) -> None:
+    """What the probe saw is reported, whatever the verdict; what it did not see is left out."""
+    seen = torch.CHECK.evaluate(probe(fixture), node()).versions
+    assert seen.items() >= versions.items()
+    assert None not in seen.values()
+    if fixture == "cpu-build.txt":
+        assert "cuda" not in seen
+
+
+@pytest.mark.parametrize("fixture", ["empty.txt", "garbage.txt"])
+def test_no_report_means_no_versions(fixture: str) -> None:
+    """Output without a report is unknown and claims no versions."""
+    result = torch.CHECK.evaluate(probe(fixture, exit_status=139), node())
+    assert result.status is Status.UNKNOWN
+    assert result.versions == {}
+
+
+@pytest.mark.parametrize(
+    ("mode", "versions"),
+    [
+        ("healthy", {"torch": "2.5.1+cu124", "cuda": "12.4", "nccl": "2.21.5"}),
+        ("old-torch", {"torch": "2.4.1+cu124", "cuda": "12.4", "nccl": "2.20.5"}),
+        ("nocuda", {"torch": "2.5.1+cpu"}),
+    ],
+)
+def test_probe_reads_versions_from_fake_torch(
+    tmp_path: Path, mode: str, versions: dict[str, str]
+) -> None:
+    """The real probe, on the fake torch, reports torch, CUDA, NCCL and Python versions."""
+    (tmp_path / "torch_mode").write_text(mode, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", torch.PROBE],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(FAKETORCH), "UGRO_STUB_DIR": str(tmp_path)},
+        check=True,
+    )
+    seen = torch.CHECK.evaluate(CommandResult(0, done.stdout), node()).versions
+    python = ".".join(map(str, sys.version_info[:3]))
+    assert seen == {**versions, "python": python} | (
+        {"cuda_driver": seen["cuda_driver"]} if "cuda_driver" in seen else {}
+    )
+
+
+def test_probe_is_python_38_syntax() -> None:
+    """Node pythons are old: the probe parses as Python 3.8."""
+    ast.parse(torch.PROBE, feature_version=(3, 8))

@@ -88,8 +88,8 @@ def register(check: Check) -> Check:
 def registry() -> dict[str, Check]:
     """All checks by name, in the order they run and are shown."""
     if not _REGISTRY:
-        from ugro.checks import disk, gpu, latency, reachability, torch
+        from ugro.checks import deep, disk, gpu, latency, reachability, rendezvous, torch
 
-        for module in (reachability, gpu, torch, disk, latency):
+        for module in (reachability, gpu, torch, disk, latency, rendezvous, deep):
             register(module.CHECK)
     return dict(_REGISTRY)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ugro.checks import RemoteCheck
@@ -14,16 +15,38 @@ if TYPE_CHECKING:
 
 MARKER = "UGRO-TORCH "
 
-# Runs on the node. It must never raise: every failure becomes a JSON "error" field, so the
-# parser can tell "torch is missing" from "python is missing" from "garbage on stdout".
+# Runs on the node, under whatever Python the node has (3.8 and later): it must never raise.
+# Every failure becomes a JSON "error" field, so the parser can tell "torch is missing" from
+# "python is missing" from "garbage on stdout". Versions are read where they cost nothing: the
+# NCCL torch was built with (a tuple since torch 1.12, an int such as 2708 before), and the
+# CUDA driver API version straight from libcuda, without creating a CUDA context.
 PROBE = f"""
-import json
+import json, sys
+info = {{"python": "%d.%d.%d" % tuple(sys.version_info[:3])}}
 try:
     import torch
 except BaseException as exc:
-    print({MARKER!r} + json.dumps({{"error": type(exc).__name__ + ": " + str(exc)}}))
+    info["error"] = type(exc).__name__ + ": " + str(exc)
+    print({MARKER!r} + json.dumps(info))
     raise SystemExit(0)
-info = {{"torch": str(torch.__version__), "cuda": torch.version.cuda}}
+info["torch"] = str(torch.__version__)
+info["cuda"] = torch.version.cuda
+try:
+    import torch.cuda.nccl
+    nccl = torch.cuda.nccl.version()
+    if isinstance(nccl, int):
+        nccl = divmod(nccl, 10000 if nccl >= 10000 else 1000)
+        nccl = (nccl[0], nccl[1] // 100, nccl[1] % 100)
+    info["nccl"] = ".".join(str(part) for part in nccl)
+except BaseException:
+    pass
+try:
+    import ctypes
+    found = ctypes.c_int(0)
+    if ctypes.CDLL("libcuda.so.1").cuDriverGetVersion(ctypes.byref(found)) == 0:
+        info["cuda_driver"] = "%d.%d" % (found.value // 1000, found.value % 1000 // 10)
+except BaseException:
+    pass
 try:
     info["available"] = bool(torch.cuda.is_available())
     info["devices"] = torch.cuda.device_count() if info["available"] else 0
@@ -33,6 +56,9 @@ except BaseException as exc:
     info["cuda_error"] = type(exc).__name__ + ": " + str(exc)
 print({MARKER!r} + json.dumps(info))
 """
+
+# The versions the probe reports, as `Evaluation.versions` names them.
+VERSION_KEYS = ("torch", "cuda", "nccl", "python", "cuda_driver")
 
 
 class Torch(RemoteCheck):
@@ -49,10 +75,23 @@ class Torch(RemoteCheck):
         """`<python> -c <probe>`, the python prefix split into words and each one quoted."""
         return f"{shlex.join(shlex.split(node.python))} -c {shlex.quote(PROBE)}"
 
-    def evaluate(  # noqa: PLR0911 - one return per distinct cause keeps the parser flat
-        self, result: CommandResult, node: Worker
+    def evaluate(self, result: CommandResult, node: Worker) -> Evaluation:
+        """Tell a missing interpreter, a missing torch, a CPU build and too few devices apart.
+
+        The versions the probe saw travel with the verdict, whatever it is.
+        """
+        info = _report(result.stdout)
+        evaluation = self._judge(result, info, node)
+        if info is None:
+            return evaluation
+        versions = {
+            key: str(info[key]) for key in VERSION_KEYS if isinstance(info.get(key), str | int)
+        }
+        return replace(evaluation, versions=versions)
+
+    def _judge(  # noqa: PLR0911 - one return per distinct cause keeps the parser flat
+        self, result: CommandResult, info: dict[str, Any] | None, node: Worker
     ) -> Evaluation:
-        """Tell a missing interpreter, a missing torch, a CPU build and too few devices apart."""
         python = node.python
         if result.exit_status == 127:
             return Evaluation(
@@ -60,7 +99,6 @@ class Torch(RemoteCheck):
                 f"{python!r} not found on the node: set `python:` in cluster.yaml to the "
                 "interpreter of the training environment",
             )
-        info = _report(result.stdout)
         if info is None:
             said = (result.stderr or result.stdout).strip().splitlines()
             return Evaluation(

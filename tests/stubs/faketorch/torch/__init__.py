@@ -1,8 +1,9 @@
-"""Fake `torch` for hosts without GPUs: just the API ugro's probe touches.
+"""Fake `torch` for hosts without GPUs: just the API ugro's probes touch.
 
-Behaviour follows `$UGRO_STUB_DIR/torch_mode`:
+Behaviour follows `$UGRO_STUB_DIR/torch_mode` (the modes are listed in `_stubmode`):
 healthy (CUDA build, 2 devices), one-device, nocuda (CPU build), broken (import fails the way
-a torch whose CUDA runtime is missing does), hang (import never finishes).
+a torch whose CUDA runtime is missing does), hang (import never finishes), and the deep
+probe's and version drift's faults.
 """
 
 import time
@@ -17,7 +18,20 @@ if _stubmode.MODE == "hang":
     time.sleep(600)
 
 from torch import cuda, version
+from torch._tensor import Generator, Tensor, bfloat16, dtype, float32, float64, int64, randint
 
 __version__ = version.__version__
 
-__all__ = ["__version__", "cuda", "version"]
+__all__ = [
+    "Generator",
+    "Tensor",
+    "__version__",
+    "bfloat16",
+    "cuda",
+    "dtype",
+    "float32",
+    "float64",
+    "int64",
+    "randint",
+    "version",
+]

@@ -2,6 +2,6 @@
 
 from torch import _stubmode
 
-__version__ = "2.5.1+cu124" if _stubmode.CUDA_BUILD else "2.5.1+cpu"
+__version__ = _stubmode.TORCH_VERSION if _stubmode.CUDA_BUILD else "2.5.1+cpu"
 #: CUDA version the build was compiled against; None for a CPU-only build, as in real torch.
 cuda: str | None = "12.4" if _stubmode.CUDA_BUILD else None
