@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ugro.alerts import AlertEngine, ExternalCondition
-from ugro.config import AlertSettings, RecoverySettings
+from ugro.config import AlertSettings, RecoverySettings, parse_text
 from ugro.cordons import Cordon
+from ugro.errors import ConfigError
 from ugro.model import CheckResult, NodeStatus, NodeVerdict, Status, Tracking
 from ugro.recovery import (
     Attempt,
@@ -521,3 +522,59 @@ def test_external_alerts_fire_once_and_resolve_when_gone() -> None:
         ("resolved", "cordon_breaker"),
         ("resolved", "remediation_failed"),
     ]
+
+
+# --- config ------------------------------------------------------------------------------------
+
+BASE = "workers:\n  - {name: gpu1, ip: 10.0.0.1}\n"
+
+
+def test_recovery_defaults_are_safe() -> None:
+    """Without a recovery section: no automatic cordons, dry runs, no actions."""
+    parsed = parse_text(BASE, "cluster.yaml").recovery
+    assert parsed == RecoverySettings()
+    assert (parsed.auto_cordon, parsed.dry_run, parsed.actions) == (False, True, [])
+    assert (parsed.recover_after, parsed.max_cordoned_fraction) == (3, 0.5)
+
+
+def test_recovery_section_loads() -> None:
+    """The documented example loads, with each action's defaults filled in."""
+    text = BASE + (
+        "recovery:\n"
+        "  auto_cordon: true\n"
+        "  dry_run: false\n"
+        "  actions:\n"
+        "    - name: restart-fabricmanager\n"
+        "      check: gpu\n"
+        '      run: "sudo systemctl restart nvidia-fabricmanager"\n'
+    )
+    action = parse_text(text, "cluster.yaml").recovery.actions[0]
+    assert (action.where, action.max_attempts, action.window_s) == ("node", 3, 3600)
+    assert (action.cooldown_s, action.timeout_s) == (600, 60)
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ("  auto_cordn: true\n", "cluster.yaml:4: recovery.auto_cordn: unknown key; did you mean"),
+        (
+            "  actions:\n    - {name: a, check: gpu, run: x, wher: node}\n",
+            "cluster.yaml:5: recovery.actions[0].wher: unknown key; did you mean 'where'?",
+        ),
+        ("  actions:\n    - {name: a, check: gpus, run: x}\n", "recovery.actions[0].check"),
+        ("  actions:\n    - {name: a, check: ssh, run: x}\n", "use `where: control`"),
+        (
+            "  actions:\n    - {name: a, check: gpu, run: x}\n"
+            "    - {name: a, check: disk, run: y}\n",
+            "action names must be unique",
+        ),
+        ("  max_cordoned_fraction: 1.5\n", "recovery.max_cordoned_fraction"),
+        ("  dry_run: no\n  recover_after: 0\n", "recovery.recover_after"),
+        ("  actions:\n    - {name: a, check: gpu, run: ''}\n", "recovery.actions[0].run"),
+    ],
+)
+def test_recovery_mistakes_are_reported_by_line(section: str, message: str) -> None:
+    """Mistakes in the recovery section name the line, the field and what was expected."""
+    with pytest.raises(ConfigError) as caught:
+        parse_text(BASE + "recovery:\n" + section, "cluster.yaml")
+    assert message in str(caught.value)
