@@ -564,8 +564,10 @@ def test_recovery_section_loads() -> None:
         ("  actions:\n    - {name: a, check: gpus, run: x}\n", "recovery.actions[0].check"),
         ("  actions:\n    - {name: a, check: ssh, run: x}\n", "use `where: control`"),
         (
-            "  actions:\n    - {name: a, check: gpu, run: x}\n"
-            "    - {name: a, check: disk, run: y}\n",
+            (
+                "  actions:\n    - {name: a, check: gpu, run: x}\n"
+                "    - {name: a, check: disk, run: y}\n"
+            ),
             "action names must be unique",
         ),
         ("  max_cordoned_fraction: 1.5\n", "recovery.max_cordoned_fraction"),
