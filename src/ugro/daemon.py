@@ -265,13 +265,7 @@ class Daemon:
             last_sweep_duration_s=round(duration, 3),
             interval_s=policy.interval_s,
         )
-        events, conditions = await self.recoverer.after_sweep(
-            self.cfg,
-            self.shown,
-            frozenset(s.verdict.name for s in steps),
-            self.transports,
-            started_wall,
-        )
+        events, conditions = await self._recover(steps, started_wall)
         alerts = self._alert([s.verdict for s in steps], changes, started_wall, conditions)
         try:
             await asyncio.to_thread(
@@ -300,16 +294,37 @@ class Daemon:
         )
         sdnotify.notify(f"STATUS={summary}")
 
+    async def _recover(
+        self, steps: list[hysteresis.Step], now: datetime
+    ) -> tuple[list[Event], list[ExternalCondition] | None]:
+        """Cordons and remediation after a sweep; a failure of them never stops monitoring.
+
+        No conditions (None) leaves recovery's alerts as they were.
+        """
+        try:
+            return await self.recoverer.after_sweep(
+                self.cfg,
+                self.shown,
+                frozenset(s.verdict.name for s in steps),
+                self.transports,
+                now,
+            )
+        except Exception as exc:  # noqa: BLE001 - monitoring must outlive a recovery bug
+            log.error(  # noqa: TRY400 - one line in the journal, not a traceback
+                "recovery failed: %s: %s (please report this)", type(exc).__name__, exc
+            )
+            return [], None
+
     def _alert(
         self,
         verdicts: list[NodeVerdict],
         changes: list[Transition],
         now: datetime,
-        conditions: list[ExternalCondition],
+        conditions: list[ExternalCondition] | None,
     ) -> dict[str, Any]:
         """Raise, remind and resolve alerts; hand them to the sinks without waiting."""
         moved = [c.node for c in changes if c.before != NodeStatus.UNKNOWN.value]
-        events = self.engine.external(conditions, now)
+        events = self.engine.external(conditions, now) if conditions is not None else []
         events += self.engine.evaluate(verdicts, moved, len(self.cfg.nodes), now)
         for event in events:
             level = logging.INFO if event.kind == "resolved" else logging.WARNING

@@ -146,14 +146,18 @@ class Recoverer:
         swept: frozenset[str],
         transports: Transports,
         now: datetime,
-    ) -> tuple[list[Event], list[ExternalCondition]]:
-        """Carry out this sweep's plan; the events to record and the alerts that stand."""
+    ) -> tuple[list[Event], list[ExternalCondition] | None]:
+        """Carry out this sweep's plan; the events to record and the alerts that stand.
+
+        Without a readable cordons file nothing is done, and the alerts stand as they were
+        (None).
+        """
         self.settings = cfg.recovery
         try:
             cordons = await asyncio.to_thread(self.cordons.read)
         except StateError as exc:
             log.error("recovery skipped: %s", exc)  # noqa: TRY400 - the message is complete
-            return [], self._conditions(len(cfg.nodes), 0, ())
+            return [], None
         plan = recovery.plan(
             recovery.Situation(
                 settings=self.settings,
@@ -377,6 +381,8 @@ class Recoverer:
             error = str(exc)
         except OSError as exc:
             error = f"cannot start /bin/sh: {exc.strerror}"
+        except Exception as exc:  # noqa: BLE001 - whatever happens is recorded, never lost
+            error = f"{type(exc).__name__}: {exc}"
         duration = round(time.monotonic() - start, 3)
         self._finish(run, started_at, exit_status)
         tail = output[-OUTPUT_CHARS:]
