@@ -145,7 +145,7 @@ def test_auto_cordon_confirmed_then_lifted_and_a_persons_cordon_stays(
     assert cordon["user"] is None
     assert cordon["reason"].startswith("unhealthy: gpu: ")
     assert "driver" in cordon["reason"].lower()
-    log = daemon.log()
+    log = daemon.wait_log("h1: cordoned")
     confirmed = re.search(r"h1: \w+ -> unhealthy", log)
     assert confirmed is not None, log
     assert confirmed.start() < log.index("h1: cordoned"), log
@@ -159,9 +159,12 @@ def test_auto_cordon_confirmed_then_lifted_and_a_persons_cordon_stays(
     h1.set_gpu("healthy")
     h2.set_gpu("healthy")
     wait_for(lambda: "h1" not in cordons(), "h1 uncordoned")
-    state = daemon.state()
-    assert state is not None
-    assert state["nodes"]["h1"]["tracking"]["pass_streak"] >= 3
+    # Shown healthy after monitor.recover_after (2) passes; lifted a sweep later, after 3.
+    log = daemon.wait_log("h1: uncordoned")
+    shown_up = re.search(r"h1: unhealthy -> (healthy|degraded)", log)
+    assert shown_up is not None, log
+    lifted_at = log.index("h1: uncordoned, recovered: 3 passing checks in a row")
+    assert "INFO sweep " in log[shown_up.end() : lifted_at], log
     # h2 recovers as well, more than recover_after times over: its person's cordon stays.
     daemon.wait_state(
         lambda s: s["nodes"]["h2"]["tracking"]["pass_streak"] >= 5, what="h2 long recovered"
@@ -289,7 +292,7 @@ def test_remediation_attempts_escalate_and_survive_a_restart(
         lambda: ("firing", "h1", "remediation_failed") in hook_events(receiver),
         "the escalation alert",
     )
-    assert daemon.log().count("h1: reload-driver exited 0") == 2
+    assert daemon.wait_log("h1: reload-driver exited 0", count=2).count("reload-driver exited") == 2
 
     # A restart remembers: the node stays escalated and nothing runs again.
     stop(daemon)
