@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta
+from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -580,3 +581,20 @@ def test_recovery_mistakes_are_reported_by_line(section: str, message: str) -> N
     with pytest.raises(ConfigError) as caught:
         parse_text(BASE + "recovery:\n" + section, "cluster.yaml")
     assert message in str(caught.value)
+
+
+def test_the_templates_recovery_example_validates() -> None:
+    """Uncommented, the recovery section of `ugro init`'s template is valid as written."""
+    template = files("ugro").joinpath("data/cluster.yaml").read_text(encoding="utf-8")
+    lines = template.splitlines()
+    start = lines.index("# recovery:")
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("#"):
+            break
+        block.append(line.removeprefix("# "))
+    parsed = parse_text(BASE + "\n".join(block) + "\n", "cluster.yaml").recovery
+    assert [a.name for a in parsed.actions] == ["restart-fabricmanager"]
+    assert parsed == RecoverySettings.model_validate(
+        {"actions": [{**parsed.actions[0].model_dump()}]}
+    )
