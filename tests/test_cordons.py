@@ -11,11 +11,12 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from click.testing import CliRunner, Result
 
 from conftest import run_ugro
-from ugro import paths
+from ugro import cli, paths
 from ugro.cordons import Cordon, CordonStore
-from ugro.errors import StateError
+from ugro.errors import SchedulerError, StateError
 from ugro.history import opened
 from ugro.model import NodeStatus
 from ugro.state import StateStore
@@ -373,3 +374,77 @@ def test_health_imports_nothing_heavy_for_cordons() -> None:
         env={**os.environ},
     )
     assert json.loads(done.stdout.replace("'", '"')) == []
+
+
+# --- the scheduler -----------------------------------------------------------------------------
+
+
+class Recorder:
+    """A Scheduler (ugro.scheduler) that records its calls and refuses some nodes."""
+
+    name = "recorder"
+
+    def __init__(self, refuse: frozenset[str] = frozenset(), *, ours: bool = True) -> None:
+        """Refuse drains and resumes of `refuse`; `ours=False`: the drains are not ugro's."""
+        self.calls: list[tuple[str, ...]] = []
+        self.refuse = refuse
+        self.ours = ours
+
+    def drain(self, node: str, reason: str) -> None:
+        """Record; refuse the nodes in `refuse`."""
+        self.calls.append(("drain", node, reason))
+        if node in self.refuse:
+            raise SchedulerError(f"Invalid node name specified: {node}")
+
+    def resume(self, node: str) -> bool:
+        """Record; refuse the nodes in `refuse`."""
+        self.calls.append(("resume", node))
+        if node in self.refuse:
+            raise SchedulerError(f"Invalid node name specified: {node}")
+        return self.ours
+
+
+@pytest.fixture
+def recorder(monkeypatch: pytest.MonkeyPatch, isolated_home: Path) -> Recorder:
+    """The scheduler `ugro cordon` and `ugro uncordon` talk to, in this process."""
+    write_cluster(isolated_home)
+    scheduler = Recorder(frozenset({"gpu3"}))
+    monkeypatch.setattr(cli, "scheduler_for", lambda cfg: scheduler)  # noqa: ARG005 - the signature
+    return scheduler
+
+
+def invoke(*args: str) -> Result:
+    """Run the command line in this process (so the scheduler can be replaced)."""
+    return CliRunner().invoke(cli.main, list(args))
+
+
+def test_cordon_and_uncordon_tell_the_scheduler(recorder: Recorder) -> None:
+    """A cordon drains the node with its reason; an uncordon resumes it; a repeat says nothing."""
+    assert invoke("cordon", "gpu1", "--reason", "bad fan").exit_code == 0
+    assert invoke("cordon", "gpu1", "--reason", "bad fan").exit_code == 0
+    assert invoke("uncordon", "gpu1").exit_code == 0
+    assert invoke("uncordon", "gpu1").exit_code == 0
+    assert recorder.calls == [("drain", "gpu1", "bad fan"), ("resume", "gpu1")]
+
+
+@pytest.mark.usefixtures("recorder")
+def test_scheduler_refusal_exits_1_and_keeps_the_cordon() -> None:
+    """When the scheduler refuses, the command fails, but ugro's cordon is recorded."""
+    placed = invoke("cordon", "gpu3", "--reason", "bad fan")
+    assert placed.exit_code == 1
+    assert "cordoned gpu3: bad fan" in placed.stdout
+    assert "gpu3 is cordoned, but recorder did not drain it: Invalid node name" in placed.stderr
+    assert CordonStore().read()["gpu3"].reason == "bad fan"
+    lifted = invoke("uncordon", "gpu3")
+    assert lifted.exit_code == 1
+    assert "gpu3 is uncordoned, but recorder did not resume it" in lifted.stderr
+    assert CordonStore().read() == {}
+
+
+def test_uncordon_leaves_a_drain_that_is_not_ugros(recorder: Recorder) -> None:
+    """A drain somebody else placed in the scheduler is left, and the command says so."""
+    recorder.ours = False
+    assert invoke("cordon", "gpu1", "--reason", "x").exit_code == 0
+    lifted = invoke("uncordon", "gpu1")
+    assert lifted.exit_code == 0
+    assert "the drain was not placed by ugro; left as it is" in lifted.stdout
