@@ -15,6 +15,7 @@ from ugro.alerts import AlertEngine, ExternalCondition
 from ugro.config import AlertSettings, RecoverySettings, parse_text
 from ugro.cordons import Cordon
 from ugro.errors import ConfigError
+from ugro.history import Event, opened
 from ugro.model import CheckResult, NodeStatus, NodeVerdict, Status, Tracking
 from ugro.recovery import (
     Attempt,
@@ -30,6 +31,7 @@ from ugro.recovery import (
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from pathlib import Path
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 NODES = ("n1", "n2", "n3", "n4")
@@ -598,3 +600,34 @@ def test_the_templates_recovery_example_validates() -> None:
     assert parsed == RecoverySettings.model_validate(
         {"actions": [{**parsed.actions[0].model_dump()}]}
     )
+
+
+# --- history events ----------------------------------------------------------------------------
+
+
+def test_events_are_kept_queried_by_node_and_pruned(tmp_path: Path) -> None:
+    """Events read back in order, a node's with the cluster's, and go with the retention."""
+    old, new = NOW - timedelta(days=40), NOW - timedelta(minutes=5)
+    with opened(tmp_path / "history.db") as history:
+        history.record_events(
+            [
+                Event(old, "n1", "cordon", {"reason": "old"}),
+                Event(new, "n1", "cordon", {"reason": "gpu: broken", "by": "ugro"}),
+                Event(new, "cluster", "breaker", {"state": "open", "held": ["n2", "n3"]}),
+                Event(new + timedelta(seconds=1), "n2", "remediation", {"action": "fix"}),
+            ]
+        )
+        since = NOW - timedelta(days=60)
+        assert [(e.node, e.kind) for e in history.events("n1", since)] == [
+            ("n1", "cordon"),
+            ("n1", "cordon"),
+            ("cluster", "breaker"),
+        ]
+        assert len(history.events(None, since)) == 4
+        assert history.events("n1", since)[1].detail == {"reason": "gpu: broken", "by": "ugro"}
+        assert "cluster" not in history.nodes(), "the cluster is not a node of the summaries"
+        history.prune(NOW - timedelta(days=30))
+        assert [e.detail.get("reason") for e in history.events("n1", since)] == [
+            "gpu: broken",
+            None,
+        ]

@@ -177,15 +177,12 @@ class Recoverer:
             log.info("%s: its escalated cordon was lifted; remediation starts afresh", node)
             self.records.pop(node, None)
             events.append(Event(now, node, "escalation", {"state": "cleared"}))
-        for order in plan.cordon:
-            await self._cordon(order, now, events)
-        for node in plan.uncordon:
-            await self._uncordon(node, now, events)
+        covered = await self._cordons(plan, set(cordons), now, events)
         for node, escalation in plan.escalate:
-            self._escalate(node, escalation, events)
+            self._escalate(node, replace(escalation, cordoned=node in covered), events)
         for node in plan.escalation_cordoned:
             rem = self.records[node]
-            if rem.escalated is not None:
+            if rem.escalated is not None and node in covered:
                 self.records[node] = replace(rem, escalated=replace(rem.escalated, cordoned=True))
         events += self._breaker(plan, now)
         workers = {w.name: w for w in cfg.nodes}
@@ -198,9 +195,21 @@ class Recoverer:
         cordoned = sum(1 for n in cordons if n in workers) + new
         return events, self._conditions(len(cfg.nodes), cordoned, plan.held)
 
+    async def _cordons(
+        self, plan: recovery.Plan, covered: set[str], now: datetime, events: list[Event]
+    ) -> set[str]:
+        """Place and lift the plan's cordons; the nodes under a cordon afterwards."""
+        for order in plan.cordon:
+            if await self._cordon(order, now, events):
+                covered.add(order.node)
+        for node in plan.uncordon:
+            await self._uncordon(node, now, events)
+        return covered - set(plan.uncordon)
+
     async def _cordon(
         self, order: recovery.CordonOrder, now: datetime, events: list[Event]
-    ) -> None:
+    ) -> bool:
+        """Place (or escalate) a cordon; whether the node is under one now, whoever's."""
         cordon = Cordon(order.node, "ugro", order.reason, now, escalated=order.escalated)
         try:
             existing = await asyncio.to_thread(
@@ -208,9 +217,9 @@ class Recoverer:
             )
         except StateError as exc:
             log.error("%s: cannot cordon: %s", order.node, exc)  # noqa: TRY400 - complete
-            return
+            return False
         if existing is not None and not (order.escalated and existing.by == "ugro"):
-            return
+            return True
         log.warning("%s: cordoned (%s)", order.node, order.reason)
         detail: dict[str, Any] = {
             "by": "ugro",
@@ -219,6 +228,7 @@ class Recoverer:
             "scheduler": await self._tell(self.scheduler.drain, order.node, order.reason),
         }
         events.append(Event(now, order.node, "cordon", detail))
+        return True
 
     async def _uncordon(self, node: str, now: datetime, events: list[Event]) -> None:
         try:
