@@ -169,6 +169,21 @@ class _Condition:
 DOWN_KEYS = ("unreachable", "unhealthy")
 CLUSTER = "cluster"
 GROUP_KEY = "nodes_down"
+# Raised by recovery (ugro.remediation), not from a verdict: a node's sweep leaves them be.
+BREAKER_KEY = "cordon_breaker"
+ESCALATION_KEY = "remediation_failed"
+EXTERNAL_KEYS = frozenset({BREAKER_KEY, ESCALATION_KEY})
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalCondition:
+    """A problem found outside the verdicts (the cordon breaker, a failed remediation)."""
+
+    node: str
+    key: str
+    severity: Severity
+    summary: str
+    details: tuple[str, ...] = ()
 
 
 class AlertEngine:
@@ -289,7 +304,31 @@ class AlertEngine:
             if escalated and not updated.grouped:
                 events.append(updated.event("firing", self.settings.cluster))
         for (alert_node, key), alert in list(self.book.firing.items()):
-            if alert_node == node and key not in conditions and key != "flapping":
+            if (
+                alert_node == node
+                and key not in conditions
+                and key != "flapping"
+                and key not in EXTERNAL_KEYS
+            ):
+                events += self._resolve(alert, now)
+        return events
+
+    def external(self, conditions: Sequence[ExternalCondition], now: datetime) -> list[AlertEvent]:
+        """Fire, update and resolve the alerts of EXTERNAL_KEYS: `conditions` is all of them now."""
+        events: list[AlertEvent] = []
+        wanted = {(c.node, c.key): c for c in conditions}
+        for (node, key), cond in wanted.items():
+            current = self.book.firing.get((node, key))
+            if current is None:
+                alert = ActiveAlert(
+                    node, key, cond.severity, cond.summary, cond.details, now, now, announced=True
+                )
+                self.book.firing[(node, key)] = alert
+                events.append(alert.event("firing", self.settings.cluster))
+            else:
+                self.book.replace_alert(current, summary=cond.summary, details=cond.details)
+        for (node, key), alert in list(self.book.firing.items()):
+            if key in EXTERNAL_KEYS and (node, key) not in wanted:
                 events += self._resolve(alert, now)
         return events
 

@@ -28,7 +28,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ugro.config import Config
+    from ugro.cordons import Cordon
     from ugro.gating import Format, Gate
+    from ugro.history import Event
+    from ugro.scheduler import Scheduler
     from ugro.state import ClusterState
 
 F = TypeVar("F", bound="Callable[..., Any]")
@@ -92,6 +95,12 @@ def _state_store() -> Any:  # noqa: ANN401 - StateStore, imported lazily
     return StateStore(paths.state_file())
 
 
+def _cordon_store() -> Any:  # noqa: ANN401 - CordonStore, imported lazily
+    from ugro.cordons import CordonStore
+
+    return CordonStore()
+
+
 class NoVerdictUsageError(click.UsageError):
     """A usage error of `check` or `health`."""
 
@@ -151,7 +160,8 @@ def check(ctx: click.Context, nodes: tuple[str, ...], as_json: bool, deep: bool)
     verdicts = monitor.run_checks(chosen, _last_checks(store))
     store.update(verdicts, keep=None if nodes else known)
     now = datetime.now(UTC)
-    rows = [report.Row.of(v, now) for v in verdicts]
+    cordons = _cordon_store().read()
+    rows = [report.Row.of(v, now, cordons=cordons) for v in verdicts]
     found = report.findings(rows)
     if as_json:
         report.print_json(report.document(rows, source="check", now=now, found=found))
@@ -197,7 +207,10 @@ def health(as_json: bool) -> None:
         return
     now = datetime.now(UTC)
     interval = state.daemon.interval_s if state.daemon else None
-    rows = [report.Row.of(v, now, state.stale_after_s, interval) for v in state.nodes.values()]
+    cordons = _cordon_store().read()
+    rows = [
+        report.Row.of(v, now, state.stale_after_s, interval, cordons) for v in state.nodes.values()
+    ]
     notes = [_monitor_note(state, now)] if any(r.status is NodeStatus.STALE for r in rows) else []
     found = report.findings(rows)
     if as_json:
@@ -410,6 +423,7 @@ def history(
                 s.node: store.score_series(s.node, start, now, CHART_POINTS) for s in summaries
             },
             checks=list(store.check_rows(node, check_name, start)) if check_name else [],
+            events=store.events(node, start),
         )
     if as_json:
         report.print_json(timeline.document(period))
@@ -746,3 +760,165 @@ def _exec(argv: list[str], env: dict[str, str]) -> None:
         _fail(f"{argv[0]}: permission denied", 126)
     except OSError as exc:
         _fail(f"{argv[0]}: cannot run: {exc.strerror}", 126)
+
+
+def scheduler_for(cfg: Config) -> Scheduler:
+    """The workload manager that cordons are passed on to."""
+    from ugro.scheduler import for_config
+
+    return for_config(cfg)
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+def _record(cfg: Config, event: Event) -> None:
+    """Add a cordon event to the history, when it is kept; a failure only warns."""
+    if not cfg.history.enabled:
+        return
+    from ugro import paths
+    from ugro.history import opened
+
+    path = Path(cfg.history.path).expanduser() if cfg.history.path else paths.history_file()
+    try:
+        with opened(path) as store:
+            store.record_events([event])
+    except UgroError as exc:
+        click.echo(f"ugro: warning: not recorded in the history: {exc}", err=True)
+
+
+def _tell(scheduler: Scheduler, action: str, node: str, *args: str) -> tuple[dict[str, Any], str]:
+    """Drain or resume `node`; what happened (for JSON and history) and an error, if any."""
+    from ugro.errors import SchedulerError
+
+    answer = True
+    try:
+        if action == "drain":
+            scheduler.drain(node, *args)
+        else:
+            answer = scheduler.resume(node)
+    except SchedulerError as exc:
+        return {"name": scheduler.name, "ok": False, "error": str(exc)}, str(exc)
+    note = {"note": "drain not placed by ugro; left"} if answer is False else {}
+    return {"name": scheduler.name, "ok": True, **note}, ""
+
+
+def _print_cordons(cordons: dict[str, Cordon], as_json: bool) -> None:
+    from ugro import report
+
+    listed = sorted(cordons.values(), key=lambda c: c.node)
+    if as_json:
+        report.print_json({"schema_version": 1, "cordons": [c.to_json() for c in listed]})
+        return
+    if not listed:
+        click.echo("no node is cordoned")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("NODE", "BY", "SINCE (UTC)", "REASON"):
+        table.add_column(column, no_wrap=column != "REASON")
+    for c in listed:
+        by = (
+            f"{c.user} (manual)"
+            if c.by == "manual"
+            else "ugro, escalated"
+            if c.escalated
+            else "ugro"
+        )
+        table.add_row(c.node, by, f"{c.since:%Y-%m-%d %H:%M:%S}", c.reason)
+    Console(highlight=False).print(table)
+
+
+def _known(cfg: Config, node: str) -> None:
+    names = [n.name for n in cfg.nodes]
+    if node not in names:
+        raise click.UsageError(f"unknown node {node!r}; nodes: {', '.join(names)}")
+
+
+@main.command()
+@click.argument("node", required=False)
+@click.option("--reason", help="Why NODE is cordoned (required); the scheduler shows it too.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result (or the cordons) as JSON.")
+@click.pass_context
+@errors_exit(1)
+def cordon(ctx: click.Context, node: str | None, reason: str | None, as_json: bool) -> None:
+    """Keep NODE out of the healthy set until `ugro uncordon`; without NODE, list cordons."""
+    from ugro import report
+    from ugro.cordons import Cordon
+    from ugro.history import Event
+
+    store = _cordon_store()
+    if node is None:
+        if reason is not None:
+            raise click.UsageError("--reason needs a NODE to cordon")
+        _print_cordons(store.read(), as_json)
+        return
+    if reason is None or not reason.strip():
+        raise click.UsageError("--reason is required: say why the node is cordoned")
+    cfg = _load_config(ctx)
+    _known(cfg, node)
+    now = datetime.now(UTC)
+    placed = Cordon(node, "manual", " ".join(reason.split()), now, user=_user())
+    existing = store.cordon(placed, replace_ugro=True)
+    if existing is not None and existing.by == "manual":
+        if as_json:
+            report.print_json({"node": node, "changed": False, "cordon": existing.to_json()})
+        else:
+            click.echo(f"{node} is already cordoned {existing.describe()}")
+        return
+    said, error = _tell(scheduler_for(cfg), "drain", node, placed.reason)
+    detail = {**placed.to_json(), "scheduler": said}
+    if existing is not None:
+        detail["took_over"] = existing.to_json()
+    _record(cfg, Event(now, node, "cordon", detail))
+    if as_json:
+        report.print_json({"node": node, "changed": True, **detail})
+    else:
+        click.echo(f"cordoned {node}: {placed.reason}")
+        if existing is not None:
+            click.echo(f"  (took over ugro's own cordon, {existing.reason}; it is yours to lift)")
+    if error:
+        _fail(f"{node} is cordoned, but {said['name']} did not drain it: {error}", 1)
+
+
+@main.command()
+@click.argument("node")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+@errors_exit(1)
+def uncordon(ctx: click.Context, node: str, as_json: bool) -> None:
+    """Let NODE back into the healthy set, whoever cordoned it."""
+    from ugro import report
+    from ugro.history import Event
+
+    store = _cordon_store()
+    cfg = _load_config(ctx)
+    # A node removed from the config may still be cordoned: let it be lifted.
+    if node not in store.read():
+        _known(cfg, node)
+    lifted = store.uncordon(node)
+    if lifted is None:
+        if as_json:
+            report.print_json({"node": node, "changed": False, "cordon": None})
+        else:
+            click.echo(f"{node} is not cordoned")
+        return
+    said, error = _tell(scheduler_for(cfg), "resume", node)
+    detail = {"by": "manual", "user": _user(), "lifted": lifted.to_json(), "scheduler": said}
+    _record(cfg, Event(datetime.now(UTC), node, "uncordon", detail))
+    if as_json:
+        report.print_json({"node": node, "changed": True, **detail})
+    else:
+        click.echo(f"uncordoned {node} (was cordoned {lifted.describe()})")
+        if "note" in said:
+            click.echo(f"  {said['name']}: the drain was not placed by ugro; left as it is")
+    if error:
+        _fail(f"{node} is uncordoned, but {said['name']} did not resume it: {error}", 1)

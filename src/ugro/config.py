@@ -325,6 +325,54 @@ class SlurmSettings(_Model):
         return value
 
 
+class RecoveryAction(_Model):
+    """A command that may fix a failing check, and how often it may be tried."""
+
+    name: str
+    check: CheckName
+    run: str = Field(min_length=1)
+    where: Literal["node", "control"] = "node"
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    window_s: float = Field(default=3600, gt=0, le=30 * 86400)
+    cooldown_s: float = Field(default=600, ge=0, le=86400)
+    timeout_s: float = Field(default=60, gt=0, le=3600)
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("expected letters, digits, '.', '_' or '-' (at most 63)")
+        return value
+
+    @model_validator(mode="after")
+    def _reachable(self) -> RecoveryAction:
+        # A failing ssh check means no session: nothing can run on the node itself.
+        if self.check == "ssh" and self.where == "node":
+            raise ValueError(
+                "an action for the ssh check cannot run on the node (it has no session); "
+                "use `where: control`, e.g. a power cycle through the BMC"
+            )
+        return self
+
+
+class RecoverySettings(_Model):
+    """What the daemon does about bad nodes: cordons, remediation, and their limits."""
+
+    auto_cordon: bool = False
+    recover_after: int = Field(default=3, ge=1, le=100)
+    max_cordoned_fraction: float = Field(default=0.5, ge=0, le=1)
+    dry_run: bool = True
+    actions: list[RecoveryAction] = Field(default_factory=list)
+
+    @field_validator("actions")
+    @classmethod
+    def _unique_action_names(cls, value: list[RecoveryAction]) -> list[RecoveryAction]:
+        names = [a.name for a in value]
+        if len(set(names)) != len(names):
+            raise ValueError("action names must be unique")
+        return value
+
+
 class ClusterConfig(NodeSettings):
     """The whole file: top-level defaults, the daemon's settings and the workers."""
 
@@ -334,6 +382,7 @@ class ClusterConfig(NodeSettings):
     exporter: ExporterSettings = ExporterSettings()
     history: HistorySettings = HistorySettings()
     alerts: AlertSettings = AlertSettings()
+    recovery: RecoverySettings = RecoverySettings()
     workers: list[Worker] = Field(min_length=1)
 
     def nodes(self) -> list[Worker]:
@@ -363,6 +412,7 @@ class Config:
     alerts: AlertSettings = field(default_factory=AlertSettings)
     scheduler: Literal["none", "slurm"] = "none"
     slurm: SlurmSettings = field(default_factory=SlurmSettings)
+    recovery: RecoverySettings = field(default_factory=RecoverySettings)
 
 
 def local_default() -> Config:
@@ -393,6 +443,7 @@ def load(explicit: str | Path | None = None) -> Config:
         alerts=parsed.alerts,
         scheduler=parsed.scheduler,
         slurm=parsed.slurm,
+        recovery=parsed.recovery,
     )
 
 
@@ -540,6 +591,8 @@ def _allowed_keys(parent: tuple[str | int, ...]) -> list[str]:
         model = SinkSettings
     elif parent and parent[-1] == "master":
         model = Master
+    elif len(parent) == 3 and parent[:2] == ("recovery", "actions"):
+        model = RecoveryAction
     elif len(parent) >= 2 and parent[0] == "workers":
         model = Worker
     return list(model.model_fields)
@@ -551,4 +604,5 @@ _SECTIONS: dict[tuple[str | int, ...], type[BaseModel]] = {
     ("history",): HistorySettings,
     ("alerts",): AlertSettings,
     ("slurm",): SlurmSettings,
+    ("recovery",): RecoverySettings,
 }

@@ -35,6 +35,19 @@ class Cordon:
     since: datetime
     # The login that ran `ugro cordon`, or None for the daemon.
     user: str | None = None
+    # Placed because remediation failed: the daemon never lifts it; a person must.
+    escalated: bool = False
+
+    @property
+    def lifts_itself(self) -> bool:
+        """Whether the daemon lifts this cordon when the node recovers."""
+        return self.by == "ugro" and not self.escalated
+
+    def describe(self) -> str:
+        """Who placed it, when and why, for messages."""
+        who = f"{self.user} (manual)" if self.by == "manual" and self.user else self.by
+        kind = ", escalated" if self.escalated else ""
+        return f"by {who}{kind} since {self.since:%Y-%m-%d %H:%M:%S}Z: {self.reason}"
 
     def to_json(self) -> dict[str, Any]:
         """The node's entry in the cordons file and in `--json` output."""
@@ -44,6 +57,7 @@ class Cordon:
             "user": self.user,
             "reason": self.reason,
             "since": self.since.isoformat(),
+            "escalated": self.escalated,
         }
 
     @classmethod
@@ -61,6 +75,7 @@ class Cordon:
             reason=str(data["reason"]),
             since=since,
             user=data.get("user"),
+            escalated=bool(data.get("escalated", False)),
         )
 
 
@@ -103,26 +118,33 @@ class CordonStore:
             raise ValueError(f"unknown schema version {version!r}")
         return [Cordon.from_json(c) for c in document["cordons"].values()]
 
-    def cordon(self, cordon: Cordon) -> Cordon | None:
-        """Cordon a node unless it already is; return the cordon already in place, if any."""
+    def cordon(self, cordon: Cordon, *, replace_ugro: bool = False) -> Cordon | None:
+        """Cordon a node unless it already is; return the cordon that was in place, if any.
+
+        With `replace_ugro`, a cordon the daemon placed is replaced (a person taking it
+        over, or remediation escalating it); a person's cordon is never replaced.
+        """
         with atomicfile.locked(self.path):
             cordons = self.read()
             existing = cordons.get(cordon.node)
-            if existing is not None:
+            if existing is not None and not (replace_ugro and existing.by == "ugro"):
                 return existing
             cordons[cordon.node] = cordon
             self._write(cordons)
-            return None
+            return existing
 
     def uncordon(self, node: str, *, only_by: By | None = None) -> Cordon | None:
         """Lift a node's cordon and return it; None when it had none or `only_by` differs.
 
-        The daemon passes `only_by="ugro"`, so it never lifts a cordon a person placed.
+        The daemon passes `only_by="ugro"`, so it never lifts a cordon a person placed, nor
+        an escalated one (remediation gave up: a person must look).
         """
         with atomicfile.locked(self.path):
             cordons = self.read()
             existing = cordons.get(node)
             if existing is None or (only_by is not None and existing.by != only_by):
+                return None
+            if only_by == "ugro" and existing.escalated:
                 return None
             del cordons[node]
             self._write(cordons)

@@ -25,15 +25,19 @@ from ugro import config, hysteresis, monitor, paths, sdnotify, sinks
 from ugro.alerts import AlertEngine, book_from_json, book_to_json
 from ugro.delivery import Dispatcher
 from ugro.errors import ConfigError, StateError, UgroError
-from ugro.history import History, Sample, Transition
+from ugro.history import Event, History, Sample, Transition
 from ugro.model import NodeStatus, NodeVerdict
 from ugro.pidfile import PidLock
+from ugro.remediation import Recoverer
+from ugro.scheduler import for_config
 from ugro.state import DaemonInfo, StateStore
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
+    from ugro.alerts import ExternalCondition
     from ugro.config import Config, MonitorSettings, Worker
+    from ugro.scheduler import Scheduler
 
 log = logging.getLogger("ugro.daemon")
 
@@ -83,8 +87,13 @@ def started_by() -> str:
 class Daemon:
     """One running monitor: its config, schedule, hysteresis memory and transports."""
 
-    def __init__(self, config_path: Path | None, cfg: Config) -> None:
-        """Monitor the nodes of `cfg`, reloading from `config_path` on SIGHUP."""
+    def __init__(
+        self, config_path: Path | None, cfg: Config, scheduler: Scheduler | None = None
+    ) -> None:
+        """Monitor the nodes of `cfg`, reloading from `config_path` on SIGHUP.
+
+        `scheduler` is told about every cordon the daemon places or lifts.
+        """
         self.config_path = config_path
         self.cfg = cfg
         self.store = StateStore(paths.state_file())
@@ -98,6 +107,7 @@ class Daemon:
         self.engine = AlertEngine(cfg.alerts)
         self.dispatcher = _dispatcher(cfg)
         self.next_prune = 0.0
+        self.recoverer = Recoverer(cfg.recovery, scheduler or for_config(cfg))
         self.info = DaemonInfo(
             pid=os.getpid(),
             started_at=datetime.now(UTC),
@@ -140,6 +150,7 @@ class Daemon:
                 await self._sleep(min(self.due.values()) - time.monotonic())
         finally:
             watchdog.cancel()
+            await self.recoverer.close()
             await self.dispatcher.close()
             if exporter is not None:
                 exporter.shutdown()
@@ -147,6 +158,8 @@ class Daemon:
             sdnotify.notify("STOPPING=1")
             await self.transports.close()
             if self.history is not None:
+                with contextlib.suppress(UgroError):
+                    self.history.record_events(self.recoverer.take_events())
                 self.history.close()
             self.info = dataclasses.replace(self.info, running=False)
             with contextlib.suppress(UgroError):
@@ -193,7 +206,8 @@ class Daemon:
             await asyncio.wait_for(self.wake.wait(), max(0.0, seconds))
 
     def _restore(self) -> None:
-        """Continue the hysteresis of the nodes the state file already knows."""
+        """Continue the hysteresis of the nodes the state file already knows, and remediation."""
+        self.recoverer.load()
         try:
             state = self.store.read()
         except StateError as exc:
@@ -252,7 +266,8 @@ class Daemon:
             last_sweep_duration_s=round(duration, 3),
             interval_s=policy.interval_s,
         )
-        alerts = self._alert([s.verdict for s in steps], changes, started_wall)
+        events, conditions = await self._recover(steps, started_wall)
+        alerts = self._alert([s.verdict for s in steps], changes, started_wall, conditions)
         try:
             await asyncio.to_thread(
                 self.store.update,
@@ -263,7 +278,11 @@ class Daemon:
             )
         except UgroError as exc:
             log.error("could not persist the state: %s", exc)  # noqa: TRY400 - the message is complete
-        await self._record_history([Sample(s.verdict, s.delay_s) for s in steps], changes)
+        await self._record_history(
+            [Sample(s.verdict, s.delay_s) for s in steps],
+            changes,
+            [*self.recoverer.take_events(), *events],
+        )
         counts = Counter(self.shown[n].status.value for n in self.due if n in self.shown)
         summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
         log.info(
@@ -276,12 +295,38 @@ class Daemon:
         )
         sdnotify.notify(f"STATUS={summary}")
 
+    async def _recover(
+        self, steps: list[hysteresis.Step], now: datetime
+    ) -> tuple[list[Event], list[ExternalCondition] | None]:
+        """Cordons and remediation after a sweep; a failure of them never stops monitoring.
+
+        No conditions (None) leaves recovery's alerts as they were.
+        """
+        try:
+            return await self.recoverer.after_sweep(
+                self.cfg,
+                self.shown,
+                frozenset(s.verdict.name for s in steps),
+                self.transports,
+                now,
+            )
+        except Exception as exc:  # noqa: BLE001 - monitoring must outlive a recovery bug
+            log.error(  # noqa: TRY400 - one line in the journal, not a traceback
+                "recovery failed: %s: %s (please report this)", type(exc).__name__, exc
+            )
+            return [], None
+
     def _alert(
-        self, verdicts: list[NodeVerdict], changes: list[Transition], now: datetime
+        self,
+        verdicts: list[NodeVerdict],
+        changes: list[Transition],
+        now: datetime,
+        conditions: list[ExternalCondition] | None,
     ) -> dict[str, Any]:
         """Raise, remind and resolve alerts; hand them to the sinks without waiting."""
         moved = [c.node for c in changes if c.before != NodeStatus.UNKNOWN.value]
-        events = self.engine.evaluate(verdicts, moved, len(self.cfg.nodes), now)
+        events = self.engine.external(conditions, now) if conditions is not None else []
+        events += self.engine.evaluate(verdicts, moved, len(self.cfg.nodes), now)
         for event in events:
             level = logging.INFO if event.kind == "resolved" else logging.WARNING
             log.log(level, "alert %s: %s", event.kind, event.title())
@@ -296,12 +341,16 @@ class Daemon:
         """
         return {**book_to_json(self.engine.book), "delivery": self.dispatcher.stats()}
 
-    async def _record_history(self, samples: list[Sample], changes: list[Transition]) -> None:
+    async def _record_history(
+        self, samples: list[Sample], changes: list[Transition], events: list[Event]
+    ) -> None:
         """Append the sweep to the history, and prune it once an hour; failures are logged."""
         if self.history is None:
             return
         try:
             await asyncio.to_thread(self.history.record, samples, changes)
+            if events:
+                await asyncio.to_thread(self.history.record_events, events)
             if time.monotonic() >= self.next_prune:
                 self.next_prune = time.monotonic() + PRUNE_EVERY_S
                 cutoff = datetime.now(UTC) - timedelta(days=self.cfg.history.retention_days)
@@ -401,7 +450,13 @@ def _open_history(cfg: Config) -> History | None:
     return History(path)
 
 
-def run(config_path: Path | None, *, log_file: Path | None, to_stderr: bool) -> int:
+def run(
+    config_path: Path | None,
+    *,
+    log_file: Path | None,
+    to_stderr: bool,
+    scheduler: Scheduler | None = None,
+) -> int:
     """`ugro daemon run`: 0 after a clean stop; raises UgroError when it cannot start."""
     cfg = config.load(config_path)
     lock = PidLock(paths.pid_file())
@@ -409,7 +464,7 @@ def run(config_path: Path | None, *, log_file: Path | None, to_stderr: bool) -> 
     try:
         where = setup_logging(cfg.monitor, log_file, to_stderr=to_stderr)
         log.debug("logging to %s", where)
-        asyncio.run(Daemon(config_path, cfg).run())
+        asyncio.run(Daemon(config_path, cfg, scheduler).run())
     finally:
         lock.release()
     return 0

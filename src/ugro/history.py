@@ -6,6 +6,8 @@ Layout (README, "History"):
   per-check status, value and duration, keyed (node, [check,] ts) WITHOUT ROWID, so a range of
   one node's samples is one B-tree range and needs no separate index;
 - `transitions` holds each change of a node's shown status, with the reason;
+- `events` holds what was done to a node (cordon, uncordon, remediation, escalation; the
+  cordon breaker under the node name `cluster`), with a JSON detail;
 - `node_hours` and `latency_hours` roll samples up per node and hour as they are written, so a
   summary of 30 days × 100 nodes reads 72,000 small rows instead of 8.6 million samples.
 
@@ -16,12 +18,13 @@ holds until then, which is what availability and "time unhealthy" add up.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ugro.errors import UgroError
 from ugro.model import NodeStatus, NodeVerdict
@@ -62,7 +65,15 @@ CREATE TABLE IF NOT EXISTS node_hours (
 CREATE TABLE IF NOT EXISTS latency_hours (
     node INTEGER NOT NULL, hour INTEGER NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL,
     PRIMARY KEY (node, hour, bucket)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY, node INTEGER NOT NULL, ts INTEGER NOT NULL, kind TEXT NOT NULL,
+    detail TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS events_by_node ON events (node, ts);
 """
+# The node name of cluster-wide events (the cordon breaker), kept apart from nodes' names.
+CLUSTER = "cluster"
+# Kinds of `events` rows.
+EVENT_KINDS = ("cordon", "uncordon", "remediation", "escalation", "breaker", "scheduler")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +85,16 @@ class Transition:
     before: str
     after: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something done to a node, or about it: a cordon, an action run, an escalation."""
+
+    at: datetime
+    node: str
+    kind: str
+    detail: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +205,34 @@ class History:
         except sqlite3.Error as exc:
             raise UgroError(f"{self.path}: cannot record history: {exc}") from None
 
+    def record_events(self, events: Sequence[Event]) -> None:
+        """Append events in one transaction."""
+        try:
+            with self._db:
+                for e in events:
+                    self._db.execute(
+                        "INSERT INTO events (node, ts, kind, detail) VALUES (?, ?, ?, ?)",
+                        (
+                            self._id("cluster" if e.node == CLUSTER else "node", e.node),
+                            _ms(e.at),
+                            e.kind,
+                            json.dumps(e.detail, ensure_ascii=False, default=str),
+                        ),
+                    )
+        except sqlite3.Error as exc:
+            raise UgroError(f"{self.path}: cannot record events: {exc}") from None
+
+    def events(self, node: str | None, since: datetime) -> list[Event]:
+        """Events since `since`, oldest first (the cluster's own with every node's)."""
+        query = """SELECT n.name, e.ts, e.kind, e.detail
+                   FROM events e JOIN names n ON n.id = e.node WHERE e.ts >= ?"""
+        args: list[object] = [_ms(since)]
+        if node is not None:
+            query += " AND (n.kind = 'cluster' OR n.name = ?)"
+            args.append(node)
+        rows = self._db.execute(query + " ORDER BY e.ts, e.id", args).fetchall()
+        return [Event(_time(ts), name, kind, json.loads(detail)) for name, ts, kind, detail in rows]
+
     def _record_sample(self, sample: Sample) -> None:
         v = sample.verdict
         node = self._id("node", v.name)
@@ -235,6 +284,7 @@ class History:
                 gone = self._db.execute("DELETE FROM node_samples WHERE ts < ?", (cutoff,)).rowcount
                 self._db.execute("DELETE FROM check_samples WHERE ts < ?", (cutoff,))
                 self._db.execute("DELETE FROM transitions WHERE ts < ?", (cutoff,))
+                self._db.execute("DELETE FROM events WHERE ts < ?", (cutoff,))
                 self._db.execute("DELETE FROM node_hours WHERE hour < ?", (hour,))
                 self._db.execute("DELETE FROM latency_hours WHERE hour < ?", (hour,))
         except sqlite3.Error as exc:

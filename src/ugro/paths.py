@@ -44,6 +44,11 @@ def cordons_file() -> Path:
     return (_home() or _xdg("XDG_STATE_HOME", ".local/state")) / "cordons.json"
 
 
+def remediation_file() -> Path:
+    """Remediation attempts and escalations per node, kept across daemon restarts."""
+    return cordons_file().with_name("remediation.json")
+
+
 def pid_file() -> Path:
     """The running daemon's pid, held with a lock for as long as it runs."""
     home = _home()

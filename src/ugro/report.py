@@ -14,7 +14,9 @@ from ugro import drift
 from ugro.model import NodeStatus, NodeVerdict, worst_exit_code
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
+
+    from ugro.cordons import Cordon
 
 JSON_SCHEMA_VERSION = 1
 
@@ -26,6 +28,8 @@ class Row:
     verdict: NodeVerdict
     status: NodeStatus
     age_s: float
+    # Kept out of the healthy set by a person or by the daemon (ugro.cordons).
+    cordon: Cordon | None = None
 
     @classmethod
     def of(
@@ -34,6 +38,7 @@ class Row:
         now: datetime,
         stale_after_s: float | None = None,
         interval_s: float | None = None,
+        cordons: Mapping[str, Cordon] | None = None,
     ) -> Row:
         """Show `verdict` at `now`; older than `stale_after_s` it is stale.
 
@@ -48,7 +53,8 @@ class Row:
                 overdue = timedelta(seconds=stale_after_s - interval_s)
                 deadline = max(deadline, verdict.tracking.next_check_at + overdue)
             stale = now > deadline
-        return cls(verdict, NodeStatus.STALE if stale else verdict.status, age)
+        cordon = (cordons or {}).get(verdict.name)
+        return cls(verdict, NodeStatus.STALE if stale else verdict.status, age, cordon)
 
 
 def exit_code(rows: Sequence[Row]) -> int:
@@ -100,6 +106,7 @@ def document(
                 "status": row.status.value,
                 "checked_status": row.verdict.status.value,
                 "age_s": round(row.age_s, 1),
+                "cordon": row.cordon.to_json() if row.cordon else None,
             }
             for row in rows
         ],
@@ -137,9 +144,14 @@ def print_table(rows: Sequence[Row], *, footer: str | None = None) -> None:
         problems = "\n".join(a.text for a in v.alerts) or "-"
         if row.status is NodeStatus.STALE:
             problems = f"last checked {_age(row.age_s)} ago ({v.status.value} then)\n" + problems
+        status = Text(row.status.value, style=_STYLE[row.status])
+        if row.cordon is not None:
+            own = [] if problems == "-" else [problems]
+            problems = "\n".join([f"CORDONED {row.cordon.describe()}", *own])
+            status.append("\ncordoned", style="bold yellow")
         table.add_row(
             v.name,
-            Text(row.status.value, style=_STYLE[row.status]),
+            status,
             f"{v.health_score:.0f}",
             f"{_age(row.age_s)} ago",
             # Text, not markup: messages quote what nodes printed, brackets included.
@@ -167,4 +179,6 @@ def summary_line(rows: Sequence[Row]) -> str:
     for row in rows:
         counts[row.status.value] = counts.get(row.status.value, 0) + 1
     parts = ", ".join(f"{n} {status}" for status, n in counts.items())
-    return f"{len(rows)} node{'s' if len(rows) != 1 else ''}: {parts}"
+    cordoned = [r.verdict.name for r in rows if r.cordon is not None]
+    aside = f"; cordoned: {', '.join(cordoned)}" if cordoned else ""
+    return f"{len(rows)} node{'s' if len(rows) != 1 else ''}: {parts}{aside}"

@@ -18,12 +18,14 @@ class Completed:
     stderr: bytes
 
 
-async def run(argv: list[str], *, stdin: bytes | None, timeout: float) -> Completed:
+async def run(
+    argv: list[str], *, stdin: bytes | None, timeout: float, env: dict[str, str] | None = None
+) -> Completed:
     """Run `argv` in a session of its own; on timeout or cancellation kill its process group.
 
     Raises OSError when the program cannot start and TimeoutError when it overruns. The whole
     group goes because a shell's children (a hung nvidia-smi, a script's curl) would
-    otherwise outlive it.
+    otherwise outlive it. `env`, when given, is the program's whole environment.
     """
     process = await asyncio.create_subprocess_exec(
         *argv,
@@ -31,6 +33,7 @@ async def run(argv: list[str], *, stdin: bytes | None, timeout: float) -> Comple
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
+        env=env,
     )
     try:
         out, err = await asyncio.wait_for(process.communicate(stdin), timeout)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-    from ugro.history import Summary, Transition
+    from ugro.history import Event, Summary, Transition
 
 _SPAN = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -92,6 +92,8 @@ class Period:
     summaries: Sequence[Summary]
     charts: dict[str, list[float | None]]
     checks: Sequence[CheckRow] = ()
+    # What was done: cordons, uncordons, remediation, escalations, the cordon breaker.
+    events: Sequence[Event] = ()
 
 
 def print_report(period: Period) -> None:
@@ -111,6 +113,8 @@ def print_report(period: Period) -> None:
         console.print(changes)
     else:
         console.print("no status changes")
+    if period.events:
+        console.print(_events_table(period.events))
     table = Table(
         title="summary", box=None, header_style="bold", title_justify="left", padding=(0, 1, 0, 0)
     )
@@ -146,6 +150,48 @@ def print_report(period: Period) -> None:
         console.print(samples)
 
 
+def _events_table(events: Sequence[Event]) -> Any:  # noqa: ANN401 - a rich Table
+    from rich.table import Table
+
+    table = Table(title="events", box=None, header_style="bold", title_justify="left")
+    for column in ("TIME (UTC)", "NODE", "EVENT", "DETAIL"):
+        table.add_column(column, overflow="fold")
+    for e in events:
+        table.add_row(f"{e.at:%m-%d %H:%M:%S}", e.node, e.kind, describe_event(e.detail))
+    return table
+
+
+def _action(detail: dict[str, Any]) -> list[str]:
+    if "action" not in detail:
+        return []
+    mode = "would run" if detail.get("dry_run") else "ran"
+    parts = [f"{mode} {detail['action']} ({detail.get('where')}): {detail.get('command')}"]
+    if detail.get("error"):
+        parts.append(str(detail["error"]))
+    elif "exit_status" in detail:
+        parts.append(f"exit {detail['exit_status']} in {detail.get('duration_s', 0):g} s")
+    return parts
+
+
+def describe_event(detail: dict[str, Any]) -> str:
+    """An event's detail in one line: who, what and why, and how it went."""
+    parts = _action(detail)
+    if "state" in detail:
+        parts.append(str(detail["state"]))
+    if detail.get("user") or detail.get("by"):
+        parts.append(f"by {detail.get('user') or detail.get('by')}")
+    parts.extend(str(detail[key]) for key in ("reason", "why") if detail.get(key))
+    lifted = detail.get("lifted")
+    if isinstance(lifted, dict):
+        parts.append(f"lifted {lifted.get('by')}'s cordon: {lifted.get('reason')}")
+    if detail.get("held"):
+        parts.append("held: " + ", ".join(map(str, detail["held"])))
+    said = detail.get("scheduler")
+    if isinstance(said, dict) and said.get("name") != "none":
+        parts.append(f"{said.get('name')}: {said.get('error') or said.get('note') or 'ok'}")
+    return "; ".join(parts) or "-"
+
+
 def _label(status: int) -> str:
     from ugro.model import Status
 
@@ -161,6 +207,10 @@ def document(period: Period) -> dict[str, Any]:
         "transitions": [{**asdict(t), "at": t.at.isoformat()} for t in period.transitions],
         "summaries": [asdict(s) for s in period.summaries],
         "score_series": period.charts,
+        "events": [
+            {"at": e.at.isoformat(), "node": e.node, "kind": e.kind, "detail": e.detail}
+            for e in period.events
+        ],
         "checks": [
             {
                 "at": at.isoformat(),

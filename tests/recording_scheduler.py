@@ -1,0 +1,58 @@
+"""`ugro daemon run` with a Scheduler that records its calls, for the recovery tests.
+
+Run as `python tests/recording_scheduler.py CONFIG RECORD`: every drain and resume is appended
+to RECORD as a JSON line. Nodes named in $UGRO_TEST_REFUSE (comma-separated) have their drain
+refused with a SchedulerError, as a scheduler that does not know them would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from ugro import daemon
+from ugro.errors import SchedulerError
+
+
+class RecordingScheduler:
+    """A Scheduler (ugro.scheduler) that writes down what it is told."""
+
+    name = "recorder"
+
+    def __init__(self, record: Path) -> None:
+        """Append calls to `record`."""
+        self.record = record
+        self.refuse = set(filter(None, os.environ.get("UGRO_TEST_REFUSE", "").split(",")))
+
+    def _write(self, entry: dict[str, str]) -> None:
+        with self.record.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(entry) + "\n")
+
+    def drain(self, node: str, reason: str) -> None:
+        """Record the drain, or refuse it."""
+        self._write({"call": "drain", "node": node, "reason": reason})
+        if node in self.refuse:
+            raise SchedulerError(f"node {node} is not known to the recorder")
+
+    def resume(self, node: str) -> bool:
+        """Record the resume."""
+        self._write({"call": "resume", "node": node})
+        return True
+
+
+def calls(record: Path) -> list[dict[str, str]]:
+    """What the scheduler was told so far."""
+    try:
+        text = record.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in text.splitlines()]
+
+
+if __name__ == "__main__":
+    config, record = Path(sys.argv[1]), Path(sys.argv[2])
+    sys.exit(
+        daemon.run(config, log_file=None, to_stderr=True, scheduler=RecordingScheduler(record))
+    )
