@@ -88,8 +88,34 @@ def register(check: Check) -> Check:
 def registry() -> dict[str, Check]:
     """All checks by name, in the order they run and are shown."""
     if not _REGISTRY:
-        from ugro.checks import disk, gpu, latency, reachability, torch
+        from ugro.checks import (
+            disk,
+            ecc,
+            gpu,
+            latency,
+            pcie,
+            processes,
+            reachability,
+            remap,
+            temperature,
+            throttle,
+            torch,
+            xid,
+        )
 
-        for module in (reachability, gpu, torch, disk, latency):
+        for module in (
+            reachability,
+            gpu,
+            torch,
+            disk,
+            latency,
+            ecc,
+            remap,
+            xid,
+            throttle,
+            pcie,
+            processes,
+            temperature,
+        ):
             register(module.CHECK)
     return dict(_REGISTRY)
