@@ -148,7 +148,7 @@ class Processes(Check):
                 stuck.append(f"{_who(holder)} on {holder.gpu_uuid} is a zombie")
             elif process.stat.startswith("D"):
                 notes.append(f"pid {holder.pid} in uninterruptible sleep (D)")
-        count = f"{len(holders)} process{'es' if len(holders) != 1 else ''}"
+        count = "1 process holds" if len(holders) == 1 else f"{len(holders)} processes hold"
         if stuck:
             return Evaluation(
                 Status.WARN,
@@ -159,7 +159,7 @@ class Processes(Check):
                 value=total,
                 unit="MiB",
             )
-        summary = f"{count} hold {_gib(total)}: {', '.join(_who(h) for h in holders)}"
+        summary = f"{count} {_gib(total)}: {', '.join(_who(h) for h in holders)}"
         if notes:
             summary += f"; {', '.join(notes)}"
         return Evaluation(Status.OK, summary, value=total, unit="MiB")
