@@ -6,7 +6,7 @@ import pytest
 
 from conftest import fixture_text
 from gpuhealth import DRIVER_GONE, node, smi
-from ugro.checks import processes
+from ugro.checks import gpuquery, processes
 from ugro.model import CommandResult, Status
 
 
@@ -44,6 +44,14 @@ def test_dead_holders_warn(table: str, phrase: str) -> None:
     assert result.status is Status.WARN
     assert phrase in result.message
     assert "nvidia-smi -r" in result.message
+
+
+def test_gpus_are_named_by_index_when_the_shared_query_answered() -> None:
+    """With the shared query's rows, a holder's GPU is 'GPU 1', not its UUID."""
+    gpus = gpuquery.parse(fixture_text("nvidia-smi", "health-2x4090.csv"))
+    result = processes.CHECK.evaluate(smi("apps-training.csv"), ps("zombie.txt"), node(), gpus=gpus)
+    assert result.status is Status.WARN
+    assert result.message.startswith("python (pid 48214, 20.8 GiB) on GPU 1 is a zombie")
 
 
 def test_uninterruptible_sleep_is_noted_not_warned() -> None:

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 
 from ugro.checks import Check, Context
 from ugro.checks.gpu import failure
-from ugro.checks.gpuquery import hung, query
+from ugro.checks.gpuquery import COMMAND as SHARED_QUERY
+from ugro.checks.gpuquery import GpuRow, hung, parse, query
 from ugro.model import CommandResult, Evaluation, Status
 
 if TYPE_CHECKING:
@@ -111,16 +112,35 @@ class Processes(Check):
         """List GPU memory holders and the node's processes concurrently."""
         del context
         timeout = self.timeout(node)
-        apps, ps = await asyncio.gather(
-            query(session, COMMAND, timeout), session.run(PS_COMMAND, timeout=timeout)
+        apps, ps, shared = await asyncio.gather(
+            query(session, COMMAND, timeout),
+            session.run(PS_COMMAND, timeout=timeout),
+            query(session, SHARED_QUERY, timeout),
         )
         if apps is None:
             return hung("GPU processes", timeout)
-        return self.evaluate(apps, ps, node)
+        gpus: tuple[GpuRow, ...] = ()
+        if shared is not None and shared.exit_status == 0:
+            try:
+                gpus = parse(shared.stdout)
+            except ValueError:
+                gpus = ()  # the shared query's own checks report it; name GPUs by UUID
+        return self.evaluate(apps, ps, node, gpus=gpus)
 
-    def evaluate(self, apps: CommandResult, ps: CommandResult, node: Worker) -> Evaluation:
-        """Judge every holder against the process table; pure, so tests feed it fixtures."""
+    def evaluate(
+        self,
+        apps: CommandResult,
+        ps: CommandResult,
+        node: Worker,
+        *,
+        gpus: tuple[GpuRow, ...] = (),
+    ) -> Evaluation:
+        """Judge every holder against the process table; pure, so tests feed it fixtures.
+
+        `gpus` (the shared query's rows, when it answered) name GPUs by index, not UUID.
+        """
         del node
+        names = {g.uuid: f"GPU {g.index}" for g in gpus}
         if apps.exit_status != 0:
             return Evaluation(Status.UNKNOWN, f"cannot list GPU processes: {failure(apps)}")
         holders = parse_apps(apps.stdout)
@@ -140,12 +160,11 @@ class Processes(Check):
         stuck, notes = [], []
         for holder in holders:
             process = table.get(holder.pid)
+            where = names.get(holder.gpu_uuid, holder.gpu_uuid)
             if process is None:
-                stuck.append(
-                    f"{_who(holder)} on {holder.gpu_uuid} is not in the node's process table"
-                )
+                stuck.append(f"{_who(holder)} on {where} is not in the node's process table")
             elif process.stat.startswith("Z"):
-                stuck.append(f"{_who(holder)} on {holder.gpu_uuid} is a zombie")
+                stuck.append(f"{_who(holder)} on {where} is a zombie")
             elif process.stat.startswith("D"):
                 notes.append(f"pid {holder.pid} in uninterruptible sleep (D)")
         count = "1 process holds" if len(holders) == 1 else f"{len(holders)} processes hold"
@@ -154,8 +173,8 @@ class Processes(Check):
                 Status.WARN,
                 "; ".join(stuck)
                 + ": its memory is held for nothing; kill the parent or reset the GPU "
-                "(`nvidia-smi -r`) once no job runs (if ugro logs into a container, the GPUs' "
-                "processes live in another pid namespace)",
+                "(`nvidia-smi -r`) once no job runs (or ugro's SSH login is in a container: "
+                "see the README)",
                 value=total,
                 unit="MiB",
             )
