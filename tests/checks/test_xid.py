@@ -164,3 +164,17 @@ def test_catalog_lists() -> None:
     """The hardware list has the catalog's hardware Xids; application ones are apart."""
     assert {48, 63, 64, 74, 79, 92, 94, 95, 119, 120} <= set(xid.HARDWARE)
     assert not set(xid.HARDWARE) & set(xid.APPLICATION)
+
+
+def test_many_xids_keep_the_message_short() -> None:
+    """Past four distinct (Xid, GPU) pairs the rest are counted, not listed."""
+    header = "@@ugro now 1764349200\n@@ugro uptime 86400.50\n@@ugro source dmesg\n"
+    lines = "".join(
+        f"[86000.{bus:06d}] NVRM: Xid (PCI:0000:{bus:02x}:00): 79, GPU has fallen off the bus.\n"
+        for bus in range(1, 8)
+    )
+    result = xid.CHECK.evaluate(CommandResult(0, header + lines), node(), window=3600)
+    assert result.status is Status.FAIL
+    assert result.value == 7
+    assert result.message.count("Xid 79") == 4
+    assert "; and 3 more (kernel log, last 1 h)" in result.message

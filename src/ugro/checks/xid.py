@@ -82,6 +82,8 @@ APPLICATION: dict[int, str] = {
 
 # Added to the window so an Xid logged while the previous check ran is not missed.
 SLACK_S = 5
+# Distinct (Xid, GPU) pairs a message spells out; the rest are counted.
+MAX_SHOWN = 4
 MARK = "@@ugro "
 _XID = re.compile(
     r"NVRM: Xid \((?P<where>[^)]*)\): (?P<xid>\d+),?\s*(?P<rest>.*)$",
@@ -256,13 +258,13 @@ class Xid(Check):
         if hardware:
             return Evaluation(
                 Status.FAIL,
-                "; ".join(_describe(e, names) for e in _latest(hardware))
+                _join([_describe(e, names) for e in _latest(hardware)])
                 + f" (kernel log, last {span})",
                 value=len(hardware),
                 unit="xids",
             )
         if others:
-            shown = "; ".join(_describe(e, names) for e in _latest(others))
+            shown = _join([_describe(e, names) for e in _latest(others)])
             return Evaluation(
                 Status.OK,
                 f"no hardware Xid in the last {span}; application Xids: {shown}",
@@ -272,6 +274,12 @@ class Xid(Check):
         return Evaluation(
             Status.OK, f"no Xid in the last {span} ({log.source})", value=0, unit="xids"
         )
+
+
+def _join(items: list[str], shown: int = MAX_SHOWN) -> str:
+    """The first `shown` items, and how many more there are: a message stays readable."""
+    more = f"; and {len(items) - shown} more" if len(items) > shown else ""
+    return "; ".join(items[:shown]) + more
 
 
 def _latest(events: list[XidEvent]) -> list[XidEvent]:
