@@ -258,13 +258,13 @@ class Xid(Check):
         if hardware:
             return Evaluation(
                 Status.FAIL,
-                _join([_describe(e, names) for e in _latest(hardware)])
+                _join([_describe(e, n, names) for e, n in _latest(hardware)])
                 + f" (kernel log, last {span})",
                 value=len(hardware),
                 unit="xids",
             )
         if others:
-            shown = _join([_describe(e, names) for e in _latest(others)])
+            shown = _join([_describe(e, n, names) for e, n in _latest(others)])
             return Evaluation(
                 Status.OK,
                 f"no hardware Xid in the last {span}; application Xids: {shown}",
@@ -282,26 +282,24 @@ def _join(items: list[str], shown: int = MAX_SHOWN) -> str:
     return "; ".join(items[:shown]) + more
 
 
-def _latest(events: list[XidEvent]) -> list[XidEvent]:
-    """One event per (Xid, GPU): the latest, with how many there were in its text."""
+def _latest(events: list[XidEvent]) -> list[tuple[XidEvent, int]]:
+    """One event per (Xid, GPU), the latest, with how many were logged; oldest first."""
     seen: dict[tuple[int, str], list[XidEvent]] = {}
     for event in events:
         seen.setdefault((event.xid, event.bus or event.where), []).append(event)
-    result = []
-    for group in seen.values():
-        last = max(group, key=lambda e: e.when)
-        extra = f" ×{len(group)}" if len(group) > 1 else ""
-        result.append(XidEvent(last.when, last.where, last.xid, extra))
-    return sorted(result, key=lambda e: (e.when, e.xid))
+    latest = [(max(group, key=lambda e: e.when), len(group)) for group in seen.values()]
+    return sorted(latest, key=lambda pair: (pair[0].when, pair[0].xid))
 
 
-def _describe(event: XidEvent, names: dict[str | None, str]) -> str:
+def _describe(event: XidEvent, count: int, names: dict[str | None, str]) -> str:
     gpu = names.get(event.bus) or event.where
+    times = f" ×{count}" if count > 1 else ""
+    said = f"Xid {event.xid}{times}"
     if event.xid in HARDWARE:
         meaning, action = HARDWARE[event.xid]
-        return f"Xid {event.xid}{event.text} ({meaning}) on {gpu} at {_time(event.when)}: {action}"
+        return f"{said} ({meaning}) on {gpu} at {_time(event.when)}: {action}"
     meaning = APPLICATION.get(event.xid, "not a hardware Xid; see NVIDIA's catalog")
-    return f"Xid {event.xid}{event.text} ({meaning}) on {gpu} at {_time(event.when)}"
+    return f"{said} ({meaning}) on {gpu} at {_time(event.when)}"
 
 
 def _span(seconds: int) -> str:
