@@ -21,6 +21,12 @@ from ugro.model import Status
             None,
         ),
         (
+            "health-2x1080ti-not-supported.csv",
+            Status.OK,
+            "ECC not supported or not enabled on NVIDIA GeForce GTX 1080 Ti",
+            None,
+        ),
+        (
             "health-8xa100-ecc-volatile.csv",
             Status.FAIL,
             "GPU 3 (00000000:4E:00.0): 2 uncorrected since the driver loaded",

@@ -15,6 +15,12 @@ from ugro.model import Status
         # GPU 1 idles at P8 with its link down at Gen1 of Gen4: power saving, not a fault.
         ("health-2x4090.csv", Status.OK, "2 GPU links at full width (x16 Gen4)", 16),
         ("health-8xh100.csv", Status.OK, "8 GPU links at full width (x16 Gen5)", 16),
+        (
+            "health-2x1080ti-not-supported.csv",
+            Status.OK,
+            "2 GPU links at full width (x16 Gen3)",
+            16,
+        ),
         ("health-2x4090-pcie-x8.csv", Status.WARN, "GPU 1 (00000000:41:00.0) link x8 of x16", 8),
         (
             "health-8xh100-gen3-busy.csv",

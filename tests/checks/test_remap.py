@@ -35,6 +35,12 @@ from ugro.model import CommandResult, Status
         ("remap-4xv100-na.csv", "health-4xv100.csv", Status.OK, "no memory repair pending"),
         (
             "remap-4xv100-na.csv",
+            "health-2x1080ti-not-supported.csv",
+            Status.OK,
+            "not supported on NVIDIA GeForce GTX 1080 Ti",
+        ),
+        (
+            "remap-4xv100-na.csv",
             "health-4xv100-retire-pending.csv",
             Status.FAIL,
             "GPU 2 (00000000:88:00.0): pages wait for retirement at the next reboot",

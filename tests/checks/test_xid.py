@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -178,3 +180,26 @@ def test_many_xids_keep_the_message_short() -> None:
     assert result.value == 7
     assert result.message.count("Xid 79") == 4
     assert "; and 3 more (kernel log, last 1 h)" in result.message
+
+
+def test_journal_fallback_reads_only_the_window(tmp_path: Path) -> None:
+    """With dmesg refused, journalctl --since=@(now - window) is read, computed on the node."""
+    stubs = Path(__file__).resolve().parents[1] / "stubs"
+    now = time.time()
+    (tmp_path / "dmesg_mode").write_text("restricted\n")
+    (tmp_path / "journal_log").write_text(
+        f"{now - 1000:.6f} n1 kernel: NVRM: Xid (PCI:0000:01:00): 48, pid=1, name=python, DBE\n"
+        f"{now - 10:.6f} n1 kernel: NVRM: Xid (PCI:0000:41:00): 79, GPU has fallen off the bus.\n"
+    )
+    done = subprocess.run(
+        ["/bin/sh", "-c", xid.command(100)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+        env={"PATH": f"{stubs}:/usr/bin:/bin", "UGRO_STUB_DIR": str(tmp_path)},
+    )
+    result = xid.CHECK.evaluate(CommandResult(0, done.stdout), node(), window=100, gpus=RTX_ROWS)
+    assert result.status is Status.FAIL
+    assert "Xid 79 (GPU has fallen off the bus) on GPU 1 (00000000:41:00.0)" in result.message
+    assert "Xid 48" not in result.message
