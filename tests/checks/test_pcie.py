@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import fixture_text
 from gpuhealth import node, smi
 from ugro.checks import pcie
-from ugro.model import Status
+from ugro.model import CommandResult, Status
 
 
 @pytest.mark.parametrize(
@@ -25,7 +26,7 @@ from ugro.model import Status
         (
             "health-8xh100-gen3-busy.csv",
             Status.WARN,
-            "GPU 2 (00000000:3A:00.0) link Gen3 of Gen5 while busy",
+            "GPU 2 (00000000:3A:00.0) link Gen3 of Gen5 while busy (97 % busy, P0)",
             16,
         ),
     ],
@@ -36,3 +37,10 @@ def test_verdicts(fixture: str, status: Status, phrase: str, value: float) -> No
     assert result.status is status, result.message
     assert phrase in result.message
     assert (result.value, result.unit) == (value, "lanes")
+
+
+def test_idle_gpu_in_p0_may_downshift() -> None:
+    """An idle GPU (utilisation 0) at a lower generation passes, even in P0."""
+    text = fixture_text("nvidia-smi", "health-8xh100-gen3-busy.csv").replace(", 97, ", ", 0, ")
+    result = pcie.CHECK.evaluate(CommandResult(0, text), node(gpus=8))
+    assert result.status is Status.OK

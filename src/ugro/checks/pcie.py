@@ -4,8 +4,8 @@ A link narrower than its maximum (x8 of x16) means a bad riser, a dirty or half-
 or a wrong slot, and halves host-to-GPU bandwidth: always worth a warning. A lower
 generation is normal while the GPU idles: NVIDIA documents that the current link
 generation "may be reduced when the GPU is not in use" (nvidia-smi --help-query-gpu), so
-the generation only counts while the GPU is busy (utilisation above zero, or performance
-state P0).
+the generation only counts while the GPU is busy: utilisation above zero. The performance
+state is no guide (data-center GPUs often idle in P0).
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ WIDTH, WIDTH_MAX = "pcie.link.width.current", "pcie.link.width.max"
 
 def _busy(row: GpuRow) -> bool:
     """Whether the GPU is working now, so its link should be at full speed."""
-    utilization = row.number("utilization.gpu")
-    return bool(utilization) or row.text("pstate") == "P0"
+    return bool(row.number("utilization.gpu"))
 
 
 class Pcie(GpuHealthCheck):
@@ -56,9 +55,10 @@ class Pcie(GpuHealthCheck):
                     "the riser and the slot"
                 )
             elif gen < gen_max and _busy(row):
+                load = f"{row.number('utilization.gpu'):g} % busy, {row.text('pstate')}"
                 degraded.append(
-                    f"{row.label} link Gen{gen:g} of Gen{gen_max:g} while busy: check the "
-                    "riser, the slot and the BIOS PCIe settings"
+                    f"{row.label} link Gen{gen:g} of Gen{gen_max:g} while busy ({load}): check "
+                    "the riser, the slot and the BIOS PCIe settings"
                 )
         narrowest = min(widths) if widths else None
         if degraded:
