@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
 
 from conftest import fixture_text
 from gpuhealth import DRIVER_GONE, node, smi
+from ugro import scoring
 from ugro.checks import Context, gpuquery, registry
+from ugro.config import CORE_CHECKS as CORE
+from ugro.config import GPU_HEALTH_CHECKS as GPU_HEALTH
 from ugro.errors import CommandTimeout
-from ugro.model import CommandResult, Status
+from ugro.model import CheckResult, CommandResult, NodeStatus, NodeVerdict, Status
 
 SHARED = ("ecc", "throttle", "pcie", "temperature")
 
@@ -112,3 +116,28 @@ def test_hung_nvidia_smi_is_unknown(name: str) -> None:
     result = asyncio.run(check.run(node(), HungSession(), Context()))
     assert result.status is Status.UNKNOWN
     assert "nvidia-smi did not answer within 10 s" in result.message
+
+
+def test_weights_keep_all_ok_at_100_and_a_failure_decides() -> None:
+    """Five points each: all ok scores 100; a failing ecc costs 5 of 135 and is decisive."""
+    weights = {name: check.weight for name, check in registry().items()}
+    assert [weights[n] for n in GPU_HEALTH] == [5] * 7
+    names = (*CORE, *GPU_HEALTH)
+
+    def judge(failing: str | None, status: Status = Status.FAIL) -> NodeVerdict:
+        checks = tuple(CheckResult(n, status if n == failing else Status.OK, "") for n in names)
+        return scoring.verdict(
+            name="n1",
+            address="10.0.0.1",
+            when=datetime.now(UTC),
+            checks=checks,
+            weights=weights,
+            thresholds=scoring.Thresholds(0.9, 80),
+        )
+
+    healthy = judge(None)
+    assert (healthy.status, healthy.health_score) == (NodeStatus.HEALTHY, 100)
+    failed = judge("ecc")
+    assert (failed.status, failed.health_score) == (NodeStatus.UNHEALTHY, 96.3)
+    warned = judge("throttle", Status.WARN)
+    assert (warned.status, warned.health_score) == (NodeStatus.DEGRADED, 98.1)
