@@ -6,7 +6,9 @@ public-key authentication. What the hosts lack is hardware: every session runs w
 that starts at the host's `bin/`, where stand-ins for `nvidia-smi` and `python3` (with a fake
 `torch`) answer according to mode files that tests flip between probes.
 
-Faults a test can inject: GPU and torch modes (`set_gpu`, `set_torch`), a server that accepts
+Faults a test can inject: GPU, GPU health, GPU process and torch modes (`set_gpu`,
+`set_gpu_health`, `set_gpu_apps`, `set_torch`), kernel log lines and access (`log_kernel`,
+`set_kernel_log_access`), a server that accepts
 TCP but never says hello (`pause`), a host that is gone (`kill`), a changed host key
 (`regenerate_host_key`), and a full filesystem (`TestCluster.full_filesystem`).
 
@@ -57,8 +59,25 @@ GPU_MODES = frozenset(
         "empty",
     }
 )
-#: What `nvidia-smi --query-compute-apps` lists on a host (tests/stubs/nvidia-smi).
-APPS_MODES = frozenset({"none", "training"})
+#: What `nvidia-smi --query-compute-apps` lists on a host (tests/stubs/nvidia-smi): nothing,
+#: two training processes whose pids do not exist, or pid 1 (alive everywhere).
+APPS_MODES = frozenset({"none", "training", "init"})
+#: What the GPU health query and the remapped-rows query answer (tests/stubs/nvidia-smi).
+HEALTH_MODES = frozenset(
+    {
+        "healthy",
+        "ecc-uncorrected",
+        "ecc-aggregate",
+        "remap-pending",
+        "throttle-thermal",
+        "pcie-x8",
+        "hot",
+        "critical",
+    }
+)
+#: Whether dmesg may read the kernel log (tests/stubs/dmesg), and journalctl (journalctl).
+DMESG_MODES = frozenset({"ok", "restricted"})
+JOURNAL_MODES = frozenset({"ok", "denied"})
 #: Modes understood by tests/stubs/python3 and the fake torch behind it.
 TORCH_MODES = frozenset(
     {
@@ -88,6 +107,13 @@ DEFAULT_TIMEOUTS: dict[str, float] = {
     "torch": 5,
     "disk": 3,
     "latency": 2,
+    "ecc": 3,
+    "remap": 3,
+    "xid": 3,
+    "throttle": 3,
+    "pcie": 3,
+    "processes": 3,
+    "temperature": 3,
 }
 
 #: Host i listens on 127.0.0.(FIRST_HOST_OCTET + i).
@@ -309,6 +335,41 @@ class TestHost:
             raise ValueError(f"unknown apps mode {mode!r}; known: {sorted(APPS_MODES)}")
         _write_atomic(self.dir / "apps_mode", mode + "\n")
 
+    def set_gpu_health(self, mode: str) -> None:
+        """Choose what the GPU health and remapped-rows queries answer from the next call on."""
+        if mode not in HEALTH_MODES:
+            raise ValueError(f"unknown health mode {mode!r}; known: {sorted(HEALTH_MODES)}")
+        _write_atomic(self.dir / "health_mode", mode + "\n")
+
+    def set_kernel_log_access(self, dmesg: str = "ok", journal: str = "ok") -> None:
+        """Choose whether `dmesg` is permitted and whether `journalctl` shows kernel messages."""
+        if dmesg not in DMESG_MODES or journal not in JOURNAL_MODES:
+            raise ValueError(f"unknown kernel log access {dmesg!r}/{journal!r}")
+        _write_atomic(self.dir / "dmesg_mode", dmesg + "\n")
+        _write_atomic(self.dir / "journal_mode", journal + "\n")
+
+    def log_kernel(self, text: str, seconds_ago: float = 0.0) -> None:
+        """Append a kernel message from `seconds_ago`, for dmesg and the journal alike.
+
+        dmesg stamps seconds since boot, from this machine's real /proc/uptime, as the kernel
+        does; the journal stamps Unix time.
+        """
+        uptime = float(Path("/proc/uptime").read_text(encoding="utf-8").split()[0])
+        since_boot = uptime - seconds_ago
+        unix = time.time() - seconds_ago
+        with (self.dir / "kernel_log").open("a", encoding="utf-8") as log:
+            log.write(f"[{since_boot:12.6f}] {text}\n")
+        with (self.dir / "journal_log").open("a", encoding="utf-8") as log:
+            log.write(f"{unix:.6f} {self.name} kernel: {text}\n")
+
+    def nvidia_smi_calls(self) -> list[str]:
+        """The arguments of every nvidia-smi call on this host since the last reset."""
+        try:
+            text = (self.dir / "nvidia-smi.calls").read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        return text.splitlines()
+
     def set_torch(self, mode: str) -> None:
         """Choose how `python3 -c 'import torch ...'` behaves on this host from the next call on."""
         if mode not in TORCH_MODES:
@@ -387,6 +448,11 @@ class TestHost:
     def reset(self) -> None:
         """Return to a healthy, running host with its original key and no leftover commands."""
         self.set_gpu("healthy")
+        self.set_gpu_apps("none")
+        self.set_gpu_health("healthy")
+        self.set_kernel_log_access()
+        for name in ("kernel_log", "journal_log", "nvidia-smi.calls"):
+            (self.dir / name).unlink(missing_ok=True)
         self.set_torch("healthy")
         _kill_stub_processes(self.dir)
         if self._key_regenerated:
@@ -458,7 +524,7 @@ class TestHost:
             "@REAL_PYTHON@": str(real_python),
             "@FAKETORCH@": str(STUBS_DIR / "faketorch"),
         }
-        for name in ("nvidia-smi", "python3"):
+        for name in ("nvidia-smi", "python3", "dmesg", "journalctl"):
             text = (STUBS_DIR / name).read_text(encoding="utf-8")
             for placeholder, value in replacements.items():
                 text = text.replace(f"'{placeholder}'", shlex.quote(value))
@@ -696,4 +762,4 @@ def _fill(path: Path) -> None:
                 chunk //= 2
 
 
-__all__ = ["GPU_MODES", "TORCH_MODES", "TestCluster", "TestHost"]
+__all__ = ["GPU_MODES", "HEALTH_MODES", "TORCH_MODES", "TestCluster", "TestHost"]

@@ -57,7 +57,22 @@ def test_minimal_file_loads_with_defaults(tmp_path: Path) -> None:
     assert node.max_latency_ms == 100
     assert node.pass_rate == 0.9
     assert node.host_key_policy == "strict"
-    assert node.checks == ["ssh", "gpu", "torch", "disk", "latency", "rendezvous", "deep"]
+    assert node.checks == [
+        "ssh",
+        "gpu",
+        "torch",
+        "disk",
+        "latency",
+        "ecc",
+        "remap",
+        "xid",
+        "throttle",
+        "pcie",
+        "processes",
+        "temperature",
+        "rendezvous",
+        "deep",
+    ]
     assert node.timeouts == config.Timeouts()
 
 
@@ -137,7 +152,21 @@ def test_no_default_file_means_embedded_local_default(isolated_home: Path) -> No
     assert cfg.source is None
     [node] = cfg.nodes
     assert node.transport == "local"
-    assert node.checks == ["ssh", "gpu", "torch", "disk", "rendezvous", "deep"]
+    assert node.checks == [
+        "ssh",
+        "gpu",
+        "torch",
+        "disk",
+        "ecc",
+        "remap",
+        "xid",
+        "throttle",
+        "pcie",
+        "processes",
+        "temperature",
+        "rendezvous",
+        "deep",
+    ]
 
 
 @pytest.mark.parametrize("how", ["flag", "env"])
@@ -528,3 +557,42 @@ def test_valid_config_passes_validate(tmp_path: Path) -> None:
     ran = run_ugro("config", "validate", path)
     assert ran.code == 0, ran.err
     assert ran.out.strip() == f"{path}: OK, 2 workers: gpu1, gpu2"
+
+
+# --- GPU health thresholds -----------------------------------------------------------------
+
+
+def test_temperature_warning_must_be_below_critical(tmp_path: Path) -> None:
+    """A worker whose resolved warning is not below its critical fails, naming its line."""
+    text = (
+        "gpu_temp_critical_c: 90\n"
+        "workers:\n"
+        "  - name: gpu1\n"
+        "    ip: 192.168.1.10\n"
+        "  - name: gpu2\n"
+        "    ip: 192.168.1.11\n"
+        "    gpu_temp_warning_c: 95\n"
+    )
+    path = write(tmp_path / "cluster.yaml", text)
+    with pytest.raises(ConfigError) as caught:
+        config.load(path)
+    assert str(caught.value) == (
+        f"{path}:7: workers[1].gpu_temp_warning_c: gpu_temp_warning_c (95) must be below "
+        "gpu_temp_critical_c (90) for worker 'gpu2'"
+    )
+
+
+def test_top_level_temperatures_inverted_name_the_top_level(tmp_path: Path) -> None:
+    """Inverted thresholds set at the top level point at the top-level key."""
+    text = "gpu_temp_warning_c: 95\ngpu_temp_critical_c: 90\n" + ONE
+    path = write(tmp_path / "cluster.yaml", text)
+    with pytest.raises(ConfigError, match=r":1: gpu_temp_warning_c: gpu_temp_warning_c \(95\)"):
+        config.load(path)
+
+
+def test_gpu_health_settings_default_and_override(tmp_path: Path) -> None:
+    """Temperatures and the Xid windows have defaults and per-worker overrides."""
+    text = ONE + "    gpu_temp_warning_c: 80\n    xid_hold_s: 0\n"
+    [node] = config.load(write(tmp_path / "cluster.yaml", text)).nodes
+    assert (node.gpu_temp_warning_c, node.gpu_temp_critical_c) == (80, 92)
+    assert (node.xid_lookback_s, node.xid_hold_s) == (3600, 0)

@@ -15,19 +15,24 @@ if TYPE_CHECKING:
     from sshcluster import TestCluster
 
 
+CORE = ("ssh", "gpu", "torch", "disk", "latency")
+GPU_HEALTH = ("ecc", "remap", "xid", "throttle", "pcie", "processes", "temperature")
+
+
 def by_node(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The JSON document's nodes by name."""
     return {n["name"]: n for n in document["nodes"]}
 
 
-def statuses(node: dict[str, Any]) -> dict[str, str]:
-    """Each check's status for one node."""
-    return {name: c["status"] for name, c in node["checks"].items()}
+def statuses(node: dict[str, Any], names: tuple[str, ...] = CORE) -> dict[str, str]:
+    """The status of each of the core checks (or of `names`) for one node."""
+    return {name: c["status"] for name, c in node["checks"].items() if name in names}
 
 
 def assert_healthy(node: dict[str, Any]) -> None:
     """Every check ok; the node healthy, unless this busy test machine's load alone degraded it."""
-    assert statuses(node) == dict.fromkeys(("ssh", "gpu", "torch", "disk", "latency"), "ok"), node
+    every = {name: c["status"] for name, c in node["checks"].items()}
+    assert every == dict.fromkeys(CORE + GPU_HEALTH, "ok"), node
     load_only = all(a["text"].startswith("load ") for a in node["alerts"])
     assert node["status"] == "healthy" or (node["status"] == "degraded" and load_only), node
     assert node["health_score"] == 100 or load_only
@@ -74,9 +79,14 @@ def test_mixed_cluster_gives_exactly_the_expected_verdicts(
     }
     assert h1["status"] == "unhealthy"
     assert "NVIDIA driver is not loaded (exit 9)" in h1["checks"]["gpu"]["message"]
-    # 75: the gpu check's 25 points lost; 70 if this busy machine's load also weighs on ssh.
+    # One broken driver is one failure: the checks that read nvidia-smi are unknown, not
+    # failing, and the node is unhealthy for the gpu check alone (the kernel log still reads).
+    assert statuses(h1, GPU_HEALTH) == {**dict.fromkeys(GPU_HEALTH, "unknown"), "xid": "ok"}
+    assert "exit 9" in h1["checks"]["ecc"]["message"]
+    # Of 135 points (100 core, 7 × 5 GPU health), the gpu check's 25 and the six unknown
+    # checks' 30 are lost; 5 more if this busy machine's load also weighs on ssh.
     loaded = any(a["text"].startswith("load ") for a in h1["alerts"])
-    assert h1["health_score"] == (70 if loaded else 75)
+    assert h1["health_score"] == round((75 if loaded else 80) / 135 * 100, 1)
 
     h2 = nodes["h2"]
     assert statuses(h2) == {
@@ -112,7 +122,7 @@ def test_mixed_cluster_gives_exactly_the_expected_verdicts(
     assert dead["checks"]["ssh"] == {**dead["checks"]["ssh"], "status": "fail"}
     assert "connection refused" in dead["checks"]["ssh"]["message"]
     assert {n: c["status"] for n, c in dead["checks"].items() if n != "ssh"} == dict.fromkeys(
-        ("gpu", "torch", "disk", "latency"), "unknown"
+        ("gpu", "torch", "disk", "latency", *GPU_HEALTH), "unknown"
     )
     assert [a["text"] for a in dead["alerts"]] == [
         f"unreachable: {dead['checks']['ssh']['message']}"
@@ -163,6 +173,12 @@ def test_hung_nvidia_smi_fails_only_the_gpu_check(cluster: TestCluster, tmp_path
     assert node["checks"]["gpu"]["message"].startswith(
         "no answer within 3 s (timeouts.gpu): nvidia-smi hung"
     )
+    # nvidia-smi hangs for every query; only the gpu check fails for it.
+    assert statuses(node, GPU_HEALTH) == {
+        **dict.fromkeys(GPU_HEALTH, "unknown"),
+        "xid": "ok",
+    }
+    assert "nvidia-smi did not answer within 3 s" in node["checks"]["temperature"]["message"]
     assert node["status"] == "unhealthy"
 
 
@@ -256,7 +272,9 @@ def test_embedded_default_checks_this_machine(cluster: TestCluster) -> None:
     ran = run_ugro("check", "--json", env=env)
     (node,) = ran.json()["nodes"]
     assert node["address"] == "local"
-    assert statuses(node) == {"ssh": "ok", "gpu": "ok", "torch": "ok", "disk": "ok"}
+    assert statuses(node, CORE + GPU_HEALTH) == dict.fromkeys(
+        ("ssh", "gpu", "torch", "disk", *GPU_HEALTH), "ok"
+    )
     assert node["checks"]["ssh"]["message"].startswith("local machine, no SSH needed")
     assert ran.code in (0, 1)
 

@@ -53,8 +53,9 @@ GPU_HEALTH_CHECKS: tuple[CheckName, ...] = (
 )
 # `rendezvous` runs only where `master` is set, `deep` only with `deep: true` or --deep.
 ALL_CHECKS: tuple[CheckName, ...] = (*CORE_CHECKS, *GPU_HEALTH_CHECKS, "rendezvous", "deep")
-# What a node runs when its `checks` list is not given; `rendezvous` and `deep` gate themselves.
-DEFAULT_CHECKS: tuple[CheckName, ...] = (*CORE_CHECKS, "rendezvous", "deep")
+# What a node runs when its `checks` list is not given. The GPU health checks skip nodes with
+# `gpus: 0`; `rendezvous` runs only where `master` is set, `deep` only with `deep: true`.
+DEFAULT_CHECKS: tuple[CheckName, ...] = (*CORE_CHECKS, *GPU_HEALTH_CHECKS, "rendezvous", "deep")
 LOCAL_CHECKS: tuple[CheckName, ...] = tuple(c for c in DEFAULT_CHECKS if c != "latency")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -145,6 +146,8 @@ class NodeSettings(_Model):
     gpu_temp_critical_c: float = Field(default=92, gt=0, le=150)
     # A first check (no earlier one to count from) reads this much of the kernel log for Xids.
     xid_lookback_s: float = Field(default=3600, gt=0, le=30 * 86400)
+    # A hardware Xid keeps failing the xid check this long, so the daemon can confirm it.
+    xid_hold_s: float = Field(default=600, ge=0, le=30 * 86400)
 
     @field_validator("host_key_policy", mode="before")
     @classmethod
@@ -491,9 +494,37 @@ def parse_text(text: str, origin: str) -> ClusterConfig:
         parsed = ClusterConfig.model_validate(data)
     except ValidationError as exc:
         problems.extend(_describe(exc, origin, lines))
+    else:
+        problems.extend(_resolved_problems(parsed, origin, lines))
     if problems:
         raise ConfigError("\n".join(problems))
     return parsed
+
+
+def _resolved_problems(
+    parsed: ClusterConfig, origin: str, lines: dict[tuple[str | int, ...], int]
+) -> list[str]:
+    """Problems only a worker's resolved settings show: warning not below critical."""
+    problems = []
+    for i, (worker, node) in enumerate(zip(parsed.workers, parsed.nodes(), strict=True)):
+        if node.gpu_temp_warning_c < node.gpu_temp_critical_c:
+            continue
+        key = next(
+            (
+                k
+                for k in ("gpu_temp_warning_c", "gpu_temp_critical_c")
+                if k in worker.model_fields_set
+            ),
+            None,
+        )
+        loc: tuple[str | int, ...] = ("workers", i, key) if key else ("gpu_temp_warning_c",)
+        line = lines.get(loc) or lines.get(("workers", i), 1)
+        problems.append(
+            f"{origin}:{line}: {_dotted(loc)}: gpu_temp_warning_c "
+            f"({node.gpu_temp_warning_c:g}) must be below gpu_temp_critical_c "
+            f"({node.gpu_temp_critical_c:g}) for worker {node.name!r}"
+        )
+    return problems
 
 
 def _duplicate_names(

@@ -88,8 +88,38 @@ def register(check: Check) -> Check:
 def registry() -> dict[str, Check]:
     """All checks by name, in the order they run and are shown."""
     if not _REGISTRY:
-        from ugro.checks import deep, disk, gpu, latency, reachability, rendezvous, torch
+        from ugro.checks import (
+            deep,
+            disk,
+            ecc,
+            gpu,
+            latency,
+            pcie,
+            processes,
+            reachability,
+            remap,
+            rendezvous,
+            temperature,
+            throttle,
+            torch,
+            xid,
+        )
 
-        for module in (reachability, gpu, torch, disk, latency, rendezvous, deep):
+        for module in (
+            reachability,
+            gpu,
+            torch,
+            disk,
+            latency,
+            ecc,
+            remap,
+            xid,
+            throttle,
+            pcie,
+            processes,
+            temperature,
+            rendezvous,
+            deep,
+        ):
             register(module.CHECK)
     return dict(_REGISTRY)

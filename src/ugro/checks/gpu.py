@@ -74,7 +74,7 @@ class Gpu(RemoteCheck):
     def evaluate(self, result: CommandResult, node: Worker) -> Evaluation:
         """Map failures to causes; compare the GPU count and model with the config."""
         if result.exit_status != 0:
-            return Evaluation(Status.FAIL, _failure(result))
+            return Evaluation(Status.FAIL, failure(result))
         gpus = parse(result.stdout)
         names = sorted({g.name for g in gpus})
         count = len(gpus)
@@ -107,7 +107,8 @@ class Gpu(RemoteCheck):
         )
 
 
-def _failure(result: CommandResult) -> str:
+def failure(result: CommandResult) -> str:
+    """Why nvidia-smi failed, from its exit code (EXIT_CAUSES) and its first line of output."""
     text = (result.stdout + "\n" + result.stderr).strip()
     said = text.splitlines()[0] if text else ""
     if result.exit_status is None:

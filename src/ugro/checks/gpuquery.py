@@ -1,0 +1,196 @@
+"""One nvidia-smi query that the GPU health checks share, and its parser.
+
+ecc, remap (retired pages), throttle, pcie and temperature all read their fields from the
+same command string, so the monitor runs nvidia-smi once per node check for all of them
+(`monitor._SharedCommands`). Each check judges its own fields of the per-GPU `GpuRow`.
+
+Every field name here is one that drivers from R450 on accept. A field an old driver does
+not know fails the whole query (exit 2), so newer spellings are avoided:
+`clocks_throttle_reasons.active` is still accepted by drivers that call it
+`clocks_event_reasons.active` (R535 on), and `pcie.link.gen.current`/`.max` by drivers
+that add `gen.gpucurrent`/`gen.hostmax`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from abc import abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ugro.checks import Context, RemoteCheck
+from ugro.checks.gpu import failure
+from ugro.errors import CommandTimeout
+from ugro.model import CommandResult, Evaluation, Status
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ugro.config import Worker
+    from ugro.transport import Session
+
+FIELDS = (
+    "index",
+    "uuid",
+    "pci.bus_id",
+    "name",
+    "driver_version",
+    "pstate",
+    "utilization.gpu",
+    "temperature.gpu",
+    "ecc.mode.current",
+    "ecc.errors.corrected.volatile.total",
+    "ecc.errors.uncorrected.volatile.total",
+    "ecc.errors.corrected.aggregate.total",
+    "ecc.errors.uncorrected.aggregate.total",
+    "retired_pages.sbe",
+    "retired_pages.dbe",
+    "retired_pages.pending",
+    "clocks_throttle_reasons.active",
+    "pcie.link.gen.current",
+    "pcie.link.gen.max",
+    "pcie.link.width.current",
+    "pcie.link.width.max",
+)
+COMMAND = f"nvidia-smi --query-gpu={','.join(FIELDS)} --format=csv,noheader,nounits"
+
+# What nvidia-smi prints for a field the GPU or driver does not offer (GeForce cards have no
+# ECC, pre-Ampere ones no row remapping). Older drivers bracket it, newer ones do not always.
+_UNSUPPORTED = re.compile(r"^\[?(N/A|Not Supported)\]?$")
+# Any other bracketed word means the reading failed: [Unknown Error], [GPU is lost], ...
+_FAILED = re.compile(r"^\[(?P<why>[^\]]*)\]$")
+
+
+@dataclass(frozen=True, slots=True)
+class GpuRow:
+    """One GPU's line of the shared query: its identity and every field as nvidia-smi said it."""
+
+    index: int
+    uuid: str
+    bus_id: str
+    name: str
+    fields: Mapping[str, str]
+
+    @property
+    def label(self) -> str:
+        """How messages name the GPU: its index and PCI bus id."""
+        return f"GPU {self.index} ({self.bus_id})"
+
+    def text(self, field: str) -> str:
+        """The field exactly as nvidia-smi printed it (stripped)."""
+        return self.fields[field]
+
+    def unsupported(self, field: str) -> bool:
+        """Whether nvidia-smi says the GPU does not offer the field ([N/A], [Not Supported])."""
+        return bool(_UNSUPPORTED.match(self.fields[field]))
+
+    def failed(self, field: str) -> str | None:
+        """Why the reading failed ([Unknown Error], ...), or None when it did not."""
+        text = self.fields[field]
+        if self.unsupported(field):
+            return None
+        match = _FAILED.match(text)
+        return match["why"] if match else None
+
+    def number(self, field: str) -> float | None:
+        """The field as a number; None when unsupported or failed; ValueError on garbage."""
+        text = self.fields[field]
+        if self.unsupported(field) or self.failed(field) is not None:
+            return None
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"{field} of GPU {self.index} is not a number: {text!r}") from None
+
+
+def parse(stdout: str) -> tuple[GpuRow, ...]:
+    """One GpuRow per CSV line; raise ValueError on anything that is not the query's CSV."""
+    rows = []
+    for line in stdout.splitlines():
+        if not line.strip():
+            continue
+        values = [v.strip() for v in line.split(",")]
+        if len(values) != len(FIELDS) or not all(values):
+            raise ValueError(
+                f"expected {len(FIELDS)} comma-separated fields, got {len(values)}: "
+                f"{line.strip()[:120]!r}"
+            )
+        fields = dict(zip(FIELDS, values, strict=True))
+        try:
+            index = int(fields["index"])
+        except ValueError:
+            raise ValueError(f"GPU index is not a number: {fields['index']!r}") from None
+        rows.append(GpuRow(index, fields["uuid"], fields["pci.bus_id"], fields["name"], fields))
+    return tuple(rows)
+
+
+def driver_versions(rows: tuple[GpuRow, ...]) -> dict[str, str]:
+    """{"driver": <version>} for the version-drift view, when nvidia-smi reported one."""
+    versions = {r.text("driver_version") for r in rows if not r.unsupported("driver_version")}
+    return {"driver": next(iter(versions))} if len(versions) == 1 else {}
+
+
+def models(rows: tuple[GpuRow, ...]) -> str:
+    """The GPU models of `rows`, for messages: 'NVIDIA GeForce RTX 4090' or a list."""
+    return ", ".join(sorted({r.name for r in rows}))
+
+
+async def query(session: Session, command: str, timeout: float) -> CommandResult | None:
+    """Run an nvidia-smi command; None when it did not answer in time."""
+    try:
+        return await session.run(command, timeout=timeout)
+    except CommandTimeout:
+        return None
+
+
+def hung(reading: str, timeout: float) -> Evaluation:
+    """The verdict of a GPU health check whose nvidia-smi hung.
+
+    UNKNOWN, not FAIL: the gpu check fails for a hung nvidia-smi, and one wedged driver is
+    one failure, not eight.
+    """
+    return Evaluation(
+        Status.UNKNOWN,
+        f"cannot read {reading}: nvidia-smi did not answer within {timeout:g} s "
+        "(see the gpu check)",
+    )
+
+
+class GpuHealthCheck(RemoteCheck):
+    """A GPU health check that reads the shared query and judges its own fields."""
+
+    # Names the reading in messages ("cannot read ECC counts: ...").
+    reading: str = "GPU readings"
+
+    def applies(self, node: Worker) -> bool:
+        """Only nodes that expect GPUs have any to check."""
+        return node.gpus > 0
+
+    def command(self, node: Worker) -> str:  # noqa: ARG002 - the shared query is the same everywhere
+        """The shared nvidia-smi query (module docstring)."""
+        return COMMAND
+
+    async def run(self, node: Worker, session: Session, context: Context) -> Evaluation:
+        """Run the shared query; a hung nvidia-smi is UNKNOWN here (see `hung`)."""
+        del context
+        result = await query(session, COMMAND, self.timeout(node))
+        if result is None:
+            return hung(self.reading, self.timeout(node))
+        return self.evaluate(result, node)
+
+    def evaluate(self, result: CommandResult, node: Worker) -> Evaluation:
+        """UNKNOWN when nvidia-smi fails (the gpu check fails for that); else `judge` the rows."""
+        if result.exit_status != 0:
+            return Evaluation(Status.UNKNOWN, f"cannot read {self.reading}: {failure(result)}")
+        rows = parse(result.stdout)
+        if not rows:
+            return Evaluation(
+                Status.UNKNOWN, f"cannot read {self.reading}: nvidia-smi listed no GPU"
+            )
+        evaluation = self.judge(rows, node)
+        return dataclasses.replace(evaluation, versions=driver_versions(rows))
+
+    @abstractmethod
+    def judge(self, rows: tuple[GpuRow, ...], node: Worker) -> Evaluation:
+        """The verdict on this check's fields of every GPU."""

@@ -1,0 +1,187 @@
+"""The `processes` check: GPU memory is held only by processes that are alive.
+
+nvidia-smi lists the compute processes holding memory on each GPU. A holder that is a
+zombie, or that does not exist in the node's pid namespace, keeps memory the next job
+cannot have: the process died but its CUDA context was not torn down (or ugro's SSH session
+runs in another pid namespace than the GPUs' processes, e.g. inside a container).
+
+One `ps -e` lists the node's processes, run beside the query. A process in uninterruptible
+sleep (D) is named but not warned about: one sample cannot tell a checkpoint write to a
+network filesystem from a process stuck for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
+
+from ugro.checks import Check, Context
+from ugro.checks.gpu import failure
+from ugro.checks.gpuquery import COMMAND as SHARED_QUERY
+from ugro.checks.gpuquery import GpuRow, hung, parse, query
+from ugro.model import CommandResult, Evaluation, Status
+
+if TYPE_CHECKING:
+    from ugro.config import Worker
+    from ugro.transport import Session
+
+# The same string as the deep probe's, so a node check runs it once.
+COMMAND = (
+    "nvidia-smi --query-compute-apps=gpu_uuid,pid,process_name,used_memory "
+    "--format=csv,noheader,nounits"
+)
+PS_COMMAND = "ps -e -o pid=,stat=,etimes=,comm="
+MIB_PER_GIB = 1024
+_PS_LINE = re.compile(r"^\s*(?P<pid>\d+)\s+(?P<stat>\S+)\s+(?P<etimes>\d+)\s+(?P<comm>.*)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """A process holding memory on a GPU, as nvidia-smi lists it."""
+
+    gpu_uuid: str
+    pid: int
+    name: str
+    used_mib: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Process:
+    """A process as `ps` shows it."""
+
+    pid: int
+    stat: str
+    elapsed_s: int
+    comm: str
+
+
+def parse_apps(stdout: str) -> tuple[Holder, ...]:
+    """The compute-apps CSV; raise ValueError on anything else."""
+    holders = []
+    for line in stdout.splitlines():
+        if not line.strip():
+            continue
+        # The process name may hold commas; the memory is the last field.
+        parts = [v.strip() for v in line.split(",")]
+        if len(parts) < 4 or not parts[1].isdigit():
+            raise ValueError(f"expected gpu_uuid, pid, process_name, used_memory; got {line!r}")
+        uuid, pid, name, used = parts[0], int(parts[1]), ",".join(parts[2:-1]), parts[-1]
+        try:
+            memory: float | None = float(used)
+        except ValueError:
+            memory = None  # [N/A]: not reported inside some containers and on MIG
+        holders.append(Holder(uuid, pid, name, memory))
+    return tuple(holders)
+
+
+def parse_ps(stdout: str) -> dict[int, Process]:
+    """`ps -o pid=,stat=,etimes=,comm=` lines by pid; lines that do not fit are skipped."""
+    table = {}
+    for line in stdout.splitlines():
+        match = _PS_LINE.match(line)
+        if match:
+            pid = int(match["pid"])
+            table[pid] = Process(pid, match["stat"], int(match["etimes"]), match["comm"].strip())
+    return table
+
+
+def _gib(mib: float) -> str:
+    return f"{mib / MIB_PER_GIB:.1f} GiB"
+
+
+def _who(holder: Holder) -> str:
+    held = f", {_gib(holder.used_mib)}" if holder.used_mib is not None else ""
+    return f"{PurePosixPath(holder.name).name} (pid {holder.pid}{held})"
+
+
+class Processes(Check):
+    """WARN when GPU memory is held by a zombie or by a process the node does not have."""
+
+    name = "processes"
+    weight = 5
+    hang_hint = "nvidia-smi hung: the driver is wedged; check `dmesg | grep -i xid` and reboot"
+
+    def applies(self, node: Worker) -> bool:
+        """Only nodes that expect GPUs have any to check."""
+        return node.gpus > 0
+
+    async def run(self, node: Worker, session: Session, context: Context) -> Evaluation:
+        """List GPU memory holders and the node's processes concurrently."""
+        del context
+        timeout = self.timeout(node)
+        apps, ps, shared = await asyncio.gather(
+            query(session, COMMAND, timeout),
+            session.run(PS_COMMAND, timeout=timeout),
+            query(session, SHARED_QUERY, timeout),
+        )
+        if apps is None:
+            return hung("GPU processes", timeout)
+        gpus: tuple[GpuRow, ...] = ()
+        if shared is not None and shared.exit_status == 0:
+            try:
+                gpus = parse(shared.stdout)
+            except ValueError:
+                gpus = ()  # the shared query's own checks report it; name GPUs by UUID
+        return self.evaluate(apps, ps, node, gpus=gpus)
+
+    def evaluate(
+        self,
+        apps: CommandResult,
+        ps: CommandResult,
+        node: Worker,
+        *,
+        gpus: tuple[GpuRow, ...] = (),
+    ) -> Evaluation:
+        """Judge every holder against the process table; pure, so tests feed it fixtures.
+
+        `gpus` (the shared query's rows, when it answered) name GPUs by index, not UUID.
+        """
+        del node
+        names = {g.uuid: f"GPU {g.index}" for g in gpus}
+        if apps.exit_status != 0:
+            return Evaluation(Status.UNKNOWN, f"cannot list GPU processes: {failure(apps)}")
+        holders = parse_apps(apps.stdout)
+        total = sum(h.used_mib or 0 for h in holders)
+        if not holders:
+            return Evaluation(Status.OK, "no process holds GPU memory", value=0, unit="MiB")
+        if ps.exit_status != 0:
+            said = (ps.stderr or ps.stdout).strip().splitlines()
+            return Evaluation(
+                Status.UNKNOWN,
+                f"cannot list the node's processes (ps exit {ps.exit_status})"
+                + (f": {said[0]}" if said else ""),
+                value=total,
+                unit="MiB",
+            )
+        table = parse_ps(ps.stdout)
+        stuck, notes = [], []
+        for holder in holders:
+            process = table.get(holder.pid)
+            where = names.get(holder.gpu_uuid, holder.gpu_uuid)
+            if process is None:
+                stuck.append(f"{_who(holder)} on {where} is not in the node's process table")
+            elif process.stat.startswith("Z"):
+                stuck.append(f"{_who(holder)} on {where} is a zombie")
+            elif process.stat.startswith("D"):
+                notes.append(f"pid {holder.pid} in uninterruptible sleep (D)")
+        count = "1 process holds" if len(holders) == 1 else f"{len(holders)} processes hold"
+        if stuck:
+            return Evaluation(
+                Status.WARN,
+                "; ".join(stuck)
+                + ": its memory is held for nothing; kill the parent or reset the GPU "
+                "(`nvidia-smi -r`) once no job runs (or ugro's SSH login is in a container: "
+                "see the README)",
+                value=total,
+                unit="MiB",
+            )
+        summary = f"{count} {_gib(total)}: {', '.join(_who(h) for h in holders)}"
+        if notes:
+            summary += f"; {', '.join(notes)}"
+        return Evaluation(Status.OK, summary, value=total, unit="MiB")
+
+
+CHECK = Processes()

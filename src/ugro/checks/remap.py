@@ -1,0 +1,172 @@
+"""The `remap` check: no GPU waits for a reset to repair its memory, or has run out of repairs.
+
+Ampere and newer data-center GPUs repair memory by remapping rows (NVIDIA, "A100 GPU Memory
+Error Management"): a row marked for remapping takes effect at the next GPU reset
+(`pending`), and a row that could not be remapped (`failure`) means the GPU needs
+replacement. Older GPUs retire pages instead (`retired_pages.pending` in the shared query):
+pages pending retirement are retired at the next reboot.
+
+GeForce cards and GPUs older than Ampere have no row remapper: nvidia-smi prints [N/A] (or
+nothing, or exits 3 "not supported") for the query, which passes as "not supported".
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from ugro.checks import Check, Context
+from ugro.checks.gpu import failure
+from ugro.checks.gpuquery import COMMAND as SHARED_QUERY
+from ugro.checks.gpuquery import GpuRow, driver_versions, hung, models, parse, query
+from ugro.model import CommandResult, Evaluation, Status
+
+if TYPE_CHECKING:
+    from ugro.config import Worker
+    from ugro.transport import Session
+
+REMAP_FIELDS = (
+    "gpu_uuid",
+    "remapped_rows.correctable",
+    "remapped_rows.uncorrectable",
+    "remapped_rows.pending",
+    "remapped_rows.failure",
+)
+COMMAND = f"nvidia-smi --query-remapped-rows={','.join(REMAP_FIELDS)} --format=csv,noheader,nounits"
+# nvidia-smi's exit code for "not supported on this GPU".
+NOT_SUPPORTED_EXIT = 3
+_YES = frozenset({"1", "yes", "true"})
+_NO = frozenset({"0", "no", "false"})
+
+
+def _flag(text: str) -> bool | None:
+    """A Yes/No (or 1/0) answer; None when it is neither (N/A, an error)."""
+    word = text.strip().strip("[]").lower()
+    if word in _YES:
+        return True
+    if word in _NO:
+        return False
+    return None
+
+
+def parse_remapped(stdout: str) -> dict[str, tuple[str, ...]] | None:
+    """Remapped-row fields by GPU UUID; None when nvidia-smi says the GPUs have no remapper."""
+    rows: dict[str, tuple[str, ...]] = {}
+    for line in stdout.splitlines():
+        if not line.strip():
+            continue
+        if "not supported" in line.lower():
+            return None
+        values = tuple(v.strip() for v in line.split(","))
+        if len(values) != len(REMAP_FIELDS):
+            raise ValueError(
+                f"expected {len(REMAP_FIELDS)} comma-separated remapped-row fields, got "
+                f"{line.strip()[:120]!r}"
+            )
+        rows[values[0]] = values
+    if not rows or all(_flag(v[3]) is None and _flag(v[4]) is None for v in rows.values()):
+        return None
+    return rows
+
+
+class Remap(Check):
+    """FAIL when a row remap or page retirement is pending, or a remap failed."""
+
+    name = "remap"
+    weight = 5
+    hang_hint = "nvidia-smi hung: the driver is wedged; check `dmesg | grep -i xid` and reboot"
+
+    def applies(self, node: Worker) -> bool:
+        """Only nodes that expect GPUs have any to check."""
+        return node.gpus > 0
+
+    async def run(self, node: Worker, session: Session, context: Context) -> Evaluation:
+        """Read the remapped rows and the shared query (retired pages) concurrently."""
+        del context
+        timeout = self.timeout(node)
+        remapped, shared = await asyncio.gather(
+            query(session, COMMAND, timeout), query(session, SHARED_QUERY, timeout)
+        )
+        if remapped is None or shared is None:
+            return hung("memory repair state", timeout)
+        return self.evaluate(remapped, shared, node)
+
+    def evaluate(self, remapped: CommandResult, shared: CommandResult, node: Worker) -> Evaluation:
+        """Judge both answers; pure, so tests feed it captured output."""
+        del node
+        if shared.exit_status != 0:
+            return Evaluation(Status.UNKNOWN, f"cannot read memory repair state: {failure(shared)}")
+        gpus = parse(shared.stdout)
+        if not gpus:
+            return Evaluation(Status.UNKNOWN, "cannot read memory repair state: no GPU listed")
+        versions = driver_versions(gpus)
+        if remapped.exit_status == NOT_SUPPORTED_EXIT:
+            remap_rows = None
+        elif remapped.exit_status != 0:
+            return Evaluation(
+                Status.UNKNOWN, f"cannot read remapped rows: {failure(remapped)}", versions=versions
+            )
+        else:
+            remap_rows = parse_remapped(remapped.stdout)
+        return _judge(gpus, remap_rows, versions)
+
+
+def _judge(  # noqa: C901 - one pass over the GPUs collects every finding
+    gpus: tuple[GpuRow, ...],
+    remap_rows: dict[str, tuple[str, ...]] | None,
+    versions: dict[str, str],
+) -> Evaluation:
+    failed, pending, notes = [], [], []
+    remapped_total = 0.0
+    retirement = False
+    labels = {g.uuid: (g.label, f"GPU {g.index}") for g in gpus}
+    for uuid, row in (remap_rows or {}).items():
+        label, short = labels.get(uuid, (uuid, uuid))
+        _, correctable, uncorrectable, is_pending, is_failure = row
+        if _flag(is_failure):
+            failed.append(f"{label}: row remapping failed")
+        if _flag(is_pending):
+            pending.append(f"{label}: a row remap waits for a GPU reset")
+        count = sum(float(c) for c in (correctable, uncorrectable) if c.isdigit())
+        remapped_total += count
+        if count:
+            notes.append(f"{short} {count:g} rows remapped")
+    for gpu in gpus:
+        if not gpu.unsupported("retired_pages.pending"):
+            retirement = True
+            if _flag(gpu.text("retired_pages.pending")):
+                pending.append(f"{gpu.label}: pages wait for retirement at the next reboot")
+            dbe = gpu.number("retired_pages.dbe")
+            if dbe:
+                notes.append(f"GPU {gpu.index} {dbe:g} pages retired (double-bit)")
+    if failed:
+        return Evaluation(
+            Status.FAIL,
+            "; ".join(failed + pending)
+            + ": the GPU has no spare rows left; drain the node and replace the GPU",
+            value=remapped_total,
+            unit="rows",
+            versions=versions,
+        )
+    if pending:
+        return Evaluation(
+            Status.FAIL,
+            "; ".join(pending)
+            + ": drain the node, then reset the GPU (`nvidia-smi -r`) or reboot to apply it",
+            value=remapped_total,
+            unit="rows",
+            versions=versions,
+        )
+    if remap_rows is None and not retirement:
+        return Evaluation(
+            Status.OK,
+            f"row remapping and page retirement not supported on {models(gpus)}",
+            versions=versions,
+        )
+    message = "no memory repair pending or failed"
+    if notes:
+        message += f" ({', '.join(notes)})"
+    return Evaluation(Status.OK, message, value=remapped_total, unit="rows", versions=versions)
+
+
+CHECK = Remap()
