@@ -2,7 +2,9 @@
 
 Run as `python tests/recording_scheduler.py CONFIG RECORD`: every drain and resume is appended
 to RECORD as a JSON line. Nodes named in $UGRO_TEST_REFUSE (comma-separated) have their drain
-refused with a SchedulerError, as a scheduler that does not know them would.
+refused with a SchedulerError, as a scheduler that does not know them would, as many times as
+$UGRO_TEST_REFUSALS says (default: always). $UGRO_TEST_SCHEDULER_RETRY_S shortens the wait
+before a refused call is tried again.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from ugro import daemon
+from ugro import daemon, remediation
 from ugro.errors import SchedulerError
 
 
@@ -25,6 +27,7 @@ class RecordingScheduler:
         """Append calls to `record`."""
         self.record = record
         self.refuse = set(filter(None, os.environ.get("UGRO_TEST_REFUSE", "").split(",")))
+        self.refusals = int(os.environ.get("UGRO_TEST_REFUSALS", "-1"))
 
     def _write(self, entry: dict[str, str]) -> None:
         with self.record.open("a", encoding="utf-8") as out:
@@ -33,7 +36,8 @@ class RecordingScheduler:
     def drain(self, node: str, reason: str) -> None:
         """Record the drain, or refuse it."""
         self._write({"call": "drain", "node": node, "reason": reason})
-        if node in self.refuse:
+        if node in self.refuse and self.refusals != 0:
+            self.refusals -= 1
             raise SchedulerError(f"node {node} is not known to the recorder")
 
     def resume(self, node: str) -> bool:
@@ -53,6 +57,8 @@ def calls(record: Path) -> list[dict[str, str]]:
 
 if __name__ == "__main__":
     config, record = Path(sys.argv[1]), Path(sys.argv[2])
+    if "UGRO_TEST_SCHEDULER_RETRY_S" in os.environ:
+        remediation.SCHEDULER_RETRY_S = float(os.environ["UGRO_TEST_SCHEDULER_RETRY_S"])
     sys.exit(
         daemon.run(config, log_file=None, to_stderr=True, scheduler=RecordingScheduler(record))
     )

@@ -200,6 +200,33 @@ def test_scheduler_refusal_keeps_the_cordon(
     stop(daemon)
 
 
+def test_a_refused_drain_alerts_and_is_tried_again_until_it_lands(
+    cluster: TestCluster, tmp_path: Path, daemons: Callable[..., DaemonProcess]
+) -> None:
+    """A refused drain raises an alert and is retried after the pause; success resolves it."""
+    h0 = cluster.host("h0")
+    hosts = cluster.hosts[:2]
+    config = write_config(cluster, tmp_path / "cluster.yaml", hosts, {"auto_cordon": True})
+    env = {"UGRO_TEST_REFUSE": "h0", "UGRO_TEST_REFUSALS": "2", "UGRO_TEST_SCHEDULER_RETRY_S": "1"}
+    daemon = daemons(config, env)
+    daemon.wait_state(up([h0]), what="h0 up")
+    h0.kill()
+
+    def out_of_sync(state: dict[str, Any]) -> bool:
+        firing = (state.get("alerts") or {}).get("firing", [])
+        return any(a["key"] == "scheduler_out_of_sync" and a["node"] == "h0" for a in firing)
+
+    daemon.wait_state(out_of_sync, what="scheduler_out_of_sync alert for h0")
+    record = tmp_path / "scheduler.jsonl"
+    wait_for(
+        lambda: [c["call"] for c in calls(record) if c["node"] == "h0"] == ["drain"] * 3,
+        "two refused drains, then one that lands",
+    )
+    daemon.wait_state(lambda state: not out_of_sync(state), what="the alert resolved")
+    assert ("h0", "scheduler") in events("h0")
+    stop(daemon)
+
+
 def test_breaker_holds_cordons_and_alerts(
     cluster: TestCluster,
     tmp_path: Path,

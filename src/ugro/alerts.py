@@ -172,7 +172,8 @@ GROUP_KEY = "nodes_down"
 # Raised by recovery (ugro.remediation), not from a verdict: a node's sweep leaves them be.
 BREAKER_KEY = "cordon_breaker"
 ESCALATION_KEY = "remediation_failed"
-EXTERNAL_KEYS = frozenset({BREAKER_KEY, ESCALATION_KEY})
+SCHEDULER_KEY = "scheduler_out_of_sync"
+EXTERNAL_KEYS = frozenset({BREAKER_KEY, ESCALATION_KEY, SCHEDULER_KEY})
 
 
 @dataclass(frozen=True, slots=True)

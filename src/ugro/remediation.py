@@ -22,12 +22,12 @@ import json
 import logging
 import os
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ugro import atomicfile, paths, recovery, subprocesses
-from ugro.alerts import BREAKER_KEY, CLUSTER, ESCALATION_KEY, ExternalCondition
+from ugro.alerts import BREAKER_KEY, CLUSTER, ESCALATION_KEY, SCHEDULER_KEY, ExternalCondition
 from ugro.cordons import Cordon, CordonStore
 from ugro.errors import CommandTimeout, SchedulerError, StateError, TransportError
 from ugro.history import Event
@@ -49,6 +49,18 @@ SCHEMA_VERSION = 1
 OUTPUT_CHARS = 4000
 # Beyond an action's own timeout, how long to wait for the transport to give up by itself.
 GRACE_S = 2.0
+# A scheduler call that failed is tried again after this long, not in a loop (ugro.slurm).
+SCHEDULER_RETRY_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Unsynced:
+    """A drain or resume the scheduler refused, to be tried again."""
+
+    call: Literal["drain", "resume"]
+    reason: str
+    error: str
+    retry_at: float
 
 
 class RemediationStore:
@@ -108,6 +120,7 @@ class Recoverer:
         self.tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self.finished: list[Event] = []
         self.breaker_open = False
+        self.unsynced: dict[str, _Unsynced] = {}
 
     def load(self) -> None:
         """Continue from remediation.json; an unreadable one is moved aside, with a warning.
@@ -172,7 +185,7 @@ class Recoverer:
             )
         )
         before = dict(self.records)
-        events: list[Event] = []
+        events = await self._resync(cordons, now)
         for node in plan.reset:
             log.info("%s: its escalated cordon was lifted; remediation starts afresh", node)
             self.records.pop(node, None)
@@ -225,7 +238,7 @@ class Recoverer:
             "by": "ugro",
             "reason": order.reason,
             "escalated": order.escalated,
-            "scheduler": await self._tell(self.scheduler.drain, order.node, order.reason),
+            "scheduler": await self._tell("drain", order.node, order.reason),
         }
         events.append(Event(now, order.node, "cordon", detail))
         return True
@@ -244,22 +257,51 @@ class Recoverer:
             "by": "ugro",
             "reason": why,
             "lifted": lifted.to_json(),
-            "scheduler": await self._tell(self.scheduler.resume, node),
+            "scheduler": await self._tell("resume", node),
         }
         events.append(Event(now, node, "uncordon", detail))
 
-    async def _tell(self, call: Any, *args: str) -> dict[str, Any]:  # noqa: ANN401 - drain or resume
-        """Call the scheduler off the event loop; what it said, for the history."""
+    async def _tell(
+        self, call: Literal["drain", "resume"], node: str, reason: str = ""
+    ) -> dict[str, Any]:
+        """Drain or resume `node` off the event loop; what the scheduler said, for the history.
+
+        A refusal or timeout is remembered and tried again SCHEDULER_RETRY_S later, with an
+        alert meanwhile: a drain Slurm never got would leave jobs landing on a cordoned node.
+        """
         name = self.scheduler.name
         try:
-            answer = await asyncio.to_thread(call, *args)
+            if call == "drain":
+                await asyncio.to_thread(self.scheduler.drain, node, reason)
+                answer = True
+            else:
+                answer = await asyncio.to_thread(self.scheduler.resume, node)
         except SchedulerError as exc:
-            log.error("%s: scheduler %s: %s", args[0], name, exc)  # noqa: TRY400 - complete
+            log.error("%s: scheduler %s: %s", node, name, exc)  # noqa: TRY400 - complete
+            retry_at = time.monotonic() + SCHEDULER_RETRY_S
+            self.unsynced[node] = _Unsynced(call, reason, str(exc), retry_at)
             return {"name": name, "ok": False, "error": str(exc)}
+        self.unsynced.pop(node, None)
         if answer is False:
-            log.info("%s: scheduler %s: its drain is not ugro's; left as it is", args[0], name)
+            log.info("%s: scheduler %s: its drain is not ugro's; left as it is", node, name)
             return {"name": name, "ok": True, "note": "drain not placed by ugro; left"}
         return {"name": name, "ok": True}
+
+    async def _resync(self, cordons: Mapping[str, Cordon], now: datetime) -> list[Event]:
+        """Try again the scheduler calls that failed and are due; drop those overtaken.
+
+        A drain is owed only while the node is still cordoned, a resume only while it is not.
+        """
+        events = []
+        for node, owed in list(self.unsynced.items()):
+            if (owed.call == "drain") != (node in cordons):
+                del self.unsynced[node]
+                continue
+            if owed.retry_at > time.monotonic():
+                continue
+            said = await self._tell(owed.call, node, owed.reason)
+            events.append(Event(now, node, "scheduler", {"call": owed.call, **said}))
+        return events
 
     def _escalate(self, node: str, escalation: recovery.Escalation, events: list[Event]) -> None:
         rem = self.records.get(node, NodeRemediation())
@@ -288,8 +330,18 @@ class Recoverer:
     def _conditions(
         self, total: int, cordoned: int, held: tuple[recovery.CordonOrder, ...]
     ) -> list[ExternalCondition]:
-        """The alerts recovery keeps firing: the open breaker and each escalated node."""
-        conditions = []
+        """The alerts recovery keeps firing: the open breaker, escalations, failed drains."""
+        conditions = [
+            ExternalCondition(
+                node,
+                SCHEDULER_KEY,
+                "warning",
+                f"scheduler {self.scheduler.name} did not {owed.call} the node: {owed.error}; "
+                f"retrying every {SCHEDULER_RETRY_S:g} s",
+                (),
+            )
+            for node, owed in sorted(self.unsynced.items())
+        ]
         if held:
             limit = self.settings.max_cordoned_fraction
             conditions.append(
