@@ -562,6 +562,17 @@ def test_valid_config_passes_validate(tmp_path: Path) -> None:
 # --- GPU health thresholds -----------------------------------------------------------------
 
 
+def test_alert_temperatures_of_an_earlier_release_are_read_as_node_settings(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`alerts.gpu_temp_*` from an earlier cluster.yaml still loads, as the node setting."""
+    text = "alerts:\n  gpu_temp_warning_c: 78\nworkers:\n  - name: gpu1\n    ip: 192.168.1.10\n"
+    path = write(tmp_path / "cluster.yaml", text)
+    (node,) = config.load(path).nodes
+    assert (node.gpu_temp_warning_c, node.gpu_temp_critical_c) == (78, 92)
+    assert f"{path}:2: alerts.gpu_temp_warning_c is now the node setting" in caplog.text
+
+
 def test_temperature_warning_must_be_below_critical(tmp_path: Path) -> None:
     """A worker whose resolved warning is not below its critical fails, naming its line."""
     text = (

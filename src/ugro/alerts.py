@@ -254,19 +254,6 @@ class AlertEngine:
             found[f"check:{c.name}"] = _Condition(
                 severity, f"{c.name} check {c.status.label}", (c.message,), check=c.name
             )
-        temps = [(g.temperature_c, g.index) for g in verdict.gpus if g.temperature_c is not None]
-        if temps:
-            hottest, index = max(temps)
-            s = self.settings
-            if hottest >= s.gpu_temp_warning_c:
-                severity = "critical" if hottest >= s.gpu_temp_critical_c else "warning"
-                limit = s.gpu_temp_critical_c if severity == "critical" else s.gpu_temp_warning_c
-                found["gpu_temperature"] = _Condition(
-                    severity,
-                    f"GPU {index} at {hottest:g} °C",
-                    (f"threshold {limit:g} °C",),
-                    check="gpu",
-                )
         return found
 
     def _reconcile(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import logging
 import re
 import shlex
 import socket
@@ -65,6 +66,8 @@ _HOSTNAME = re.compile(
 _DOTTED = re.compile(r"^[0-9.]+$")
 
 Seconds = Annotated[float, Field(gt=0, le=3600)]
+
+log = logging.getLogger(__name__)
 
 # From the exporter range of Prometheus's default port allocations; 9090, 9091, 9093 (the
 # Prometheus stack), 9100 (node_exporter), 9115 (blackbox) and 9400 (dcgm-exporter) are taken
@@ -290,8 +293,6 @@ class AlertSettings(_Model):
     """When alerts are raised, repeated and grouped, and where they go."""
 
     cluster: str = "default"
-    gpu_temp_warning_c: float = 80
-    gpu_temp_critical_c: float = 85
     repeat_interval_s: float = Field(default=4 * 3600, gt=0)
     flap_changes: int = Field(default=4, ge=2)
     flap_window_s: float = Field(default=3600, gt=0)
@@ -489,6 +490,7 @@ def parse_text(text: str, origin: str) -> ClusterConfig:
         raise ConfigError(
             f"{origin}:1: expected a mapping with a 'workers' list at the top level, got {kind}"
         )
+    _moved_keys(data, origin, lines)
     problems = _duplicate_names(data, origin, lines)
     try:
         parsed = ClusterConfig.model_validate(data)
@@ -525,6 +527,36 @@ def _resolved_problems(
             f"({node.gpu_temp_critical_c:g}) for worker {node.name!r}"
         )
     return problems
+
+
+# Keys of earlier releases that now live elsewhere: (section, key) → the top-level key.
+_MOVED = {
+    ("alerts", "gpu_temp_warning_c"): "gpu_temp_warning_c",
+    ("alerts", "gpu_temp_critical_c"): "gpu_temp_critical_c",
+}
+
+
+def _moved_keys(data: dict[str, Any], origin: str, lines: dict[tuple[str | int, ...], int]) -> None:
+    """Read a key of an earlier release where it lives now, and say so once in the log.
+
+    A file that loaded before must load after an upgrade; the top-level value wins when both
+    are given.
+    """
+    for (section, key), target in _MOVED.items():
+        part = data.get(section)
+        if not isinstance(part, dict) or key not in part:
+            continue
+        value = part.pop(key)
+        data.setdefault(target, value)
+        log.warning(
+            "%s:%s: %s.%s is now the node setting `%s` (top level or per worker); "
+            "read as that, please move it",
+            origin,
+            lines.get((section, key), 1),
+            section,
+            key,
+            target,
+        )
 
 
 def _duplicate_names(

@@ -44,8 +44,6 @@ CREDIT = {
 # The checks the 90 % rule counts (module docstring).
 CORE = frozenset({"ssh", "gpu", "torch", "disk", "latency"})
 
-GPU_HOT_C = 80
-GPU_CRITICAL_C = 85
 GPU_MEMORY_FULL = 0.9
 LOAD_PER_CPU = 2.0
 MEMORY_LOW = 0.10
@@ -62,17 +60,12 @@ class Pressure:
 
 
 def pressures(gpus: tuple[GpuMetrics, ...], host: HostMetrics | None) -> list[Pressure]:
-    """Pressure in the detailed metrics: GPU readings weigh on `gpu`, host ones on `ssh`."""
+    """Pressure in the detailed metrics: GPU readings weigh on `gpu`, host ones on `ssh`.
+
+    Temperature is not pressure: the `temperature` check judges it, against the node's own
+    thresholds.
+    """
     found = []
-    temps = [(g.temperature_c, g.index) for g in gpus if g.temperature_c is not None]
-    if temps:
-        hottest, index = max(temps)
-        if hottest >= GPU_CRITICAL_C:
-            text = f"GPU {index} at {hottest:g} °C (≥ {GPU_CRITICAL_C} °C): check cooling"
-            found.append(Pressure("gpu", Fraction(3, 5), Alert("critical", text)))
-        elif hottest >= GPU_HOT_C:
-            text = f"GPU {index} at {hottest:g} °C (≥ {GPU_HOT_C} °C)"
-            found.append(Pressure("gpu", Fraction(1, 5), Alert("warning", text)))
     full = [
         str(g.index)
         for g in gpus
