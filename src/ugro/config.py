@@ -91,6 +91,17 @@ def _address(value: str) -> str:
     return value
 
 
+def _command(value: str, if_empty: str) -> str:
+    """`value` when it splits like a shell command line into at least one word."""
+    try:
+        argv = shlex.split(value)
+    except ValueError as exc:
+        raise ValueError(f"cannot split into a command: {exc}") from None
+    if not argv:
+        raise ValueError(if_empty)
+    return value
+
+
 class Timeouts(_Model):
     """Seconds each step may take before it counts as failed."""
 
@@ -161,13 +172,7 @@ class NodeSettings(_Model):
     @field_validator("python")
     @classmethod
     def _python_is_argv(cls, value: str) -> str:
-        try:
-            argv = shlex.split(value)
-        except ValueError as exc:
-            raise ValueError(f"cannot split into a command: {exc}") from None
-        if not argv:
-            raise ValueError("must name an interpreter, e.g. python3 or /opt/venv/bin/python")
-        return value
+        return _command(value, "must name an interpreter, e.g. python3 or /opt/venv/bin/python")
 
     @field_validator("disk_paths")
     @classmethod
@@ -320,13 +325,7 @@ class SlurmSettings(_Model):
     @field_validator("scontrol")
     @classmethod
     def _scontrol_is_argv(cls, value: str) -> str:
-        try:
-            argv = shlex.split(value)
-        except ValueError as exc:
-            raise ValueError(f"cannot split into a command: {exc}") from None
-        if not argv:
-            raise ValueError("must name the scontrol program, e.g. scontrol or /usr/bin/scontrol")
-        return value
+        return _command(value, "must name the scontrol program, e.g. scontrol or /usr/bin/scontrol")
 
 
 class RecoveryAction(_Model):

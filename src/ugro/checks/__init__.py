@@ -6,9 +6,10 @@ they raise into a result that names the check.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -72,6 +73,22 @@ class RemoteCheck(Check):
         """Run the command on the node and evaluate what came back."""
         result = await session.run(self.command(node), timeout=self.timeout(node))
         return self.evaluate(result, node)
+
+
+def probe_report(stdout: str, marker: str) -> dict[str, Any] | None:
+    """The JSON object a node-side probe printed after `marker`, on the last such line.
+
+    Other lines (a conda banner, a warning) are ignored; None when there is no such line, or
+    it is cut short or not an object.
+    """
+    for line in reversed(stdout.splitlines()):
+        if line.startswith(marker):
+            try:
+                data = json.loads(line.removeprefix(marker))
+            except ValueError:
+                return None
+            return data if isinstance(data, dict) else None
+    return None
 
 
 _REGISTRY: dict[str, Check] = {}

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ugro.checks import Check, Context
+from ugro.checks import Check, Context, probe_report
 from ugro.model import CommandResult, Evaluation, Status
 
 if TYPE_CHECKING:
@@ -234,7 +234,7 @@ def evaluate(result: CommandResult, node: Worker) -> Evaluation:  # noqa: PLR091
             Status.FAIL,
             f"{node.python!r} not found on the node: set `python:` in cluster.yaml",
         )
-    report = _report(result.stdout)
+    report = probe_report(result.stdout, MARKER)
     if report is None:
         said = (result.stderr or result.stdout).strip().splitlines()
         return Evaluation(
@@ -311,18 +311,6 @@ def _problem(gpu: dict[str, Any], scale: float) -> str | None:
 
 def _ms(value: float) -> str:
     return f"{value:.3g} ms" if value < 10 else f"{value:.0f} ms"
-
-
-def _report(stdout: str) -> dict[str, Any] | None:
-    """The probe's JSON line; None when there is none, or it is cut short or garbled."""
-    for line in reversed(stdout.splitlines()):
-        if line.startswith(MARKER):
-            try:
-                data = json.loads(line.removeprefix(MARKER))
-            except ValueError:
-                return None
-            return data if isinstance(data, dict) else None
-    return None
 
 
 CHECK = Deep()

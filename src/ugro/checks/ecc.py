@@ -27,7 +27,6 @@ class Ecc(GpuHealthCheck):
     name = "ecc"
     weight = 5
     reading = "ECC counts"
-    hang_hint = "nvidia-smi hung: the driver is wedged; check `dmesg | grep -i xid` and reboot"
 
     def judge(  # noqa: C901 - one pass sorts every GPU into its verdict
         self, rows: tuple[GpuRow, ...], node: Worker

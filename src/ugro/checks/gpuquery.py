@@ -19,7 +19,7 @@ from abc import abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ugro.checks import Context, RemoteCheck
+from ugro.checks import Check, Context, RemoteCheck
 from ugro.checks.gpu import failure
 from ugro.errors import CommandTimeout
 from ugro.model import CommandResult, Evaluation, Status
@@ -157,15 +157,21 @@ def hung(reading: str, timeout: float) -> Evaluation:
     )
 
 
-class GpuHealthCheck(RemoteCheck):
-    """A GPU health check that reads the shared query and judges its own fields."""
+class GpuHealth(Check):
+    """A GPU health check: it runs only on nodes that expect GPUs."""
 
-    # Names the reading in messages ("cannot read ECC counts: ...").
-    reading: str = "GPU readings"
+    hang_hint = "nvidia-smi hung: the driver is wedged; check `dmesg | grep -i xid` and reboot"
 
     def applies(self, node: Worker) -> bool:
         """Only nodes that expect GPUs have any to check."""
         return node.gpus > 0
+
+
+class GpuHealthCheck(GpuHealth, RemoteCheck):
+    """A GPU health check that reads the shared query and judges its own fields."""
+
+    # Names the reading in messages ("cannot read ECC counts: ...").
+    reading: str = "GPU readings"
 
     def command(self, node: Worker) -> str:  # noqa: ARG002 - the shared query is the same everywhere
         """The shared nvidia-smi query (module docstring)."""

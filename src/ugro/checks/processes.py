@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
-from ugro.checks import Check, Context
 from ugro.checks.gpu import failure
 from ugro.checks.gpuquery import COMMAND as SHARED_QUERY
-from ugro.checks.gpuquery import GpuRow, hung, parse, query
+from ugro.checks.gpuquery import GpuHealth, GpuRow, hung, parse, query
 from ugro.model import CommandResult, Evaluation, Status
 
 if TYPE_CHECKING:
+    from ugro.checks import Context
     from ugro.config import Worker
     from ugro.transport import Session
 
@@ -97,16 +97,11 @@ def _who(holder: Holder) -> str:
     return f"{PurePosixPath(holder.name).name} (pid {holder.pid}{held})"
 
 
-class Processes(Check):
+class Processes(GpuHealth):
     """WARN when GPU memory is held by a zombie or by a process the node does not have."""
 
     name = "processes"
     weight = 5
-    hang_hint = "nvidia-smi hung: the driver is wedged; check `dmesg | grep -i xid` and reboot"
-
-    def applies(self, node: Worker) -> bool:
-        """Only nodes that expect GPUs have any to check."""
-        return node.gpus > 0
 
     async def run(self, node: Worker, session: Session, context: Context) -> Evaluation:
         """List GPU memory holders and the node's processes concurrently."""

@@ -15,13 +15,13 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from ugro.checks import Check, Context
 from ugro.checks.gpu import failure
 from ugro.checks.gpuquery import COMMAND as SHARED_QUERY
-from ugro.checks.gpuquery import GpuRow, driver_versions, hung, models, parse, query
+from ugro.checks.gpuquery import GpuHealth, GpuRow, driver_versions, hung, models, parse, query
 from ugro.model import CommandResult, Evaluation, Status
 
 if TYPE_CHECKING:
+    from ugro.checks import Context
     from ugro.config import Worker
     from ugro.transport import Session
 
@@ -69,16 +69,11 @@ def parse_remapped(stdout: str) -> dict[str, tuple[str, ...]] | None:
     return rows
 
 
-class Remap(Check):
+class Remap(GpuHealth):
     """FAIL when a row remap or page retirement is pending, or a remap failed."""
 
     name = "remap"
     weight = 5
-    hang_hint = "nvidia-smi hung: the driver is wedged; check `dmesg | grep -i xid` and reboot"
-
-    def applies(self, node: Worker) -> bool:
-        """Only nodes that expect GPUs have any to check."""
-        return node.gpus > 0
 
     async def run(self, node: Worker, session: Session, context: Context) -> Evaluation:
         """Read the remapped rows and the shared query (retired pages) concurrently."""

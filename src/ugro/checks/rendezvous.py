@@ -12,11 +12,10 @@ unreachable and an unknown name apart.
 
 from __future__ import annotations
 
-import json
 import shlex
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ugro.checks import RemoteCheck
+from ugro.checks import RemoteCheck, probe_report
 from ugro.model import CommandResult, Evaluation, Status
 
 if TYPE_CHECKING:
@@ -93,7 +92,7 @@ class Rendezvous(RemoteCheck):
                 f"{node.python!r} not found on the node, so it cannot test the way to "
                 f"{target}: set `python:` in cluster.yaml",
             )
-        out = _report(result.stdout)
+        out = probe_report(result.stdout, MARKER)
         if out is None:
             said = (result.stderr or result.stdout).strip().splitlines()
             return Evaluation(
@@ -139,18 +138,6 @@ class Rendezvous(RemoteCheck):
                 "ms",
             )
         return Evaluation(Status.UNKNOWN, f"rendezvous report not understood: {out!r}")
-
-
-def _report(stdout: str) -> dict[str, Any] | None:
-    """The probe's JSON line, or None when there is none or it is cut short."""
-    for line in reversed(stdout.splitlines()):
-        if line.startswith(MARKER):
-            try:
-                data = json.loads(line.removeprefix(MARKER))
-            except ValueError:
-                return None
-            return data if isinstance(data, dict) else None
-    return None
 
 
 CHECK = Rendezvous()

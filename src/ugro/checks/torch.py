@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from ugro.checks import RemoteCheck
+from ugro.checks import RemoteCheck, probe_report
 from ugro.model import CommandResult, Evaluation, Status
 
 if TYPE_CHECKING:
@@ -80,7 +79,7 @@ class Torch(RemoteCheck):
 
         The versions the probe saw travel with the verdict, whatever it is.
         """
-        info = _report(result.stdout)
+        info = probe_report(result.stdout, MARKER)
         evaluation = self._judge(result, info, node)
         if info is None:
             return evaluation
@@ -150,17 +149,6 @@ class Torch(RemoteCheck):
             value=devices,
             unit="devices",
         )
-
-
-def _report(stdout: str) -> dict[str, Any] | None:
-    """The probe's JSON line; other lines (a conda banner, a warning) are ignored."""
-    for line in reversed(stdout.splitlines()):
-        if line.startswith(MARKER):
-            data = json.loads(line.removeprefix(MARKER))
-            if not isinstance(data, dict):
-                raise ValueError(f"torch report is not an object: {line!r}")
-            return data
-    return None
 
 
 CHECK = Torch()

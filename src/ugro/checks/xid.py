@@ -28,12 +28,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from ugro.checks import Check, Context
 from ugro.checks.gpuquery import COMMAND as SHARED_QUERY
-from ugro.checks.gpuquery import GpuRow, parse, query
+from ugro.checks.gpuquery import GpuHealth, GpuRow, parse, query
 from ugro.model import CommandResult, Evaluation, Status
 
 if TYPE_CHECKING:
+    from ugro.checks import Context
     from ugro.config import Worker
     from ugro.transport import Session
 
@@ -198,7 +198,7 @@ def _time(when: float) -> str:
     return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-class Xid(Check):
+class Xid(GpuHealth):
     """FAIL on hardware Xids logged since the last check; application Xids are only shown."""
 
     name = "xid"
