@@ -20,6 +20,16 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 
+def read(path: Path) -> bytes | None:
+    """The file's bytes; None when there is no file; StateError when it cannot be read."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StateError(f"{path}: cannot read: {exc.strerror}") from None
+
+
 def write(path: Path, data: bytes) -> None:
     """Replace `path` with `data`, mode 0600; StateError, and no temp file left, on failure."""
     try:

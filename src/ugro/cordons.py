@@ -92,12 +92,9 @@ class CordonStore:
         A corrupt file is never rebuilt silently: it holds operators' decisions, so it is
         reported and left for a person to fix.
         """
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
+        raw = atomicfile.read(self.path)
+        if raw is None:
             return {}
-        except OSError as exc:
-            raise StateError(f"{self.path}: cannot read: {exc.strerror}") from None
         try:
             cordons = self._parse(raw)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:

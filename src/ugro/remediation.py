@@ -72,12 +72,9 @@ class RemediationStore:
 
     def read(self) -> dict[str, NodeRemediation]:
         """Every node's record; empty without a file; StateError when unreadable or corrupt."""
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
+        raw = atomicfile.read(self.path)
+        if raw is None:
             return {}
-        except OSError as exc:
-            raise StateError(f"{self.path}: cannot read: {exc.strerror}") from None
         try:
             return _parse(json.loads(raw))
         except (AttributeError, KeyError, TypeError, ValueError) as exc:

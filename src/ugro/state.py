@@ -127,12 +127,9 @@ class StateStore:
         return self._read(repair=False)
 
     def _read(self, *, repair: bool) -> ClusterState | None:
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
+        raw = atomicfile.read(self.path)
+        if raw is None:
             return None
-        except OSError as exc:
-            raise StateError(f"{self.path}: cannot read: {exc.strerror}") from None
         try:
             return ClusterState.from_json(self._document(raw))
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
