@@ -123,14 +123,14 @@ SINCE = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
             verdict(),
             Cordon("gpu1", "manual", "fan replaced, burn-in", SINCE, user="alice"),
             0,
-            ["cordoned by alice since 2026-11-28 09:30:00Z: fan replaced, burn-in"],
+            ["cordoned by alice (manual) since 2026-11-28 09:30:00Z: fan replaced, burn-in"],
             id="cordoned-by-a-person",
         ),
         pytest.param(
             verdict(),
             Cordon("gpu1", "ugro", "unhealthy 3 times in 1 h", SINCE),
             0,
-            ["cordoned by ugro (automatic) since 2026-11-28 09:30:00Z: unhealthy 3 times in 1 h"],
+            ["cordoned by ugro since 2026-11-28 09:30:00Z: unhealthy 3 times in 1 h"],
             id="cordoned-by-ugro",
         ),
         pytest.param(
@@ -165,7 +165,7 @@ SINCE = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
             0,
             [
                 "unreachable: ssh: connection refused on port 22",
-                "cordoned by bob since 2026-11-28 09:30:00Z: RMA",
+                "cordoned by bob (manual) since 2026-11-28 09:30:00Z: RMA",
             ],
             id="every-reason-is-given",
         ),

@@ -114,7 +114,7 @@ def test_hosts_min_score_and_cordons(tmp_path: Path) -> None:
     ran = run_ugro("--config", cfg, "hosts", "--min-score", "80")
     assert ran.out == "10.0.0.1\n"
     assert "left out gpu2: score 70 below the minimum 80" in ran.err
-    assert "left out gpu3: cordoned by alice since " in ran.err
+    assert "left out gpu3: cordoned by alice (manual) since " in ran.err
 
 
 def test_hosts_without_a_usable_node_exits_1(tmp_path: Path) -> None:
@@ -195,7 +195,7 @@ def test_preflight_refuses_and_names_the_nodes_out(tmp_path: Path) -> None:
     assert not marker.exists()
     assert "preflight: NOT ready: 2 nodes needed, 1 usable" in ran.err
     assert "  gpu2: unhealthy: gpu: the NVIDIA driver is not loaded (exit 9)" in ran.err
-    assert "  gpu3: cordoned by alice since " in ran.err
+    assert "  gpu3: cordoned by alice (manual) since " in ran.err
     assert ": bad fan" in ran.err
     assert "not running touch: too few usable nodes" in ran.err
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from ugro.model import NodeStatus, NodeVerdict, Status
-from ugro.report import Row
+from ugro.report import Row, age
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping, Sequence
@@ -99,7 +99,7 @@ def judge(  # noqa: PLR0913 - the keyword-only inputs of one pure decision
         gpus = len(verdict.gpus) if verdict.gpus else node.gpus
         reasons.extend(_health_reasons(verdict, row, min_score))
     if cordon is not None:
-        reasons.append(_cordon_reason(cordon))
+        reasons.append(f"cordoned {cordon.describe()}")
     return Gate(node.name, address_of(node, hostname), gpus, score, status, age, tuple(reasons))
 
 
@@ -107,7 +107,7 @@ def _health_reasons(verdict: NodeVerdict, row: Row, min_score: float) -> list[st
     reasons: list[str] = []
     if row.status is NodeStatus.STALE:
         reasons.append(
-            f"stale: last checked {_age(row.age_s)} ago ({verdict.status.value} then); "
+            f"stale: last checked {age(row.age_s)} ago ({verdict.status.value} then); "
             "no fresh verdict"
         )
         return reasons
@@ -134,22 +134,6 @@ def _problems(status: NodeStatus, verdict: NodeVerdict) -> str:
     failing = [c for c in verdict.checks if c.status is Status.FAIL] or list(verdict.failing())
     detail = "; ".join(f"{c.name}: {c.message}" for c in failing)
     return f"{status.value}: {detail}" if detail else status.value
-
-
-def _cordon_reason(cordon: Cordon) -> str:
-    who = "ugro (automatic)" if cordon.by == "ugro" else (cordon.user or "an operator")
-    since = cordon.since.strftime("%Y-%m-%d %H:%M:%SZ")
-    return f"cordoned by {who} since {since}: {cordon.reason}"
-
-
-def _age(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f}s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 36 * 3600:
-        return f"{seconds / 3600:.0f}h"
-    return f"{seconds / 86400:.0f}d"
 
 
 def gates(  # noqa: PLR0913 - the keyword-only inputs of one pure decision

@@ -143,7 +143,7 @@ def print_table(rows: Sequence[Row], *, footer: str | None = None) -> None:
         v = row.verdict
         problems = "\n".join(a.text for a in v.alerts) or "-"
         if row.status is NodeStatus.STALE:
-            problems = f"last checked {_age(row.age_s)} ago ({v.status.value} then)\n" + problems
+            problems = f"last checked {age(row.age_s)} ago ({v.status.value} then)\n" + problems
         status = Text(row.status.value, style=_STYLE[row.status])
         if row.cordon is not None:
             own = [] if problems == "-" else [problems]
@@ -153,7 +153,7 @@ def print_table(rows: Sequence[Row], *, footer: str | None = None) -> None:
             v.name,
             status,
             f"{v.health_score:.0f}",
-            f"{_age(row.age_s)} ago",
+            f"{age(row.age_s)} ago",
             # Text, not markup: messages quote what nodes printed, brackets included.
             Text(problems),
         )
@@ -163,7 +163,8 @@ def print_table(rows: Sequence[Row], *, footer: str | None = None) -> None:
         console.print(Text(footer))
 
 
-def _age(seconds: float) -> str:
+def age(seconds: float) -> str:
+    """A duration as people say it: 45s, 12m, 3h, 2d."""
     if seconds < 90:
         return f"{seconds:.0f}s"
     if seconds < 90 * 60:
