@@ -342,6 +342,8 @@ def test_exposition_has_every_family(exposition: str) -> None:
         "ugro_host_cpus",
         "ugro_host_memory_available_bytes",
         "ugro_host_memory_total_bytes",
+        "ugro_node_version_info",
+        "ugro_node_cordoned",
     }
     assert set(served) == expected
     assert nodes_in(exposition) == {"h0", "h1", "h2"}

@@ -77,6 +77,24 @@ class StateCollector(Collector):
                 [((), state.daemon.last_sweep_duration_s or 0.0)],
             )
         yield from _node_families(list(state.nodes.values()), now, state.stale_after_s, interval)
+        yield from _cordon_family(list(state.nodes))
+
+
+def _cordon_family(nodes: list[str]) -> Iterator[Metric]:
+    """ugro_node_cordoned from the cordons file; left out when that cannot be read."""
+    from ugro.cordons import CordonStore
+
+    try:
+        cordons = CordonStore().read()
+    except StateError as exc:
+        log.warning("exporter cannot read the cordons: %s", exc)
+        return
+    yield _gauge(
+        "ugro_node_cordoned",
+        "1 when the node is cordoned (kept out of launches), by a person or by ugro.",
+        ["node"],
+        [((n,), float(n in cordons)) for n in nodes],
+    )
 
 
 def _gauge(
@@ -155,6 +173,12 @@ def _node_families(
         "Size of the filesystem under each configured path.",
         ["node", "path", "mountpoint"],
         [((v.name, d.path, d.mount), float(d.total_bytes)) for v in verdicts for d in v.disks],
+    )
+    yield _gauge(
+        "ugro_node_version_info",
+        "1 for each software version the node reported (driver, cuda, torch, nccl, python).",
+        ["node", "component", "version"],
+        [((v.name, k, version), 1.0) for v in verdicts for k, version in v.versions.items()],
     )
     yield from _gpu_families(verdicts)
     yield from _host_families(verdicts)
