@@ -1,25 +1,36 @@
 """How a sweep scales to 10, 50 and 100 nodes, against the ways people check nodes today.
 
 Starts real OpenSSH servers on loopback (the test harness `tests/sshcluster.py`: one sshd
-per node on 127.0.0.10+i, stubbed nvidia-smi and a fake torch) and measures, per N:
+per node on 127.0.0.10+i, stubbed nvidia-smi and a fake torch) and measures, per N, for two
+configs side by side (their repetitions interleaved, over the same connections):
 
-* ugro's cold sweep (new `Transports()` each time: connect, then the five checks) and warm
-  sweep (connections kept, one long-lived event loop): wall and CPU seconds of this process;
-* a bare asyncssh fan-out of the same four remote commands over already-open connections,
-  the lower bound for a warm sweep;
+* core: `checks:` the five core checks (`config.CORE_CHECKS`), four remote commands a node;
+* default: no `checks:` (`config.DEFAULT_CHECKS`: the core five and the seven GPU health
+  checks), each distinct remote command once a node (`monitor._SharedCommands`);
+
+and for each:
+
+* ugro's warm sweep (connections kept, one long-lived event loop): wall and CPU seconds of
+  this process; for core also without the latency check;
+* a bare asyncssh fan-out of exactly that config's distinct remote commands over
+  already-open connections, the lower bound for a warm sweep;
+
+then ugro's cold sweep of the default config (new `Transports()` each time: connect, then the
+checks), and, for the core commands only (reference figures):
+
 * the naive sequential loop, one `ssh` process per node and command, one after another;
 * parallel ssh: one `ssh` process per node and command, all at once (at most 64 running).
 
 Then, at the largest N: `ugro health` and `ugro health --json` on a state file of that many
-nodes against a bare interpreter start, and the daemon's CPU share and peak RSS while it
-monitors them every 10 s.
+nodes (default checks) against a bare interpreter start, and the daemon's CPU share and peak
+RSS while it monitors them (default checks) every 10 s.
 
 The "remote" commands run on this machine too (sshd, sh, the stubs), so on a small machine
 every figure includes the servers' work competing for the same cores; CPU figures for ugro
 are its own process only.
 
     .venv/bin/python benchmarks/sweep_scaling.py [--nodes 10 50 100] [--reps 5]
-        [--daemon-s 120] [--profile]
+        [--daemon-s 120] [--profile] [--skip naive parallel daemon health]
 
 Needs root (the harness's sshd must switch users) and /usr/sbin/sshd.
 """
@@ -40,6 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +59,18 @@ import asyncssh
 import psutil
 
 from ugro import config, monitor
-from ugro.checks import disk, gpu, reachability, torch
+from ugro.checks import (
+    Context,
+    disk,
+    gpu,
+    gpuquery,
+    processes,
+    reachability,
+    registry,
+    remap,
+    torch,
+    xid,
+)
 from ugro.model import NodeStatus
 from ugro.state import StateStore
 
@@ -56,7 +79,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from sshcluster import TestCluster  # noqa: E402
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Sequence
 
     from ugro.config import Worker
 
@@ -70,6 +93,11 @@ NAIVE_BUDGET_S = 60.0
 PARALLEL_BUDGET_S = 40.0
 PARALLEL_MIN_REPS = 3
 HEALTH_RUNS = 15
+#: The two configs measured side by side: their `checks:` lists (None: not given).
+CONFIGS: dict[str, list[config.CheckName] | None] = {
+    "core": list(config.CORE_CHECKS),
+    "default": None,
+}
 #: Top-level cluster.yaml keys added to every generated config (--max-latency-ms).
 CONFIG_EXTRA: dict[str, Any] = {}
 
@@ -90,14 +118,42 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def check_commands(name: str, node: Worker) -> list[str]:
+    """The remote commands check `name` runs on `node` (see src/ugro/checks/)."""
+    # A sweep without `previous` gives every node this context: xid reads a full lookback.
+    window = xid.window_s(node, Context(previous_check=None), datetime.now(UTC))
+    shared = gpuquery.COMMAND  # the GPU health checks' one nvidia-smi query
+    known = {
+        "ssh": [reachability.COMMAND],
+        "gpu": [gpu.COMMAND],
+        "torch": [torch.Torch().command(node)],
+        "disk": [disk.Disk().command(node)],
+        "latency": [],  # TCP probes from this machine, no remote command
+        "ecc": [shared],
+        "throttle": [shared],
+        "pcie": [shared],
+        "temperature": [shared],
+        "remap": [remap.COMMAND, shared],
+        "xid": [xid.command(window), shared],
+        "processes": [processes.COMMAND, processes.PS_COMMAND, shared],
+    }
+    if name not in known:
+        raise ValueError(f"no remote commands known for check {name!r}; add them here")
+    return known[name]
+
+
 def commands(node: Worker) -> list[str]:
-    """The four remote commands ugro runs on a node (latency is a local TCP probe)."""
-    return [
-        reachability.COMMAND,
-        gpu.COMMAND,
-        torch.Torch().command(node),
-        disk.Disk().command(node),
-    ]
+    """The distinct remote commands one node check runs for `node.checks`, in first-use order.
+
+    Checks that do not apply to the node (GPU checks on `gpus: 0`, rendezvous without a
+    master, deep without `deep: true`) run nothing; a command several checks share runs once.
+    """
+    checks = registry()
+    found: dict[str, None] = {}
+    for name in node.checks:
+        if checks[name].applies(node):
+            found.update(dict.fromkeys(check_commands(name, node)))
+    return list(found)
 
 
 def ssh_argv(cluster: TestCluster, node: Worker, command: str) -> list[str]:
@@ -144,7 +200,7 @@ def not_healthy(verdicts: list[Any]) -> list[str]:
 
 
 def cold(nodes: list[Worker], reps: int) -> tuple[list[float], list[float], list[str]]:
-    """New Transports (and event loop) each repetition: connect + five checks per node."""
+    """New Transports (and event loop) each repetition: connect + the nodes' checks."""
     walls, cpus, problems = [], [], []
 
     async def once() -> list[Any]:
@@ -163,38 +219,74 @@ def cold(nodes: list[Worker], reps: int) -> tuple[list[float], list[float], list
     return walls, cpus, problems
 
 
-async def timed_async(
-    reps: int, call: Callable[[], Awaitable[Any]]
-) -> tuple[list[float], list[float], list[Any]]:
-    """Await `call()` `reps` times: wall seconds, CPU seconds, results."""
-    walls, cpus, results = [], [], []
+Timed = tuple[list[float], list[float], list[Any]]
+
+
+async def interleaved(
+    reps: int, calls: dict[str, Callable[[], Awaitable[Any]]]
+) -> dict[str, Timed]:
+    """Await each of `calls` in turn, `reps` rounds: wall seconds, CPU seconds, results.
+
+    Interleaving keeps a shared machine's load drifting evenly over the variants compared.
+    """
+    out: dict[str, Timed] = {key: ([], [], []) for key in calls}
     for _ in range(reps):
-        w0, c0 = time.perf_counter(), time.process_time()
-        results.append(await call())
-        walls.append(time.perf_counter() - w0)
-        cpus.append(time.process_time() - c0)
-    return walls, cpus, results
+        for key, call in calls.items():
+            walls, cpus, results = out[key]
+            w0, c0 = time.perf_counter(), time.process_time()
+            results.append(await call())
+            walls.append(time.perf_counter() - w0)
+            cpus.append(time.process_time() - c0)
+    return out
+
+
+def sweeper(
+    nodes: Sequence[Worker], transports: monitor.Transports
+) -> Callable[[], Awaitable[Any]]:
+    """A call that sweeps `nodes` over `transports`."""
+    return lambda: monitor.sweep(nodes, transports)
+
+
+def fan_out(cmds: list[tuple[asyncssh.SSHClientConnection, str]]) -> Callable[[], Awaitable[Any]]:
+    """A call that runs every (connection, command) at once, as bare asyncssh."""
+
+    async def run() -> list[Any]:
+        return await asyncio.gather(*(c.run(cmd, check=True, timeout=30) for c, cmd in cmds))
+
+    return run
 
 
 async def warm_and_bare(
-    cluster: TestCluster, nodes: list[Worker], reps: int, profile: bool
+    cluster: TestCluster, configs: dict[str, list[Worker]], reps: int, profile: bool
 ) -> dict[str, Any]:
-    """Warm ugro sweeps and the bare asyncssh fan-out, in one long-lived loop."""
+    """Warm ugro sweeps and the bare asyncssh fan-out of each config, in one long-lived loop.
+
+    Every config has the same nodes (only `checks` differs), so they share the connections.
+    """
+    nodes = configs["default"]
     transports = monitor.Transports()
     out: dict[str, Any] = {}
     try:
         await monitor.sweep(nodes, transports)  # open the connections
         probes0 = listeners_children_cpu(cluster, len(nodes))
-        walls, cpus, results = await timed_async(reps, lambda: monitor.sweep(nodes, transports))
-        out["probe_server_cpu"] = (listeners_children_cpu(cluster, len(nodes)) - probes0) / reps
-        out["warm"] = (walls, cpus, [p for r in results for p in not_healthy(r)])
-        out["verdicts"] = results[-1]
-        # The same warm sweep without the latency check: its TCP probes make each sshd fork
+        timed = await interleaved(
+            reps, {key: sweeper(workers, transports) for key, workers in configs.items()}
+        )
+        out["probe_server_cpu"] = (listeners_children_cpu(cluster, len(nodes)) - probes0) / (
+            reps * len(configs)
+        )
+        out["warm"] = {
+            key: (walls, cpus, [p for r in results for p in not_healthy(r)])
+            for key, (walls, cpus, results) in timed.items()
+        }
+        out["verdicts"] = {key: results[-1] for key, (_, _, results) in timed.items()}
+        # The core warm sweep without the latency check: its TCP probes make each sshd fork
         # (and re-exec) a child per probe, work that competes for the same cores here.
         remote_only = [
-            n.model_copy(update={"checks": ["ssh", "gpu", "torch", "disk"]}) for n in nodes
+            n.model_copy(update={"checks": [c for c in n.checks if c != "latency"]})
+            for n in configs["core"]
         ]
-        walls, cpus, _ = await timed_async(reps, lambda: monitor.sweep(remote_only, transports))
+        walls, cpus, _ = (await interleaved(reps, {"": sweeper(remote_only, transports)}))[""]
         out["warm_nolat"] = (walls, cpus)
         if profile:
             prof = cProfile.Profile(time.process_time)  # CPU, not time spent preempted
@@ -219,14 +311,15 @@ async def warm_and_bare(
         )
     )
     try:
-        cmds = [(conn, cmd) for conn, n in zip(conns, nodes, strict=True) for cmd in commands(n)]
-
-        async def fan_out() -> list[Any]:
-            return await asyncio.gather(*(c.run(cmd, check=True, timeout=30) for c, cmd in cmds))
-
-        await fan_out()
-        walls, cpus, _ = await timed_async(reps, fan_out)
-        out["bare"] = (walls, cpus)
+        calls = {}
+        out["bare_commands"] = {}
+        for key, workers in configs.items():
+            cmds = [(c, cmd) for c, n in zip(conns, workers, strict=True) for cmd in commands(n)]
+            out["bare_commands"][key] = len(cmds) / len(workers)
+            calls[key] = fan_out(cmds)
+            await calls[key]()  # the first run of each command warms the page cache
+        timed = await interleaved(reps, calls)
+        out["bare"] = {key: (walls, cpus) for key, (walls, cpus, _) in timed.items()}
     finally:
         for conn in conns:
             conn.close()
@@ -399,72 +492,102 @@ def fmt_ratio(value: float) -> str:
     return f"{value:.1f}×" if value < 100 else f"{value:.0f}×"
 
 
+def configured(nodes: list[Worker]) -> dict[str, list[Worker]]:
+    """`nodes` as each of CONFIGS: with its `checks:`, or as loaded (no `checks:` given)."""
+    return {
+        key: nodes if checks is None else [n.model_copy(update={"checks": checks}) for n in nodes]
+        for key, checks in CONFIGS.items()
+    }
+
+
 def measure(
     cluster: TestCluster, nodes: list[Worker], args: argparse.Namespace, naive_per_node: float
 ) -> dict[str, Any]:
     """Every sweep variant at one N; `naive_per_node` (0: unknown) guides extrapolation."""
     n = len(nodes)
-    row: dict[str, Any] = {"cold": cold(nodes, args.reps)}
+    configs = configured(nodes)
+    row: dict[str, Any] = {"cold": cold(configs["default"], args.reps)}
     profile = args.profile and n == max(args.nodes)
-    row.update(asyncio.run(warm_and_bare(cluster, nodes, args.reps, profile)))
+    row.update(asyncio.run(warm_and_bare(cluster, configs, args.reps, profile)))
+    core = configs["core"]
     if "naive" not in args.skip:
         if naive_per_node * n > NAIVE_FULL_LIMIT_S:
             row["naive"] = ([naive_per_node * n], "extrapolated from the smallest N")
         else:
-            walls = [naive_once(cluster, nodes)]
+            walls = [naive_once(cluster, core)]
             while len(walls) < args.reps and sum(walls) + walls[0] <= NAIVE_BUDGET_S:
-                walls.append(naive_once(cluster, nodes))
+                walls.append(naive_once(cluster, core))
             row["naive"] = (walls, f"median of {len(walls)}")
     if "parallel" not in args.skip:
-        walls = [asyncio.run(parallel_once(cluster, nodes))]
+        walls = [asyncio.run(parallel_once(cluster, core))]
         while len(walls) < args.reps and (
             len(walls) < PARALLEL_MIN_REPS or sum(walls) + walls[0] <= PARALLEL_BUDGET_S
         ):
-            walls.append(asyncio.run(parallel_once(cluster, nodes)))
+            walls.append(asyncio.run(parallel_once(cluster, core)))
         row["parallel"] = (walls, f"median of {len(walls)}")
     return row
 
 
 def show(n: int, row: dict[str, Any]) -> None:
     """Print one N's table and ratios."""
-    (cw, cc, cp), (ww, wc, wp) = row["cold"], row["warm"]
-    (nw, nc), (bw, bc) = row["warm_nolat"], row["bare"]
-    print(f"\nN = {n}  ({4 * n} remote commands + {3 * n} TCP probes per ugro sweep)")
-    print(f"  {'':<34} {'wall s':>8} {'CPU s':>8}")
-    for name, walls, cpus in (
-        ("ugro cold sweep", cw, cc),
-        ("ugro warm sweep", ww, wc),
-        ("ugro warm, latency check off", nw, nc),
-        ("bare asyncssh fan-out (4 cmds)", bw, bc),
-    ):
-        print(f"  {name:<34} {median(walls):>8.3f} {median(cpus):>8.3f}")
+    cw, cc, cp = row["cold"]
+    warm, bare, per_node = row["warm"], row["bare"], row["bare_commands"]
+    (nw, nc) = row["warm_nolat"]
+    print(
+        f"\nN = {n}  (remote commands per node: core {per_node['core']:g}, "
+        f"default {per_node['default']:g}; plus 3 TCP probes per node)"
+    )
+    print(f"  {'':<40} {'wall s':>8} {'CPU s':>8}")
+    lines = [("ugro cold sweep, default checks", cw, cc)]
+    for key in CONFIGS:
+        lines += [
+            (f"ugro warm sweep, {key}", warm[key][0], warm[key][1]),
+            (f"bare asyncssh fan-out, {key} ({per_node[key]:g} cmds)", *bare[key]),
+        ]
+        if key == "core":
+            lines.append(("ugro warm, core, latency check off", nw, nc))
+    for name, walls, cpus in lines:
+        print(f"  {name:<40} {median(walls):>8.3f} {median(cpus):>8.3f}")
     for key, name in (
-        ("naive", "naive sequential ssh"),
-        ("parallel", "parallel ssh (≤64 at once)"),
+        ("naive", "naive sequential ssh, core"),
+        ("parallel", "parallel ssh (≤64 at once), core"),
     ):
         if key in row:
             walls, how = row[key]
-            print(f"  {name:<34} {median(walls):>8.2f} {'':>8}  ({how})")
+            print(f"  {name:<40} {median(walls):>8.2f} {'':>8}  ({how})")
+    for key in CONFIGS:
+        (ww, wc, _), (bw, bc) = warm[key], bare[key]
+        print(
+            f"  {key} warm / bare: {median(ww) / median(bw):.2f}× wall (target ≤ 1.2×), "
+            f"{median(wc) / median(bc):.2f}× CPU"
+        )
+    (bw, bc) = bare["core"]
     print(
-        f"  warm / bare: {median(ww) / median(bw):.2f}× wall (target ≤ 1.2×), "
-        f"{median(wc) / median(bc):.2f}× CPU"
-    )
-    print(
-        f"  warm without latency check / bare: {median(nw) / median(bw):.2f}× wall, "
+        f"  core warm without latency check / bare: {median(nw) / median(bw):.2f}× wall, "
         f"{median(nc) / median(bc):.2f}× CPU"
     )
+    (dw, dc, _), (kw, kc, _) = warm["default"], warm["core"]
+    (dbw, _), (kbw, _) = bare["default"], bare["core"]
+    print(
+        f"  default / core, ugro warm: {median(dw) / median(kw):.2f}× wall, "
+        f"{median(dc) / median(kc):.2f}× CPU; bare: {median(dbw) / median(kbw):.2f}× wall"
+    )
     if "naive" in row:
-        ratio = median(row["naive"][0]) / median(ww)
-        print(f"  naive / warm: {fmt_ratio(ratio)} (target ≥ 40×)")
+        ratio = median(row["naive"][0]) / median(kw)
+        print(f"  naive / core warm: {fmt_ratio(ratio)} (target ≥ 40×)")
     if "parallel" in row:
-        print(f"  parallel ssh / warm: {fmt_ratio(median(row['parallel'][0]) / median(ww))}")
-    print(f"  cold / warm: {fmt_ratio(median(cw) / median(ww))}")
+        print(f"  parallel ssh / core warm: {fmt_ratio(median(row['parallel'][0]) / median(kw))}")
+    print(f"  default cold / default warm: {fmt_ratio(median(cw) / median(dw))}")
     print(
         f"  sshd CPU spent on the latency check's {3 * n} TCP probes: "
         f"{row['probe_server_cpu']:.3f} s per warm sweep (this machine's cores, not ugro's)"
     )
-    bad = cp + wp
-    print(f"  verdicts not healthy: {len(bad)}" + (f" e.g. {bad[:3]}" if bad else ""))
+    for name, bad in (
+        ("cold default", cp),
+        ("warm core", warm["core"][2]),
+        ("warm default", warm["default"][2]),
+    ):
+        print(f"  verdicts not healthy, {name}: {len(bad)}" + (f" e.g. {bad[:2]}" if bad else ""))
 
 
 def show_profile(prof: cProfile.Profile, reps: int, n: int) -> None:
@@ -560,10 +683,11 @@ def main() -> None:
             if "profile" in rows[biggest]:
                 show_profile(rows[biggest]["profile"], args.reps, biggest)
             print()
-            for what, spent in persistence_cpu(rows[biggest]["verdicts"]).items():
-                print(f"per sweep of {biggest} nodes, {what}: {spent * 1000:.0f} ms CPU")
+            verdicts = rows[biggest]["verdicts"]["default"]
+            for what, spent in persistence_cpu(verdicts).items():
+                print(f"per sweep of {biggest} nodes (default), {what}: {spent * 1000:.0f} ms CPU")
             if "health" not in args.skip:
-                show_health(rows[biggest]["verdicts"], args.health_runs)
+                show_health(verdicts, args.health_runs)
             if "daemon" not in args.skip:
                 show_daemon(cluster, tmp, biggest, args.daemon_s)
         finally:
