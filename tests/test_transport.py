@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from conftest import nodes_of
+from ugro import transport as transport_module
 from ugro.errors import (
     AuthFailed,
     CommandTimeout,
@@ -18,6 +19,8 @@ from ugro.errors import (
     HostKeyUnknown,
     TransportError,
 )
+from ugro.model import NodeStatus
+from ugro.monitor import Transports, sweep
 from ugro.transport import MAX_CHANNELS_PER_CONNECTION, SSHTransport
 
 if TYPE_CHECKING:
@@ -140,6 +143,30 @@ def test_hung_sshd_times_out(cluster: TestCluster, tmp_path: Path) -> None:
     error = open_error(worker)
     assert type(error) is ConnectTimeout
     assert "no SSH handshake within 1 s" in str(error)
+
+
+def test_waiting_for_a_connect_slot_does_not_count_against_the_connect_timeout(
+    cluster: TestCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node queued behind slow connects still gets its own full connect timeout."""
+    monkeypatch.setattr(transport_module, "MAX_CONCURRENT_CONNECTS", 1)
+    path = cluster.write_config(tmp_path / "cluster.yaml", timeouts={"connect": 1})
+    nodes = nodes_of(path)
+    stalled = ["h0", "h1", "h2", "h3"]
+    for name in stalled:
+        cluster.host(name).pause()
+    # Each stalled host holds the only slot for its 1 s timeout: h4 waits about 4 s, longer
+    # than its own connect timeout with any grace.
+    queue = [nodes[name] for name in [*stalled, "h4"]]
+
+    async def main() -> list[NodeStatus]:
+        transports = Transports(ssh=SSHTransport())
+        try:
+            return [v.status for v in await sweep(queue, transports)]
+        finally:
+            await transports.close()
+
+    assert asyncio.run(main())[-1] is not NodeStatus.UNREACHABLE
 
 
 def test_wrong_key_is_auth_failed(cluster: TestCluster, tmp_path: Path) -> None:
