@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
@@ -11,9 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ugro import config
 from ugro.alerts import AlertEngine, ExternalCondition
 from ugro.config import AlertSettings, RecoverySettings, parse_text
 from ugro.cordons import Cordon
+from ugro.daemon import Daemon
 from ugro.errors import ConfigError
 from ugro.history import Event, opened
 from ugro.model import CheckResult, NodeStatus, NodeVerdict, Status, Tracking
@@ -631,3 +634,26 @@ def test_events_are_kept_queried_by_node_and_pruned(tmp_path: Path) -> None:
             "gpu: broken",
             None,
         ]
+
+
+def test_reload_follows_the_configured_scheduler(tmp_path: Path, isolated_home: Path) -> None:
+    """SIGHUP's reload rebuilds the scheduler from the new config (none → slurm)."""
+    del isolated_home
+    path = tmp_path / "cluster.yaml"
+    path.write_text("workers:\n  - name: gpu1\n    ip: 192.168.1.10\n", encoding="utf-8")
+    monitor = Daemon(path, config.load(path))
+    assert monitor.recoverer.scheduler.name == "none"
+    path.write_text(
+        "scheduler: slurm\nworkers:\n  - name: gpu1\n    ip: 192.168.1.10\n", encoding="utf-8"
+    )
+
+    async def reload() -> None:
+        try:
+            await monitor._reload()  # noqa: SLF001 - what SIGHUP runs
+        finally:
+            await monitor.transports.close()
+            if monitor.history is not None:
+                monitor.history.close()
+
+    asyncio.run(reload())
+    assert monitor.recoverer.scheduler.name == "slurm"

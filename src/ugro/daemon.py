@@ -107,6 +107,8 @@ class Daemon:
         self.engine = AlertEngine(cfg.alerts)
         self.dispatcher = _dispatcher(cfg)
         self.next_prune = 0.0
+        # A scheduler given here (tests) stays; one built from the config follows reloads.
+        self.own_scheduler = scheduler is None
         self.recoverer = Recoverer(cfg.recovery, scheduler or for_config(cfg))
         self.info = DaemonInfo(
             pid=os.getpid(),
@@ -419,6 +421,8 @@ class Daemon:
                 self.dispatcher = dispatcher
                 self.dispatcher.start()
         self.engine.settings = new.alerts
+        if self.own_scheduler:
+            self.recoverer.scheduler = for_config(new)
         self.cfg = new
         self.due = {n.name: self.due.get(n.name, now) for n in new.nodes}
         self.shown = {k: v for k, v in self.shown.items() if k in self.due}
