@@ -232,3 +232,18 @@ def test_readme_worked_example() -> None:
     checks = results(Status.OK, Status.WARN, Status.OK, Status.FAIL, Status.OK)
     v = judge(checks, gpus=(gpu(used=24000),), host=host())
     assert (v.health_score, v.status) == (70.0, NodeStatus.UNHEALTHY)
+
+
+def test_checks_that_say_the_same_are_one_alert() -> None:
+    """Several checks with one message (a broken driver behind them all) make one alert."""
+    said = "not read: the NVIDIA driver is not loaded (exit 9) (see the gpu check)"
+    checks = (
+        *results(Status.OK, Status.FAIL, Status.OK, Status.OK, Status.OK),
+        CheckResult("ecc", Status.UNKNOWN, said),
+        CheckResult("pcie", Status.UNKNOWN, said),
+    )
+    weights = {**WEIGHTS, "ecc": 5.0, "pcie": 5.0}
+    v = scoring.verdict(
+        name="n", address="a", when=WHEN, checks=checks, weights=weights, thresholds=DEFAULT
+    )
+    assert [a.text for a in v.alerts][1:] == [f"ecc, pcie: {said}"]

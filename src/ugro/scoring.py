@@ -175,9 +175,14 @@ def _alerts(
 ) -> tuple[Alert, ...]:
     if unreachable:
         return (Alert("critical", f"unreachable: {unreachable}"),)
+    # Checks that say the same thing say it once: six GPU health checks that could not read
+    # a broken driver are one line, "ecc, remap, …: not read: … (see the gpu check)".
+    said: dict[tuple[str, str], list[str]] = {}
+    for c in checks:
+        if c.status is not Status.OK:
+            severity = "critical" if c.status is Status.FAIL else "warning"
+            said.setdefault((severity, c.message), []).append(c.name)
     alerts = [
-        Alert("critical" if c.status is Status.FAIL else "warning", f"{c.name}: {c.message}")
-        for c in checks
-        if c.status is not Status.OK
+        Alert(sev, f"{', '.join(names)}: {message}") for (sev, message), names in said.items()
     ]
     return (*alerts, *(p.alert for p in pressure))

@@ -70,8 +70,9 @@ def test_driver_failure_is_unknown_with_the_cause(name: str) -> None:
     """A broken driver is the gpu check's failure; the others say UNKNOWN and why."""
     result = registry()[name].evaluate(DRIVER_GONE, node())  # type: ignore[attr-defined]
     assert result.status is Status.UNKNOWN
-    assert result.message.startswith("cannot read ")
-    assert "NVIDIA driver is not loaded (exit 9)" in result.message
+    assert result.message == (
+        "not read: the NVIDIA driver is not loaded (exit 9) (see the gpu check)"
+    )
 
 
 @pytest.mark.parametrize("name", SHARED)

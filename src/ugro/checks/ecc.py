@@ -26,7 +26,6 @@ class Ecc(GpuHealthCheck):
 
     name = "ecc"
     weight = 5
-    reading = "ECC counts"
 
     def judge(  # noqa: C901 - one pass sorts every GPU into its verdict
         self, rows: tuple[GpuRow, ...], node: Worker

@@ -122,6 +122,11 @@ def failure(result: CommandResult) -> str:
     return f"{cause}" + (f"; nvidia-smi said: {said}" if said else "")
 
 
+def cause(result: CommandResult) -> str:
+    """`failure` without the advice: for checks that defer to this one's message."""
+    return failure(result).split(": ", 1)[0]
+
+
 def _same_model(configured: str, reported: str) -> bool:
     """'RTX 4090' matches 'NVIDIA GeForce RTX 4090': every configured word appears."""
     words = set(reported.lower().replace("-", " ").split())

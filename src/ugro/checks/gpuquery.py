@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ugro.checks import Check, Context, RemoteCheck
-from ugro.checks.gpu import failure
+from ugro.checks.gpu import cause
 from ugro.errors import CommandTimeout
 from ugro.model import CommandResult, Evaluation, Status
 
@@ -144,7 +144,7 @@ async def query(session: Session, command: str, timeout: float) -> CommandResult
         return None
 
 
-def hung(reading: str, timeout: float) -> Evaluation:
+def hung(timeout: float) -> Evaluation:
     """The verdict of a GPU health check whose nvidia-smi hung.
 
     UNKNOWN, not FAIL: the gpu check fails for a hung nvidia-smi, and one wedged driver is
@@ -152,8 +152,7 @@ def hung(reading: str, timeout: float) -> Evaluation:
     """
     return Evaluation(
         Status.UNKNOWN,
-        f"cannot read {reading}: nvidia-smi did not answer within {timeout:g} s "
-        "(see the gpu check)",
+        f"not read: nvidia-smi did not answer within {timeout:g} s (see the gpu check)",
     )
 
 
@@ -170,9 +169,6 @@ class GpuHealth(Check):
 class GpuHealthCheck(GpuHealth, RemoteCheck):
     """A GPU health check that reads the shared query and judges its own fields."""
 
-    # Names the reading in messages ("cannot read ECC counts: ...").
-    reading: str = "GPU readings"
-
     def command(self, node: Worker) -> str:  # noqa: ARG002 - the shared query is the same everywhere
         """The shared nvidia-smi query (module docstring)."""
         return COMMAND
@@ -182,18 +178,16 @@ class GpuHealthCheck(GpuHealth, RemoteCheck):
         del context
         result = await query(session, COMMAND, self.timeout(node))
         if result is None:
-            return hung(self.reading, self.timeout(node))
+            return hung(self.timeout(node))
         return self.evaluate(result, node)
 
     def evaluate(self, result: CommandResult, node: Worker) -> Evaluation:
         """UNKNOWN when nvidia-smi fails (the gpu check fails for that); else `judge` the rows."""
         if result.exit_status != 0:
-            return Evaluation(Status.UNKNOWN, f"cannot read {self.reading}: {failure(result)}")
+            return Evaluation(Status.UNKNOWN, f"not read: {cause(result)} (see the gpu check)")
         rows = parse(result.stdout)
         if not rows:
-            return Evaluation(
-                Status.UNKNOWN, f"cannot read {self.reading}: nvidia-smi listed no GPU"
-            )
+            return Evaluation(Status.UNKNOWN, "not read: nvidia-smi listed no GPU")
         evaluation = self.judge(rows, node)
         return dataclasses.replace(evaluation, versions=driver_versions(rows))
 

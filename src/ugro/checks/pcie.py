@@ -32,7 +32,6 @@ class Pcie(GpuHealthCheck):
 
     name = "pcie"
     weight = 5
-    reading = "PCIe link state"
 
     def judge(self, rows: tuple[GpuRow, ...], node: Worker) -> Evaluation:
         """Compare each GPU's current link with its maximum; value = the narrowest link."""

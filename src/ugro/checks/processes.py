@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
-from ugro.checks.gpu import failure
+from ugro.checks.gpu import cause
 from ugro.checks.gpuquery import COMMAND as SHARED_QUERY
 from ugro.checks.gpuquery import GpuHealth, GpuRow, hung, parse, query
 from ugro.model import CommandResult, Evaluation, Status
@@ -113,7 +113,7 @@ class Processes(GpuHealth):
             query(session, SHARED_QUERY, timeout),
         )
         if apps is None:
-            return hung("GPU processes", timeout)
+            return hung(timeout)
         gpus: tuple[GpuRow, ...] = ()
         if shared is not None and shared.exit_status == 0:
             try:
@@ -137,7 +137,7 @@ class Processes(GpuHealth):
         del node
         names = {g.uuid: f"GPU {g.index}" for g in gpus}
         if apps.exit_status != 0:
-            return Evaluation(Status.UNKNOWN, f"cannot list GPU processes: {failure(apps)}")
+            return Evaluation(Status.UNKNOWN, f"not read: {cause(apps)} (see the gpu check)")
         holders = parse_apps(apps.stdout)
         total = sum(h.used_mib or 0 for h in holders)
         if not holders:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from ugro.checks.gpu import failure
+from ugro.checks.gpu import cause, failure
 from ugro.checks.gpuquery import COMMAND as SHARED_QUERY
 from ugro.checks.gpuquery import GpuHealth, GpuRow, driver_versions, hung, models, parse, query
 from ugro.model import CommandResult, Evaluation, Status
@@ -83,14 +83,17 @@ class Remap(GpuHealth):
             query(session, COMMAND, timeout), query(session, SHARED_QUERY, timeout)
         )
         if remapped is None or shared is None:
-            return hung("memory repair state", timeout)
+            return hung(timeout)
         return self.evaluate(remapped, shared, node)
 
     def evaluate(self, remapped: CommandResult, shared: CommandResult, node: Worker) -> Evaluation:
         """Judge both answers; pure, so tests feed it captured output."""
         del node
         if shared.exit_status != 0:
-            return Evaluation(Status.UNKNOWN, f"cannot read memory repair state: {failure(shared)}")
+            return Evaluation(
+                Status.UNKNOWN,
+                f"not read: {cause(shared)} (see the gpu check)",
+            )
         gpus = parse(shared.stdout)
         if not gpus:
             return Evaluation(Status.UNKNOWN, "cannot read memory repair state: no GPU listed")

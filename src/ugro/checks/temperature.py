@@ -23,7 +23,6 @@ class Temperature(GpuHealthCheck):
 
     name = "temperature"
     weight = 5
-    reading = "GPU temperatures"
 
     def judge(self, rows: tuple[GpuRow, ...], node: Worker) -> Evaluation:
         """Compare each GPU with the node's thresholds; name every GPU over a line."""

@@ -40,7 +40,6 @@ class Throttle(GpuHealthCheck):
 
     name = "throttle"
     weight = 5
-    reading = "clock throttle reasons"
 
     def judge(self, rows: tuple[GpuRow, ...], node: Worker) -> Evaluation:
         """Decode each GPU's bitmask; the troubling bits make the check warn."""
