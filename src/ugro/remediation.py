@@ -118,6 +118,7 @@ class Recoverer:
         self.finished: list[Event] = []
         self.breaker_open = False
         self.unsynced: dict[str, _Unsynced] = {}
+        self.telling: dict[str, asyncio.Task[None]] = {}
 
     def load(self) -> None:
         """Continue from remediation.json; an unreadable one is moved aside, with a warning.
@@ -145,7 +146,7 @@ class Recoverer:
         }
 
     def take_events(self) -> list[Event]:
-        """Events of actions that finished since the last call, for the history."""
+        """Events of actions and scheduler calls that finished since the last call."""
         events, self.finished = self.finished, []
         return events
 
@@ -182,7 +183,8 @@ class Recoverer:
             )
         )
         before = dict(self.records)
-        events = await self._resync(cordons, now)
+        self._resync(cordons)
+        events: list[Event] = []
         for node in plan.reset:
             log.info("%s: its escalated cordon was lifted; remediation starts afresh", node)
             self.records.pop(node, None)
@@ -235,9 +237,9 @@ class Recoverer:
             "by": "ugro",
             "reason": order.reason,
             "escalated": order.escalated,
-            "scheduler": await self._tell("drain", order.node, order.reason),
         }
         events.append(Event(now, order.node, "cordon", detail))
+        self._tell_later("drain", order.node, order.reason)
         return True
 
     async def _uncordon(self, node: str, now: datetime, events: list[Event]) -> None:
@@ -250,13 +252,27 @@ class Recoverer:
             return
         why = f"recovered: {self.settings.recover_after} passing checks in a row"
         log.info("%s: uncordoned, %s (was cordoned %s)", node, why, lifted.describe())
-        detail: dict[str, Any] = {
-            "by": "ugro",
-            "reason": why,
-            "lifted": lifted.to_json(),
-            "scheduler": await self._tell("resume", node),
-        }
+        detail: dict[str, Any] = {"by": "ugro", "reason": why, "lifted": lifted.to_json()}
         events.append(Event(now, node, "uncordon", detail))
+        self._tell_later("resume", node)
+
+    def _tell_later(self, call: Literal["drain", "resume"], node: str, reason: str = "") -> None:
+        """Tell the scheduler in the background, after any call still running for `node`.
+
+        A hung scontrol costs its own timeout, never the sweeps; what the scheduler said
+        reaches the history as a `scheduler` event with the next sweep.
+        """
+        before = self.telling.get(node)
+
+        async def tell() -> None:
+            if before is not None:
+                await asyncio.gather(before, return_exceptions=True)
+            said = await self._tell(call, node, reason)
+            self.finished.append(
+                Event(datetime.now(UTC), node, "scheduler", {"call": call, **said})
+            )
+
+        self.telling[node] = asyncio.create_task(tell())
 
     async def _tell(
         self, call: Literal["drain", "resume"], node: str, reason: str = ""
@@ -284,21 +300,18 @@ class Recoverer:
             return {"name": name, "ok": True, "note": "drain not placed by ugro; left"}
         return {"name": name, "ok": True}
 
-    async def _resync(self, cordons: Mapping[str, Cordon], now: datetime) -> list[Event]:
+    def _resync(self, cordons: Mapping[str, Cordon]) -> None:
         """Try again the scheduler calls that failed and are due; drop those overtaken.
 
         A drain is owed only while the node is still cordoned, a resume only while it is not.
         """
-        events = []
         for node, owed in list(self.unsynced.items()):
             if (owed.call == "drain") != (node in cordons):
                 del self.unsynced[node]
                 continue
-            if owed.retry_at > time.monotonic():
-                continue
-            said = await self._tell(owed.call, node, owed.reason)
-            events.append(Event(now, node, "scheduler", {"call": owed.call, **said}))
-        return events
+            running = self.telling.get(node)
+            if owed.retry_at <= time.monotonic() and (running is None or running.done()):
+                self._tell_later(owed.call, node, owed.reason)
 
     def _escalate(self, node: str, escalation: recovery.Escalation, events: list[Event]) -> None:
         rem = self.records.get(node, NodeRemediation())
@@ -487,7 +500,7 @@ class Recoverer:
 
     async def close(self) -> None:
         """Stop actions still running (a control command's process group is killed)."""
-        tasks = list(self.tasks.values())
+        tasks = [*self.tasks.values(), *self.telling.values()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
