@@ -102,6 +102,9 @@ def test_version_drift_is_named_by_check_and_health(cluster: TestCluster, tmp_pa
         assert by_node(document)["h2"]["versions"]["torch"] == "2.4.1+cu124"
     text = run_ugro("health")
     assert "drift: torch differs: h2 2.4.1+cu124, against 2.5.1+cu124 on 3 nodes" in text.out
+    # Checking the odd node alone still compares it with the rest of the cluster.
+    alone = run_ugro("--config", path, "check", "h2", "--json").json()
+    assert {f["component"]: f["odd"] for f in alone["findings"]}["torch"] == {"h2": "2.4.1+cu124"}
 
 
 def test_same_versions_everywhere_means_no_findings(cluster: TestCluster, tmp_path: Path) -> None:

@@ -158,11 +158,15 @@ def check(ctx: click.Context, nodes: tuple[str, ...], as_json: bool, deep: bool)
         ]
     store = _state_store()
     verdicts = monitor.run_checks(chosen, _last_checks(store))
-    store.update(verdicts, keep=None if nodes else known)
+    state = store.update(verdicts, keep=None if nodes else known)
     now = datetime.now(UTC)
     cordons = _cordon_store().read()
     rows = [report.Row.of(v, now, cordons=cordons) for v in verdicts]
-    found = report.findings(rows)
+    # Drift is a cluster finding: the nodes checked now against every configured node's
+    # latest versions, not only against each other.
+    found = report.findings(
+        [report.Row.of(v, now) for name, v in state.nodes.items() if name in known]
+    )
     if as_json:
         report.print_json(report.document(rows, source="check", now=now, found=found))
     else:
