@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from ugro.alerts import AlertEngine, AlertEvent
@@ -146,3 +147,22 @@ def test_events_carry_alertmanager_names_and_json() -> None:
     assert event.check == "gpu"
     assert event.to_json()["cluster"] == "lab"
     assert event.title() == "[CRITICAL] n1: gpu check fail"
+
+
+def test_checks_that_say_the_same_are_one_alert() -> None:
+    """Six checks unknown for one broken driver page once, keyed by the first of them."""
+    message = "not read: the NVIDIA driver is not loaded (exit 9) (see the gpu check)"
+    base = verdict("n1", U)
+    checks = (
+        *base.checks,
+        *(CheckResult(name, Status.UNKNOWN, message) for name in ("ecc", "remap", "pcie")),
+    )
+    events = AlertEngine(SETTINGS).evaluate(
+        [dataclasses.replace(base, checks=checks)], ["n1"], 4, T0
+    )
+    assert said(events) == [
+        ("firing", "n1", "unhealthy"),
+        ("firing", "n1", "check:gpu"),
+        ("firing", "n1", "check:ecc"),
+    ]
+    assert events[2].summary == "ecc, remap, pcie checks unknown"

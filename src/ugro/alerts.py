@@ -247,12 +247,17 @@ class AlertEngine:
             found["degraded"] = _Condition(
                 "warning", "degraded", tuple(a.text for a in verdict.alerts)
             )
+        # Checks that say the same thing (six GPU health checks behind one broken driver) are
+        # one alert, keyed by the first of them.
+        same: dict[tuple[Status, str], list[str]] = {}
         for c in verdict.checks:
-            if c.status is Status.OK:
-                continue
-            severity: Severity = "critical" if c.status is Status.FAIL else "warning"
-            found[f"check:{c.name}"] = _Condition(
-                severity, f"{c.name} check {c.status.label}", (c.message,), check=c.name
+            if c.status is not Status.OK:
+                same.setdefault((c.status, c.message), []).append(c.name)
+        for (status, message), names in same.items():
+            severity: Severity = "critical" if status is Status.FAIL else "warning"
+            which = f"{', '.join(names)} check{'s' if len(names) > 1 else ''}"
+            found[f"check:{names[0]}"] = _Condition(
+                severity, f"{which} {status.label}", (message,), check=names[0]
             )
         return found
 
