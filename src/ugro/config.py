@@ -91,6 +91,12 @@ def _address(value: str) -> str:
     return value
 
 
+def _unique(names: list[str], what: str) -> None:
+    """Raise when two of `names` are the same."""
+    if len(set(names)) != len(names):
+        raise ValueError(f"{what} names must be unique")
+
+
 def _command(value: str, if_empty: str) -> str:
     """`value` when it splits like a shell command line into at least one word."""
     try:
@@ -308,9 +314,7 @@ class AlertSettings(_Model):
     @field_validator("sinks")
     @classmethod
     def _unique_sink_names(cls, value: list[SinkSettings]) -> list[SinkSettings]:
-        names = [s.name for s in value]
-        if len(set(names)) != len(names):
-            raise ValueError("sink names must be unique")
+        _unique([sink.name for sink in value], "sink")
         return value
 
 
@@ -370,9 +374,7 @@ class RecoverySettings(_Model):
     @field_validator("actions")
     @classmethod
     def _unique_action_names(cls, value: list[RecoveryAction]) -> list[RecoveryAction]:
-        names = [a.name for a in value]
-        if len(set(names)) != len(names):
-            raise ValueError("action names must be unique")
+        _unique([action.name for action in value], "action")
         return value
 
 
