@@ -187,16 +187,20 @@ class DaemonProcess:
 
 
 def spawn(
-    config: Path, home: Path, directory: Path, env: dict[str, str] | None = None
+    config: Path,
+    home: Path,
+    directory: Path,
+    env: dict[str, str] | None = None,
+    argv: list[str] | None = None,
 ) -> DaemonProcess:
-    """Start `ugro daemon run` on `config`, its stdout and stderr in files in `directory`."""
+    """Start `ugro daemon run` on `config` (or `argv`), output in files in `directory`."""
     # Whatever runs pytest must not make the daemon believe systemd or `daemon start` ran it.
     base_env = {k: v for k, v in os.environ.items() if k not in SERVICE_ENV}
     n = len(list(directory.glob("daemon*.out")))
     stdout, stderr = directory / f"daemon{n}.out", directory / f"daemon{n}.err"
     with stdout.open("wb") as out, stderr.open("wb") as err:
         process = subprocess.Popen(
-            [sys.executable, "-m", "ugro", "--config", str(config), "daemon", "run"],
+            argv or [sys.executable, "-m", "ugro", "--config", str(config), "daemon", "run"],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
@@ -206,12 +210,17 @@ def spawn(
 
 
 @contextlib.contextmanager
-def daemon_starter(home: Path, directory: Path) -> Iterator[Callable[..., DaemonProcess]]:
-    """Start daemons with `spawn`; at the end reap them all and fail on noise in their stderr."""
+def daemon_starter(
+    home: Path, directory: Path, argv: Callable[[Path], list[str]] | None = None
+) -> Iterator[Callable[..., DaemonProcess]]:
+    """Start daemons with `spawn`; at the end reap them all and fail on noise in their stderr.
+
+    `argv` makes the command line from the config, for a daemon run some other way.
+    """
     started: list[DaemonProcess] = []
 
     def start(config: Path, env: dict[str, str] | None = None) -> DaemonProcess:
-        handle = spawn(config, home, directory, env)
+        handle = spawn(config, home, directory, env, argv(config) if argv else None)
         started.append(handle)
         return handle
 

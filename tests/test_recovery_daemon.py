@@ -8,11 +8,9 @@ that reach a webhook, the files the actions leave behind, and what the scheduler
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import signal
-import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +20,7 @@ import pytest
 
 from conftest import run_ugro, wait_for
 from recording_scheduler import calls
-from test_daemon import FAST_TIMEOUTS, GOOD, SERVICE_ENV, DaemonProcess
+from test_daemon import FAST_TIMEOUTS, GOOD, DaemonProcess, daemon_starter
 from ugro import paths
 from ugro.cordons import CordonStore
 from ugro.history import opened
@@ -63,32 +61,11 @@ def write_config(
 @pytest.fixture
 def daemons(tmp_path: Path, isolated_home: Path) -> Iterator[Callable[..., DaemonProcess]]:
     """Start daemons with the recording scheduler; reap them all; no noise in their stderr."""
-    started: list[DaemonProcess] = []
-    env = {k: v for k, v in os.environ.items() if k not in SERVICE_ENV}
-
-    def start(config: Path, extra_env: dict[str, str] | None = None) -> DaemonProcess:
-        n = len(started)
-        stdout, stderr = tmp_path / f"daemon{n}.out", tmp_path / f"daemon{n}.err"
-        with stdout.open("wb") as out, stderr.open("wb") as err:
-            process = subprocess.Popen(
-                [sys.executable, str(LAUNCHER), str(config), str(tmp_path / "scheduler.jsonl")],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                env={**env, **(extra_env or {})},
-            )
-        handle = DaemonProcess(process, isolated_home, stdout, stderr)
-        started.append(handle)
-        return handle
-
-    try:
+    record = str(tmp_path / "scheduler.jsonl")
+    with daemon_starter(
+        isolated_home, tmp_path, lambda config: [sys.executable, str(LAUNCHER), str(config), record]
+    ) as start:
         yield start
-    finally:
-        for handle in started:
-            handle.close()
-    for handle in started:
-        for noise in ("Traceback", "Task was destroyed", "Exception ignored", "never awaited"):
-            assert noise not in handle.err(), handle.err()
 
 
 def cordons() -> dict[str, Any]:
