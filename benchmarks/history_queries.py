@@ -17,8 +17,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from ugro.history import HOUR_MS, History, Sample
 from ugro.model import CheckResult, NodeStatus, NodeVerdict, Status, Tracking
+from ugro.store.history import HOUR_MS, History, Sample
 
 INTERVAL_MS = 30_000
 

@@ -58,7 +58,8 @@ from typing import TYPE_CHECKING, Any
 import asyncssh
 import psutil
 
-from ugro import config, monitor
+from ugro import config
+from ugro import sweep as monitor
 from ugro.checks import (
     Context,
     disk,
@@ -72,7 +73,7 @@ from ugro.checks import (
     xid,
 )
 from ugro.model import NodeStatus
-from ugro.state import StateStore
+from ugro.store.state import StateStore
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -392,7 +393,7 @@ def health_timings(verdicts: list[Any], runs: int) -> dict[str, float]:
 
 def persistence_cpu(verdicts: list[Any], runs: int = 5) -> dict[str, float]:
     """CPU seconds the daemon spends per sweep writing the state file and the history."""
-    from ugro.history import History, Sample
+    from ugro.store.history import History, Sample
 
     out = {}
     with tempfile.TemporaryDirectory() as home:

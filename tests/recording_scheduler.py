@@ -14,8 +14,9 @@ import os
 import sys
 from pathlib import Path
 
-from ugro import daemon, remediation
+from ugro.daemon import loop as daemon
 from ugro.errors import SchedulerError
+from ugro.recovery import actions as remediation
 
 
 class RecordingScheduler:

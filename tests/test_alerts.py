@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
-from ugro.alerts import AlertEngine, AlertEvent
+from ugro.alerts.engine import AlertEngine, AlertEvent
 from ugro.config import AlertSettings
 from ugro.model import CheckResult, GpuMetrics, NodeStatus, NodeVerdict, Status, Tracking
 

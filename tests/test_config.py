@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import run_ugro
-from ugro import config, monitor, paths
+from ugro import config, paths
+from ugro import sweep as monitor
 from ugro.cli import main
 from ugro.errors import ConfigError
 

@@ -15,11 +15,11 @@ from click.testing import CliRunner, Result
 
 from conftest import run_ugro
 from ugro import cli, paths
-from ugro.cordons import Cordon, CordonStore
 from ugro.errors import SchedulerError, StateError
-from ugro.history import opened
 from ugro.model import NodeStatus
-from ugro.state import StateStore
+from ugro.store.cordons import Cordon, CordonStore
+from ugro.store.history import opened
+from ugro.store.state import StateStore
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -141,7 +141,7 @@ WORKER = """
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from ugro.cordons import Cordon, CordonStore
+from ugro.store.cordons import Cordon, CordonStore
 
 store = CordonStore(Path(sys.argv[1]))
 worker = sys.argv[2]

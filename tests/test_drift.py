@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ugro import drift, report
 from ugro.model import CheckResult, NodeStatus, NodeVerdict, Status
+from ugro.verdict import drift
+from ugro.verdict import rows as report
 
 TORCH = "2.4.1+cu124"
 OLD = "2.3.0+cu121"

@@ -8,11 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ugro import gating, timeline
+from ugro.cli import timeline
 from ugro.config import Master, Worker
-from ugro.cordons import Cordon
-from ugro.gating import Gate
 from ugro.model import CheckResult, GpuMetrics, NodeStatus, NodeVerdict, Status, Tracking
+from ugro.store.cordons import Cordon
+from ugro.verdict import gating
+from ugro.verdict.gating import Gate
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 STALE_AFTER_S = 90.0

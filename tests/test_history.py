@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import run_ugro
-from ugro.history import History, Sample, Transition, bucket, bucket_value, opened
 from ugro.model import CheckResult, NodeStatus, NodeVerdict, Status, Tracking
+from ugro.store.history import History, Sample, Transition, bucket, bucket_value, opened
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -174,7 +174,7 @@ import sys, time
 from datetime import UTC, datetime, timedelta
 sys.path.insert(0, sys.argv[2])
 from test_history import verdict
-from ugro.history import History, Sample
+from ugro.store.history import History, Sample
 from ugro.model import NodeStatus
 h = History(__import__("pathlib").Path(sys.argv[1]))
 i = 0

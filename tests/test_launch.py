@@ -14,9 +14,9 @@ import yaml
 
 from conftest import run_ugro
 from ugro import paths
-from ugro.cordons import Cordon, CordonStore
 from ugro.model import CheckResult, GpuMetrics, NodeStatus, NodeVerdict, Status
-from ugro.state import StateStore
+from ugro.store.cordons import Cordon, CordonStore
+from ugro.store.state import StateStore
 
 if TYPE_CHECKING:
     from pathlib import Path

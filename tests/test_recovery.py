@@ -13,14 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ugro import config
-from ugro.alerts import AlertEngine, ExternalCondition
+from ugro.alerts.engine import AlertEngine, ExternalCondition
 from ugro.config import AlertSettings, RecoverySettings, parse_text
-from ugro.cordons import Cordon
-from ugro.daemon import Daemon
+from ugro.daemon.loop import Daemon
 from ugro.errors import ConfigError
-from ugro.history import Event, opened
 from ugro.model import CheckResult, NodeStatus, NodeVerdict, Status, Tracking
-from ugro.recovery import (
+from ugro.recovery.plan import (
     Attempt,
     CordonOrder,
     Escalation,
@@ -31,6 +29,8 @@ from ugro.recovery import (
     plan,
     prune,
 )
+from ugro.store.cordons import Cordon
+from ugro.store.history import Event, opened
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

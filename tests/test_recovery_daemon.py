@@ -22,8 +22,8 @@ from conftest import run_ugro, wait_for
 from recording_scheduler import calls
 from test_daemon import FAST_TIMEOUTS, GOOD, DaemonProcess, daemon_starter
 from ugro import paths
-from ugro.cordons import CordonStore
-from ugro.history import opened
+from ugro.store.cordons import CordonStore
+from ugro.store.history import opened
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ugro import scoring
 from ugro.model import (
     CheckResult,
     GpuMetrics,
@@ -17,6 +16,7 @@ from ugro.model import (
     Status,
     worst_exit_code,
 )
+from ugro.verdict import scoring
 
 NAMES = ("ssh", "gpu", "torch", "disk", "latency")
 WEIGHTS = {"ssh": 25.0, "gpu": 25.0, "torch": 20.0, "disk": 15.0, "latency": 15.0}

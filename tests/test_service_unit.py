@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from conftest import run_ugro
-from ugro import service
+from ugro.daemon import service
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from conftest import closed_port, wait_for
-from ugro.alerts import AlertEvent, Kind, Severity
-from ugro.config import SinkSettings
-from ugro.delivery import Dispatcher, send_now
-from ugro.sinks import (
+from ugro.alerts.delivery import Dispatcher, send_now
+from ugro.alerts.engine import AlertEvent, Kind, Severity
+from ugro.alerts.sinks import (
     AlertmanagerSink,
     AppriseSink,
     CommandSink,
@@ -34,12 +33,13 @@ from ugro.sinks import (
     build,
     redact,
 )
+from ugro.config import SinkSettings
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from conftest import Alertmanager, Receiver
-    from ugro.sinks import Sink
+    from ugro.alerts.sinks import Sink
 
 #: Planted in URLs; it must never appear in an error, a counter or a log line.
 MARKER = "s3cret"

@@ -15,9 +15,10 @@ import pytest
 
 from conftest import FIXTURES, wait_for
 from slurmcluster import NODE, SlurmCluster, installed
-from ugro import config, scheduler
+from ugro import config
 from ugro.errors import ConfigError, SchedulerError
-from ugro.slurm import MARK, MAX_REASON_CHARS, NodeInfo, Slurm, marked, parse_nodes
+from ugro.recovery import scheduler
+from ugro.recovery.slurm import MARK, MAX_REASON_CHARS, NodeInfo, Slurm, marked, parse_nodes
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_ugro
-from ugro import paths, report
+from ugro import paths
 from ugro.errors import StateError
 from ugro.model import (
     Alert,
@@ -27,7 +27,8 @@ from ugro.model import (
     NodeVerdict,
     Status,
 )
-from ugro.state import ClusterState, StateStore
+from ugro.store.state import ClusterState, StateStore
+from ugro.verdict import rows as report
 
 CHECKS = ("ssh", "gpu", "torch", "disk", "latency")
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00$")
@@ -424,7 +425,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ugro.model import CheckResult, NodeStatus, NodeVerdict, Status
-from ugro.state import StateStore
+from ugro.store.state import StateStore
 
 store = StateStore(Path(sys.argv[1]))
 checks = tuple(CheckResult(c, Status.OK, "fine " * 20, 1.0, "ms", 2.0) for c in "abcdefgh")

@@ -20,7 +20,7 @@ from ugro.errors import (
     TransportError,
 )
 from ugro.model import NodeStatus
-from ugro.monitor import Transports, sweep
+from ugro.sweep import Transports, sweep
 from ugro.transport import MAX_CHANNELS_PER_CONNECTION, SSHTransport
 
 if TYPE_CHECKING:

@@ -42,7 +42,7 @@ class StateCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         """Every metric family, read from the state file now."""
-        from ugro.state import StateStore
+        from ugro.store.state import StateStore
 
         info = InfoMetricFamily("ugro_build", "The ugro version serving these metrics.")
         info.add_metric([], {"version": self.version})
@@ -82,7 +82,7 @@ class StateCollector(Collector):
 
 def _cordon_family(nodes: list[str]) -> Iterator[Metric]:
     """ugro_node_cordoned from the cordons file; left out when that cannot be read."""
-    from ugro.cordons import CordonStore
+    from ugro.store.cordons import CordonStore
 
     try:
         cordons = CordonStore().read()
@@ -109,7 +109,7 @@ def _gauge(
 def _node_families(
     verdicts: list[NodeVerdict], now: datetime, stale_after_s: float, interval_s: float | None
 ) -> Iterator[Metric]:
-    from ugro.report import Row
+    from ugro.verdict.rows import Row
 
     rows = [Row.of(v, now, stale_after_s, interval_s) for v in verdicts]
     node = ["node"]

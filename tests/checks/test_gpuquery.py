@@ -9,12 +9,12 @@ import pytest
 
 from conftest import fixture_text
 from gpuhealth import DRIVER_GONE, node, smi
-from ugro import scoring
 from ugro.checks import Context, gpuquery, registry
 from ugro.config import CORE_CHECKS as CORE
 from ugro.config import GPU_HEALTH_CHECKS as GPU_HEALTH
 from ugro.errors import CommandTimeout
 from ugro.model import CheckResult, CommandResult, NodeStatus, NodeVerdict, Status
+from ugro.verdict import scoring
 
 SHARED = ("ecc", "throttle", "pcie", "temperature")
 

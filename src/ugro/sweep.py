@@ -11,7 +11,6 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from ugro import scoring
 from ugro.checks import Check, Context, registry
 from ugro.errors import CommandTimeout, ConnectError, TransportError
 from ugro.model import (
@@ -25,6 +24,7 @@ from ugro.model import (
     Status,
 )
 from ugro.transport import LocalTransport, SSHTransport, Transport
+from ugro.verdict import scoring
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence

@@ -21,14 +21,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from ugro.model import NodeStatus, NodeVerdict, Status
-from ugro.report import Row, age
+from ugro.verdict.rows import Row, age
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping, Sequence
     from datetime import datetime
 
     from ugro.config import Master, Worker
-    from ugro.cordons import Cordon
+    from ugro.store.cordons import Cordon
 
 USABLE = frozenset({NodeStatus.HEALTHY, NodeStatus.DEGRADED})
 # torchrun's and DeepSpeed's default rendezvous / master port.

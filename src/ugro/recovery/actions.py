@@ -26,12 +26,20 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from ugro import atomicfile, paths, recovery, subprocesses
-from ugro.alerts import BREAKER_KEY, CLUSTER, ESCALATION_KEY, SCHEDULER_KEY, ExternalCondition
-from ugro.cordons import Cordon, CordonStore
+from ugro import paths, subprocesses
+from ugro.alerts.engine import (
+    BREAKER_KEY,
+    CLUSTER,
+    ESCALATION_KEY,
+    SCHEDULER_KEY,
+    ExternalCondition,
+)
 from ugro.errors import CommandTimeout, SchedulerError, StateError, TransportError
-from ugro.history import Event
-from ugro.recovery import Attempt, NodeRemediation
+from ugro.recovery import plan as recovery
+from ugro.recovery.plan import Attempt, NodeRemediation
+from ugro.store import atomicfile
+from ugro.store.cordons import Cordon, CordonStore
+from ugro.store.history import Event
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -39,8 +47,8 @@ if TYPE_CHECKING:
 
     from ugro.config import Config, RecoverySettings, Worker
     from ugro.model import NodeVerdict
-    from ugro.monitor import Transports
-    from ugro.scheduler import Scheduler
+    from ugro.recovery.scheduler import Scheduler
+    from ugro.sweep import Transports
 
 log = logging.getLogger("ugro.recovery")
 

@@ -23,7 +23,7 @@ from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ugro import subprocesses
-from ugro.alerts import SEVERITY_RANK
+from ugro.alerts.engine import SEVERITY_RANK
 from ugro.errors import UgroError
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     import apprise
 
-    from ugro.alerts import AlertEvent
+    from ugro.alerts.engine import AlertEvent
     from ugro.config import SinkSettings
 
 __all__ = [

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ugro import atomicfile
 from ugro.errors import StateError
 from ugro.model import NodeVerdict
+from ugro.store import atomicfile
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ugro.alerts import AlertEvent
+from ugro.alerts.engine import AlertEvent
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -80,7 +80,7 @@ async def send_tests(
     """Send one test event through each sink, all at once; (name, error or None) per sink."""
     import asyncio
 
-    from ugro import delivery, sinks
+    from ugro.alerts import delivery, sinks
     from ugro.errors import UgroError
 
     now = datetime.now(UTC)

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ugro import drift
 from ugro.model import NodeStatus, NodeVerdict, worst_exit_code
+from ugro.verdict import drift
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from ugro.cordons import Cordon
+    from ugro.store.cordons import Cordon
 
 JSON_SCHEMA_VERSION = 1
 

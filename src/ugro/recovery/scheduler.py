@@ -45,7 +45,7 @@ def for_config(cfg: Config) -> Scheduler:
     `name` when unset).
     """
     if cfg.scheduler == "slurm":
-        from ugro.slurm import Slurm
+        from ugro.recovery.slurm import Slurm
 
         return Slurm(
             scontrol=cfg.slurm.scontrol,

@@ -28,11 +28,11 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ugro.config import Config
-    from ugro.cordons import Cordon
-    from ugro.gating import Format, Gate
-    from ugro.history import Event
-    from ugro.scheduler import Scheduler
-    from ugro.state import ClusterState
+    from ugro.recovery.scheduler import Scheduler
+    from ugro.store.cordons import Cordon
+    from ugro.store.history import Event
+    from ugro.store.state import ClusterState
+    from ugro.verdict.gating import Format, Gate
 
 F = TypeVar("F", bound="Callable[..., Any]")
 
@@ -90,13 +90,13 @@ def _load_config(ctx: click.Context) -> Config:
 
 def _state_store() -> Any:  # noqa: ANN401 - StateStore, imported lazily
     from ugro import paths
-    from ugro.state import StateStore
+    from ugro.store.state import StateStore
 
     return StateStore(paths.state_file())
 
 
 def _cordon_store() -> Any:  # noqa: ANN401 - CordonStore, imported lazily
-    from ugro.cordons import CordonStore
+    from ugro.store.cordons import CordonStore
 
     return CordonStore()
 
@@ -136,7 +136,8 @@ class VerdictCommand(click.Command):
 @errors_exit(NO_VERDICT)
 def check(ctx: click.Context, nodes: tuple[str, ...], as_json: bool, deep: bool) -> None:
     """Check NODES now (all nodes when none are named), show and persist the verdicts."""
-    from ugro import monitor, report
+    from ugro import sweep as monitor
+    from ugro.verdict import rows as report
 
     cfg = _load_config(ctx)
     known = {n.name: n for n in cfg.nodes}
@@ -196,7 +197,7 @@ def _last_checks(store: Any) -> dict[str, datetime]:  # noqa: ANN401 - StateStor
 @errors_exit(NO_VERDICT)
 def health(as_json: bool) -> None:
     """Show the last verdicts instantly, from the state file (no SSH)."""
-    from ugro import report
+    from ugro.verdict import rows as report
 
     store = _state_store()
     state = store.read()
@@ -309,7 +310,7 @@ def daemon() -> None:
 @errors_exit(1)
 def daemon_run(ctx: click.Context, log_file: Path | None, no_stderr: bool) -> None:
     """Run the monitor in the foreground (what systemd's ExecStart runs)."""
-    from ugro import daemon as monitor_daemon
+    from ugro.daemon import loop as monitor_daemon
 
     sys.exit(monitor_daemon.run(ctx.obj, log_file=log_file, to_stderr=not no_stderr))
 
@@ -319,7 +320,7 @@ def daemon_run(ctx: click.Context, log_file: Path | None, no_stderr: bool) -> No
 @errors_exit(1)
 def daemon_start(ctx: click.Context) -> None:
     """Start the monitor: the systemd user unit if installed, else a detached process."""
-    from ugro import service
+    from ugro.daemon import service
 
     sys.exit(service.start(ctx.obj))
 
@@ -328,7 +329,7 @@ def daemon_start(ctx: click.Context) -> None:
 @errors_exit(1)
 def daemon_stop() -> None:
     """Stop the monitor (SIGTERM, then SIGKILL after 10 s)."""
-    from ugro import service
+    from ugro.daemon import service
 
     sys.exit(service.stop())
 
@@ -338,7 +339,8 @@ def daemon_stop() -> None:
 @errors_exit(NO_VERDICT)
 def daemon_status(as_json: bool) -> None:
     """Say whether the monitor runs; exit 0 when it does, 3 when it does not."""
-    from ugro import report, service
+    from ugro.daemon import service
+    from ugro.verdict import rows as report
 
     status = service.status_report()
     if as_json:
@@ -353,7 +355,7 @@ def daemon_status(as_json: bool) -> None:
 @errors_exit(1)
 def daemon_install(ctx: click.Context) -> None:
     """Write and enable the systemd user unit ~/.config/systemd/user/ugro-monitor.service."""
-    from ugro import service
+    from ugro.daemon import service
 
     sys.exit(service.install(ctx.obj))
 
@@ -399,8 +401,10 @@ def history(
     node: str | None, since: str, check_name: str | None, as_json: bool, as_csv: bool
 ) -> None:
     """Show NODE's (or every node's) status changes, summary and score over time."""
-    from ugro import paths, report, timeline
-    from ugro.history import opened
+    from ugro import paths
+    from ugro.cli import timeline
+    from ugro.store.history import opened
+    from ugro.verdict import rows as report
 
     now = datetime.now(UTC)
     try:
@@ -446,12 +450,12 @@ def alerts(ctx: click.Context, as_json: bool) -> None:
     """List firing and recently resolved alerts, and how delivery to each sink went."""
     if ctx.invoked_subcommand is not None:
         return
-    from ugro import alertview
+    from ugro.cli import alertview
 
     state = _state_store().read()
     book = state.alerts if state and state.alerts else {}
     if as_json:
-        from ugro import report
+        from ugro.verdict import rows as report
 
         report.print_json(alertview.document(book))
     else:
@@ -466,7 +470,7 @@ def alerts_test(ctx: click.Context, sink_name: str | None) -> None:
     """Send a test notification through each sink and say what happened."""
     import asyncio
 
-    from ugro import alertview
+    from ugro.cli import alertview
 
     cfg = _load_config(ctx)
     configured = cfg.alerts.sinks
@@ -485,7 +489,7 @@ def alerts_test(ctx: click.Context, sink_name: str | None) -> None:
 
 def _span(_ctx: click.Context, param: click.Parameter, value: str) -> float:
     """An option's span of time (30s, 5m, 1h, or plain seconds) in seconds."""
-    from ugro import timeline
+    from ugro.cli import timeline
 
     try:
         return timeline.span_seconds(value)
@@ -521,8 +525,8 @@ def hosts(ctx: click.Context, fmt: Format, min_score: float) -> None:
     """
     import socket
 
-    from ugro import gating
-    from ugro.cordons import CordonStore
+    from ugro.store.cordons import CordonStore
+    from ugro.verdict import gating
 
     cfg = _load_config(ctx)
     state = _state_store().read()
@@ -605,8 +609,8 @@ def preflight(  # noqa: PLR0913, PLR0917 - one parameter per option, as click pa
     """
     import socket
 
-    from ugro import gating
-    from ugro.cordons import CordonStore
+    from ugro.store.cordons import CordonStore
+    from ugro.verdict import gating
 
     cfg = _load_config(ctx)
     store = _state_store()
@@ -624,7 +628,7 @@ def preflight(  # noqa: PLR0913, PLR0917 - one parameter per option, as click pa
         )
     ]
     if stale:
-        from ugro import monitor
+        from ugro import sweep as monitor
 
         checked = monitor.run_checks(stale)
         store.update(checked, keep=[n.name for n in cfg.nodes])
@@ -734,7 +738,7 @@ def _print_preflight_json(  # noqa: PLR0913, PLR0917 - the parts of one report
 ) -> None:
     import json
 
-    from ugro import report
+    from ugro.verdict import rows as report
 
     document = {
         "schema_version": report.JSON_SCHEMA_VERSION,
@@ -768,7 +772,7 @@ def _exec(argv: list[str], env: dict[str, str]) -> None:
 
 def scheduler_for(cfg: Config) -> Scheduler:
     """The workload manager that cordons are passed on to."""
-    from ugro.scheduler import for_config
+    from ugro.recovery.scheduler import for_config
 
     return for_config(cfg)
 
@@ -787,7 +791,7 @@ def _record(cfg: Config, event: Event) -> None:
     if not cfg.history.enabled:
         return
     from ugro import paths
-    from ugro.history import opened
+    from ugro.store.history import opened
 
     path = Path(cfg.history.path).expanduser() if cfg.history.path else paths.history_file()
     try:
@@ -814,7 +818,7 @@ def _tell(scheduler: Scheduler, action: str, node: str, *args: str) -> tuple[dic
 
 
 def _print_cordons(cordons: dict[str, Cordon], as_json: bool) -> None:
-    from ugro import report
+    from ugro.verdict import rows as report
 
     listed = sorted(cordons.values(), key=lambda c: c.node)
     if as_json:
@@ -855,9 +859,9 @@ def _known(cfg: Config, node: str) -> None:
 @errors_exit(1)
 def cordon(ctx: click.Context, node: str | None, reason: str | None, as_json: bool) -> None:
     """Keep NODE out of the healthy set until `ugro uncordon`; without NODE, list cordons."""
-    from ugro import report
-    from ugro.cordons import Cordon
-    from ugro.history import Event
+    from ugro.store.cordons import Cordon
+    from ugro.store.history import Event
+    from ugro.verdict import rows as report
 
     store = _cordon_store()
     if node is None:
@@ -900,8 +904,8 @@ def cordon(ctx: click.Context, node: str | None, reason: str | None, as_json: bo
 @errors_exit(1)
 def uncordon(ctx: click.Context, node: str, as_json: bool) -> None:
     """Let NODE back into the healthy set, whoever cordoned it."""
-    from ugro import report
-    from ugro.history import Event
+    from ugro.store.history import Event
+    from ugro.verdict import rows as report
 
     store = _cordon_store()
     cfg = _load_config(ctx)

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from ugro import paths
+from ugro.daemon.pidfile import read_pid, remove_if_stale
 from ugro.errors import StateError, UgroError
-from ugro.pidfile import read_pid, remove_if_stale
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -195,7 +195,7 @@ def stop() -> int:
 
 def status_report() -> dict[str, Any]:
     """What `ugro daemon status` shows, as data."""
-    from ugro.state import StateStore
+    from ugro.store.state import StateStore
 
     running, note = find_daemon()
     report: dict[str, Any] = {

@@ -21,23 +21,27 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ugro import config, hysteresis, monitor, paths, sdnotify, sinks
-from ugro.alerts import AlertEngine, book_from_json, book_to_json
-from ugro.delivery import Dispatcher
+from ugro import config, paths
+from ugro import sweep as monitor
+from ugro.alerts import sinks
+from ugro.alerts.delivery import Dispatcher
+from ugro.alerts.engine import AlertEngine, book_from_json, book_to_json
+from ugro.daemon import sdnotify
+from ugro.daemon.pidfile import PidLock
 from ugro.errors import ConfigError, StateError, UgroError
-from ugro.history import Event, History, Sample, Transition
 from ugro.model import NodeStatus, NodeVerdict
-from ugro.pidfile import PidLock
-from ugro.remediation import Recoverer
-from ugro.scheduler import for_config
-from ugro.state import DaemonInfo, StateStore
+from ugro.recovery.actions import Recoverer
+from ugro.recovery.scheduler import for_config
+from ugro.store.history import Event, History, Sample, Transition
+from ugro.store.state import DaemonInfo, StateStore
+from ugro.verdict import hysteresis
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
-    from ugro.alerts import ExternalCondition
+    from ugro.alerts.engine import ExternalCondition
     from ugro.config import Config, MonitorSettings, Worker
-    from ugro.scheduler import Scheduler
+    from ugro.recovery.scheduler import Scheduler
 
 log = logging.getLogger("ugro.daemon")
 

@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
-from ugro.sinks import DeliveryError, Resending, accepts, target
+from ugro.alerts.sinks import DeliveryError, Resending, accepts, target
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-    from ugro.alerts import AlertEvent
+    from ugro.alerts.engine import AlertEvent
+    from ugro.alerts.sinks import Sink
     from ugro.config import SinkSettings
-    from ugro.sinks import Sink
 
 __all__ = ["Dispatcher", "send_now"]
 

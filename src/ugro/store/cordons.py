@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from ugro import atomicfile, paths
+from ugro import paths
 from ugro.errors import StateError
+from ugro.store import atomicfile
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from ugro.config import RecoveryAction, RecoverySettings
-    from ugro.cordons import Cordon
     from ugro.model import NodeVerdict
+    from ugro.store.cordons import Cordon
 
 BAD = frozenset({NodeStatus.UNHEALTHY, NodeStatus.UNREACHABLE})
 GOOD = frozenset({NodeStatus.HEALTHY, NodeStatus.DEGRADED})

@@ -1,0 +1,1 @@
+"""Alerts: the engine that raises them from verdicts, and their delivery to sinks."""

@@ -1,0 +1,1 @@
+"""Recovery: what to do about confirmed-bad nodes (pure), and carrying it out."""

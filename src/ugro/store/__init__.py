@@ -1,0 +1,1 @@
+"""What ugro keeps on disk: the state file, the history, cordons, and atomic files."""

@@ -1,0 +1,1 @@
+"""Verdicts: pure functions from check results to node status, score and launch gates."""
