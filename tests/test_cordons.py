@@ -363,7 +363,7 @@ def test_health_shows_cordoned_nodes() -> None:
 def test_health_imports_nothing_heavy_for_cordons() -> None:
     """Reading cordons keeps `ugro health` instant: no pydantic, YAML, asyncssh or sqlite."""
     probe = (
-        "import sys, ugro.cli, ugro.cordons, ugro.report;"
+        "import sys, ugro.cli, ugro.store.cordons, ugro.verdict.rows;"
         "print(sorted(m for m in ('pydantic', 'yaml', 'asyncssh', 'sqlite3') if m in sys.modules))"
     )
     done = subprocess.run(

@@ -138,7 +138,7 @@ def test_hosts_is_light() -> None:
     probe = (
         "import sys\nfrom click.testing import CliRunner\nfrom ugro.cli import main\n"
         "CliRunner().invoke(main, ['hosts'])\n"
-        "print(sorted(m for m in ('asyncssh', 'rich', 'ugro.monitor') if m in sys.modules))"
+        "print(sorted(m for m in ('asyncssh', 'rich', 'ugro.sweep') if m in sys.modules))"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60

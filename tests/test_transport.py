@@ -21,7 +21,7 @@ from ugro.errors import (
 )
 from ugro.model import NodeStatus
 from ugro.sweep import Transports, sweep
-from ugro.transport import MAX_CHANNELS_PER_CONNECTION, SSHTransport
+from ugro.transport.ssh import MAX_CHANNELS_PER_CONNECTION, SSHTransport
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

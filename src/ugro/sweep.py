@@ -23,14 +23,15 @@ from ugro.model import (
     NodeVerdict,
     Status,
 )
-from ugro.transport import LocalTransport, SSHTransport, Transport
+from ugro.transport.local import LocalTransport
+from ugro.transport.ssh import SSHTransport
 from ugro.verdict import scoring
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from ugro.config import Worker
-    from ugro.transport import Session
+    from ugro.transport import Session, Transport
 
 # Beyond a check's own timeout, how long to wait for the transport to give up by itself.
 GRACE_S = 2.0

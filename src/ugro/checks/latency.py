@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from ugro.checks import Check, Context
 from ugro.errors import TransportError
 from ugro.model import Evaluation, Status
-from ugro.transport import tcp_connect_ms
+from ugro.transport.tcp import tcp_connect_ms
 
 if TYPE_CHECKING:
     from ugro.config import Worker

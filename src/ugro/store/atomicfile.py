@@ -27,7 +27,7 @@ def read(path: Path) -> bytes | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise StateError(f"{path}: cannot read: {exc.strerror}") from None
+        raise StateError(f"{path}: cannot read: {exc.strerror}") from exc
 
 
 def write(path: Path, data: bytes) -> None:
@@ -36,7 +36,7 @@ def write(path: Path, data: bytes) -> None:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
-        raise StateError(f"{path}: cannot write: {exc.strerror}") from None
+        raise StateError(f"{path}: cannot write: {exc.strerror}") from exc
     try:
         with os.fdopen(fd, "wb") as handle:
             os.fchmod(handle.fileno(), 0o600)
@@ -47,7 +47,7 @@ def write(path: Path, data: bytes) -> None:
     except OSError as exc:
         with contextlib.suppress(OSError):
             Path(tmp).unlink()
-        raise StateError(f"{path}: cannot write: {exc.strerror}") from None
+        raise StateError(f"{path}: cannot write: {exc.strerror}") from exc
     directory = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(directory)
@@ -69,7 +69,7 @@ def locked(path: Path) -> Iterator[None]:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         handle = lock.open("a")
     except OSError as exc:
-        raise StateError(f"{lock}: cannot lock: {exc.strerror}") from None
+        raise StateError(f"{lock}: cannot lock: {exc.strerror}") from exc
     with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield

@@ -102,7 +102,7 @@ class CordonStore:
             raise StateError(
                 f"{self.path}: corrupt ({type(exc).__name__}: {exc}); fix or remove it "
                 "(removing it uncordons every node)"
-            ) from None
+            ) from exc
         return {c.node: c for c in cordons}
 
     def _parse(self, raw: bytes) -> list[Cordon]:

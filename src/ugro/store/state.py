@@ -138,7 +138,7 @@ class StateStore:
                 raise StateError(
                     f"{self.path}: corrupt ({why}); "
                     "the next `ugro check` moves it aside and rebuilds it"
-                ) from None
+                ) from exc
             self._quarantine(why)
             return None
 
@@ -199,7 +199,7 @@ class StateStore:
         except OSError as exc:
             raise StateError(
                 f"{self.path}: corrupt ({why}) and cannot be moved aside: {exc.strerror}"
-            ) from None
+            ) from exc
         log.warning(
             "state file %s was corrupt (%s); moved to %s and rebuilt", self.path, why, aside
         )
