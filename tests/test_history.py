@@ -181,6 +181,8 @@ i = 0
 while True:
     at = datetime(2026, 11, 1, tzinfo=UTC) + timedelta(seconds=i)
     h.record([Sample(verdict(f"n{k}", at, NodeStatus.HEALTHY), 1) for k in range(20)])
+    if i == 0:
+        print("recorded", flush=True)
     i += 1
 """
 
@@ -190,10 +192,17 @@ def test_killed_writer_never_corrupts_the_database(tmp_path: Path) -> None:
     path = tmp_path / "history.db"
     tests_dir = str(Path(__file__).parent)
     for _ in range(20):
-        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path), tests_dir])
-        time.sleep(0.4 + random.random() * 0.3)
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(path), tests_dir], stdout=subprocess.PIPE
+        )
+        # Killed while it writes, not while Python starts: a slow start must not leave the
+        # database empty, which would make the check below about nothing.
+        assert writer.stdout is not None
+        assert writer.stdout.readline() == b"recorded\n"
+        time.sleep(random.random() * 0.3)
         writer.send_signal(signal.SIGKILL)
         writer.wait()
+        writer.stdout.close()
         db = sqlite3.connect(path)
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         db.close()
