@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 from ugro.checks import Check, Context
 from ugro.errors import TransportError
 from ugro.model import Evaluation, Status
-from ugro.transport import tcp_connect_ms
 
 if TYPE_CHECKING:
     from ugro.config import Worker
@@ -26,6 +25,11 @@ class Latency(Check):
 
     name = "latency"
     weight = 15
+    # Per TCP probe; the check makes PROBES of them (see `timeout`).
+    default_timeout_s = 2
+    core = True
+    # It times handshakes to the SSH port; the local machine is not reached through one.
+    local = False
     hang_hint = "TCP handshakes to the node time out: packets are being dropped"
 
     def timeout(self, node: Worker) -> float:
@@ -44,6 +48,11 @@ class Latency(Check):
         a control node busy with a large sweep only delays noticing the answer, and a probe
         is not failed for the share of the time that took.
         """
+        # Here, not at the top: loading the config imports every check (the registry), and
+        # commands that only read it (`ugro hosts`, `ugro config validate`) must not pay for
+        # the SSH stack that ugro.transport imports.
+        from ugro.transport import tcp_connect_ms
+
         host, port = session.peer or (node.ip, node.ssh_port or 22)
         samples: list[float | str] = []
         for _ in range(PROBES):
