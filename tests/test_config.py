@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 from importlib.resources import files
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 import pytest
 from click.testing import CliRunner
@@ -13,7 +13,9 @@ from click.testing import CliRunner
 from conftest import run_ugro
 from ugro import config, paths
 from ugro import sweep as monitor
+from ugro.alerts import sinks
 from ugro.cli import main
+from ugro.config import settings
 from ugro.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -126,6 +128,13 @@ def test_shell_metacharacters_are_plain_data(tmp_path: Path) -> None:
     assert node.disk_paths == [hostile, "/srv/it's here"]
     assert node.user == "a;b"
     assert not (tmp_path / "x").exists()
+
+
+def test_every_sink_type_has_its_setting_and_its_sink() -> None:
+    """Each sink `type:` config accepts names the setting it needs and has an implementation."""
+    types = set(get_args(config.SinkType))
+    assert set(settings.SINK_FIELDS) == types
+    assert set(sinks.KINDS) == types
 
 
 # --- where it is found --------------------------------------------------------------------
@@ -446,6 +455,34 @@ BAD_CONFIGS = [
         line=2,
         field="timeouts.conect",
         phrase="did you mean 'connect'?",
+    ),
+    bad(
+        "timeouts-check-misspelt",
+        "timeouts: {torhc: 45}\n" + ONE,
+        line=1,
+        field="timeouts.torhc",
+        phrase="did you mean 'torch'?",
+    ),
+    bad(
+        "recovery-action-for-ssh-on-the-node",
+        "recovery:\n  actions:\n    - {name: reboot, check: ssh, run: reboot}\n" + ONE,
+        line=3,
+        field="recovery.actions[0]",
+        phrase="an action for the ssh check cannot run on the node (it has no session)",
+    ),
+    bad(
+        "webhook-sink-without-url",
+        "alerts:\n  sinks:\n    - {name: hook, type: webhook}\n" + ONE,
+        line=3,
+        field="alerts.sinks[0]",
+        phrase="a webhook sink needs `url`",
+    ),
+    bad(
+        "alertmanager-url-not-http",
+        "alerts:\n  sinks:\n    - {name: am, type: alertmanager, url: ftp://am}\n" + ONE,
+        line=3,
+        field="alerts.sinks[0]",
+        phrase="`url` must start with http:// or https://",
     ),
     bad(
         "python-empty",

@@ -6,6 +6,7 @@
     ├── ConfigError            cluster.yaml is missing, unreadable or invalid
     ├── StateError             the state file cannot be read or written
     ├── SchedulerError         the workload manager (Slurm) refused or did not answer
+    ├── DuplicateCheckError    two checks of the registry have one name (ugro.checks)
     └── TransportError         talking to a node failed
         ├── ConnectError       no session could be opened
         │   ├── ConnectionRefused   nothing listens on the SSH port

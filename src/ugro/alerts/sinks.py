@@ -20,25 +20,27 @@ from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from http.client import HTTPException
 from pathlib import PurePath
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from ugro import subprocesses
 from ugro.alerts.engine import SEVERITY_RANK
 from ugro.errors import UgroError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     import apprise
 
     from ugro.alerts.engine import AlertEvent
-    from ugro.config import SinkSettings
+    from ugro.config import SinkSettings, SinkType
 
 __all__ = [
+    "KINDS",
     "AlertmanagerSink",
     "AppriseSink",
     "CommandSink",
     "DeliveryError",
+    "Kind",
     "Resending",
     "Sink",
     "WebhookSink",
@@ -112,13 +114,43 @@ def redact(url: str) -> str:
     return f"{scheme}://{host}" + (f":{port}" if port else "") + (f"/{_ELLIPSIS}" if rest else "")
 
 
+class Kind(NamedTuple):
+    """What ugro does with one `type:` of sink."""
+
+    # The sink the settings describe; raises DeliveryError if it cannot be set up.
+    build: Callable[[SinkSettings], Sink]
+    # Where the sink delivers, redacted.
+    target: Callable[[SinkSettings], str]
+
+
+def _redacted_url(settings: SinkSettings) -> str:
+    return redact(settings.url or "")
+
+
+#: Every `type:` of sink that cluster.yaml accepts (`ugro.config.SinkType`), and its kind.
+KINDS: Mapping[SinkType, Kind] = {
+    "apprise": Kind(
+        lambda s: AppriseSink(s.name, s.urls, timeout_s=s.timeout_s),
+        lambda s: ", ".join(redact(url) for url in s.urls),
+    ),
+    "webhook": Kind(
+        lambda s: WebhookSink(s.name, s.url or "", s.headers, timeout_s=s.timeout_s),
+        _redacted_url,
+    ),
+    "alertmanager": Kind(
+        lambda s: AlertmanagerSink(s.name, s.url or "", timeout_s=s.timeout_s),
+        _redacted_url,
+    ),
+    "command": Kind(
+        lambda s: CommandSink(s.name, s.command or [], timeout_s=s.timeout_s),
+        lambda s: PurePath((s.command or ["?"])[0]).name,
+    ),
+}
+
+
 def target(settings: SinkSettings) -> str:
     """Where a sink delivers, redacted, for logs and `ugro daemon status`."""
-    if settings.type == "apprise":
-        return ", ".join(redact(url) for url in settings.urls)
-    if settings.type == "command":
-        return PurePath((settings.command or ["?"])[0]).name
-    return redact(settings.url or "")
+    return KINDS[settings.type].target(settings)
 
 
 def accepts(settings: SinkSettings, event: AlertEvent) -> bool:
@@ -138,15 +170,7 @@ def accepts(settings: SinkSettings, event: AlertEvent) -> bool:
 
 def build(settings: SinkSettings) -> Sink:
     """The sink `settings` describe; raise DeliveryError if it cannot be set up."""
-    if settings.type == "apprise":
-        return AppriseSink(settings.name, settings.urls, timeout_s=settings.timeout_s)
-    if settings.type == "webhook":
-        return WebhookSink(
-            settings.name, settings.url or "", settings.headers, timeout_s=settings.timeout_s
-        )
-    if settings.type == "alertmanager":
-        return AlertmanagerSink(settings.name, settings.url or "", timeout_s=settings.timeout_s)
-    return CommandSink(settings.name, settings.command or [], timeout_s=settings.timeout_s)
+    return KINDS[settings.type].build(settings)
 
 
 class AppriseSink:

@@ -2,25 +2,53 @@
 
 A check is a command plus a pure `evaluate`; checks may raise, and the monitor turns what
 they raise into a result that names the check.
+
+The check classes are the one place a check's facts live: its name, its default timeout,
+whether it is one of the core five, a GPU health check, or meaningful on the local machine.
+`ugro.config` derives the names `checks:` accepts and the `timeouts:` model from the
+registry. A new check is one module here that defines `CHECK`, listed in `CHECK_MODULES`.
 """
 
 from __future__ import annotations
 
-import json
+import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from functools import cache
+from typing import TYPE_CHECKING, ClassVar
+
+from ugro.errors import UgroError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from datetime import datetime
 
     from ugro.config import Worker
     from ugro.model import CommandResult, Evaluation
     from ugro.transport import Session
 
+# The modules of ugro.checks that define a check (as `CHECK`), in the order the checks run
+# and are shown; this order is also the order of `checks:` and `timeouts:` in the config.
+CHECK_MODULES = (
+    "reachability",
+    "gpu",
+    "torch",
+    "disk",
+    "latency",
+    "ecc",
+    "remap",
+    "xid",
+    "throttle",
+    "pcie",
+    "processes",
+    "temperature",
+    "rendezvous",
+    "deep",
+)
 
-class DuplicateCheckError(ValueError):
-    """A second check tried to register under a name already taken."""
+
+class DuplicateCheckError(UgroError):
+    """Two checks of the registry have the same name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +65,18 @@ class Check(ABC):
     name: ClassVar[str]
     # Share of the health score this check carries when it passes (see README, "Score").
     weight: ClassVar[float]
+    # Seconds `timeouts.<name>` gives the check when cluster.yaml does not say.
+    default_timeout_s: ClassVar[float]
+    # One of the phase document's five checks, which the pass-rate rule counts (README,
+    # "Verdict and score"); any other check that fails makes the node unhealthy by itself.
+    core: ClassVar[bool] = False
+    # A GPU health signal: it runs only on nodes that expect GPUs (`gpus` > 0).
+    gpu_health: ClassVar[bool] = False
+    # Whether the embedded default cluster (this machine, no SSH) runs it.
+    local: ClassVar[bool] = True
+    # Whether a node this check fails on still has a session, so that a recovery action
+    # for the check can run on the node itself.
+    session_when_failing: ClassVar[bool] = True
     # What a timeout most likely means on a node, and what to do about it.
     hang_hint: ClassVar[str] = "the node is overloaded or the command is stuck"
 
@@ -44,9 +84,9 @@ class Check(ABC):
         """Seconds this check may take on `node`."""
         return float(getattr(node.timeouts, self.name))
 
-    def applies(self, node: Worker) -> bool:  # noqa: ARG002 - most checks apply everywhere
+    def applies(self, node: Worker) -> bool:
         """Whether the check runs on `node` at all when its `checks` list names it."""
-        return True
+        return not self.gpu_health or node.gpus > 0
 
     @abstractmethod
     async def run(self, node: Worker, session: Session, context: Context) -> Evaluation:
@@ -75,68 +115,31 @@ class RemoteCheck(Check):
         return self.evaluate(result, node)
 
 
-def probe_report(stdout: str, marker: str) -> dict[str, Any] | None:
-    """The JSON object a node-side probe printed after `marker`, on the last such line.
-
-    Other lines (a conda banner, a warning) are ignored; None when there is no such line, or
-    it is cut short or not an object.
-    """
-    for line in reversed(stdout.splitlines()):
-        if line.startswith(marker):
-            try:
-                data = json.loads(line.removeprefix(marker))
-            except ValueError:
-                return None
-            return data if isinstance(data, dict) else None
-    return None
+def index(checks: Iterable[Check]) -> dict[str, Check]:
+    """`checks` by name, in their order; raise DuplicateCheckError when two share a name."""
+    named: dict[str, Check] = {}
+    for check in checks:
+        if check.name in named:
+            raise DuplicateCheckError(
+                f"a check named {check.name!r} is already registered "
+                f"(by {type(named[check.name]).__module__})"
+            )
+        named[check.name] = check
+    return named
 
 
-_REGISTRY: dict[str, Check] = {}
-
-
-def register(check: Check) -> Check:
-    """Add a check to the registry; raise DuplicateCheckError when its name is taken."""
-    if check.name in _REGISTRY:
-        raise DuplicateCheckError(f"a check named {check.name!r} is already registered")
-    _REGISTRY[check.name] = check
-    return check
+@cache
+def _load() -> dict[str, Check]:
+    """Import every module of CHECK_MODULES, once, and index their checks."""
+    checks = []
+    for module in CHECK_MODULES:
+        check = importlib.import_module(f"{__name__}.{module}").CHECK
+        if not isinstance(check, Check):
+            raise TypeError(f"{__name__}.{module}.CHECK is not a Check: {check!r}")
+        checks.append(check)
+    return index(checks)
 
 
 def registry() -> dict[str, Check]:
     """All checks by name, in the order they run and are shown."""
-    if not _REGISTRY:
-        from ugro.checks import (
-            deep,
-            disk,
-            ecc,
-            gpu,
-            latency,
-            pcie,
-            processes,
-            reachability,
-            remap,
-            rendezvous,
-            temperature,
-            throttle,
-            torch,
-            xid,
-        )
-
-        for module in (
-            reachability,
-            gpu,
-            torch,
-            disk,
-            latency,
-            ecc,
-            remap,
-            xid,
-            throttle,
-            pcie,
-            processes,
-            temperature,
-            rendezvous,
-            deep,
-        ):
-            register(module.CHECK)
-    return dict(_REGISTRY)
+    return dict(_load())

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import json
 import math
-import shlex
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ugro.checks import Check, Context, probe_report
+from ugro.checks import Check, Context, probe
 from ugro.model import CommandResult, Evaluation, Status
 
 if TYPE_CHECKING:
@@ -52,8 +51,8 @@ TOLERANCE = {"fp32": 1e-6, "bf16": 2**-5}
 # Runs on the node under whatever Python it has (3.8 and later): no syntax newer than 3.8,
 # and it never raises; argv[1] is the JSON list of [gpu_uuid, pid, process_name] of the
 # compute processes nvidia-smi listed. One report line at the end.
-PROBE = """
-import json, sys, time
+_BODY = """
+import time
 SIZE, REPS, SEED = %(size)d, %(reps)d, 20261128
 
 
@@ -156,8 +155,10 @@ def main():
     return report
 
 
-sys.stdout.write(%(marker)r + json.dumps(main()) + "\\n")
-""" % {"size": SIZE, "reps": REPS, "marker": MARKER}  # noqa: UP031 - an f-string would double every brace of the probe's dicts
+emit(main())
+"""
+# %-formatting, since an f-string would double every brace of the probe's dicts.
+PROBE = probe.program(MARKER, _BODY % {"size": SIZE, "reps": REPS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +175,8 @@ class Deep(Check):
 
     name = "deep"
     weight = 10
+    # CUDA init and a few matmuls per GPU; cold imports dominate.
+    default_timeout_s = 60
     hang_hint = (
         "a CUDA call hung: a wedged GPU or driver (check `dmesg` for Xid errors); or cold "
         "imports are slow: raise timeouts.deep"
@@ -186,7 +189,7 @@ class Deep(Check):
     def command(self, node: Worker, busy: tuple[Busy, ...]) -> str:
         """`<python> -c <probe> <busy processes as JSON>`, every word quoted."""
         listed = json.dumps([[b.gpu_uuid, b.pid, b.process] for b in busy])
-        return shlex.join([*shlex.split(node.python), "-c", PROBE, listed])
+        return probe.command(node, PROBE, listed)
 
     async def run(
         self,
@@ -203,8 +206,8 @@ class Deep(Check):
         if isinstance(busy, str):
             return Evaluation(Status.UNKNOWN, busy)
         left = max(1.0, deadline - time.monotonic())
-        probe = await session.run(self.command(node, busy), timeout=left)
-        return evaluate(probe, node)
+        ran = await session.run(self.command(node, busy), timeout=left)
+        return evaluate(ran, node)
 
 
 def parse_apps(result: CommandResult) -> tuple[Busy, ...] | str:
@@ -234,7 +237,7 @@ def evaluate(result: CommandResult, node: Worker) -> Evaluation:  # noqa: PLR091
             Status.FAIL,
             f"{node.python!r} not found on the node: set `python:` in cluster.yaml",
         )
-    report = probe_report(result.stdout, MARKER)
+    report = probe.read(result.stdout, MARKER)
     if report is None:
         said = (result.stderr or result.stdout).strip().splitlines()
         return Evaluation(

@@ -27,6 +27,8 @@ class Disk(RemoteCheck):
 
     name = "disk"
     weight = 15
+    default_timeout_s = 10
+    core = True
     hang_hint = "df hung: a network filesystem (NFS) under one of disk_paths is not responding"
 
     def command(self, node: Worker) -> str:

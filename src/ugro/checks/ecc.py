@@ -26,6 +26,7 @@ class Ecc(GpuHealthCheck):
 
     name = "ecc"
     weight = 5
+    default_timeout_s = 10
 
     def judge(  # noqa: C901 - one pass sorts every GPU into its verdict
         self, rows: tuple[GpuRow, ...], node: Worker

@@ -62,6 +62,8 @@ class Gpu(RemoteCheck):
 
     name = "gpu"
     weight = 25
+    default_timeout_s = 10
+    core = True
     hang_hint = (
         "nvidia-smi hung: the driver is wedged, often after an Xid error; check "
         "`dmesg | grep -i xid` and reboot the node"

@@ -100,8 +100,8 @@ class GpuRow:
             return None
         try:
             return float(text)
-        except ValueError:
-            raise ValueError(f"{field} of GPU {self.index} is not a number: {text!r}") from None
+        except ValueError as exc:
+            raise ValueError(f"{field} of GPU {self.index} is not a number: {text!r}") from exc
 
 
 def parse(stdout: str) -> tuple[GpuRow, ...]:
@@ -119,8 +119,8 @@ def parse(stdout: str) -> tuple[GpuRow, ...]:
         fields = dict(zip(FIELDS, values, strict=True))
         try:
             index = int(fields["index"])
-        except ValueError:
-            raise ValueError(f"GPU index is not a number: {fields['index']!r}") from None
+        except ValueError as exc:
+            raise ValueError(f"GPU index is not a number: {fields['index']!r}") from exc
         rows.append(GpuRow(index, fields["uuid"], fields["pci.bus_id"], fields["name"], fields))
     return tuple(rows)
 
@@ -159,11 +159,9 @@ def hung(timeout: float) -> Evaluation:
 class GpuHealth(Check):
     """A GPU health check: it runs only on nodes that expect GPUs."""
 
+    # Only nodes that expect GPUs have any to check (`Check.applies`).
+    gpu_health = True
     hang_hint = "nvidia-smi hung: the driver is wedged; check `dmesg | grep -i xid` and reboot"
-
-    def applies(self, node: Worker) -> bool:
-        """Only nodes that expect GPUs have any to check."""
-        return node.gpus > 0
 
 
 class GpuHealthCheck(GpuHealth, RemoteCheck):

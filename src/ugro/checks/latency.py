@@ -26,6 +26,11 @@ class Latency(Check):
 
     name = "latency"
     weight = 15
+    # Per TCP probe; the check makes PROBES of them (see `timeout`).
+    default_timeout_s = 2
+    core = True
+    # It times handshakes to the SSH port; the local machine is not reached through one.
+    local = False
     hang_hint = "TCP handshakes to the node time out: packets are being dropped"
 
     def timeout(self, node: Worker) -> float:

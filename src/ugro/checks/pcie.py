@@ -32,6 +32,7 @@ class Pcie(GpuHealthCheck):
 
     name = "pcie"
     weight = 5
+    default_timeout_s = 10
 
     def judge(self, rows: tuple[GpuRow, ...], node: Worker) -> Evaluation:
         """Compare each GPU's current link with its maximum; value = the narrowest link."""

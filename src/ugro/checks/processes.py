@@ -102,6 +102,7 @@ class Processes(GpuHealth):
 
     name = "processes"
     weight = 5
+    default_timeout_s = 10
 
     async def run(self, node: Worker, session: Session, context: Context) -> Evaluation:
         """List GPU memory holders and the node's processes concurrently."""

@@ -27,6 +27,10 @@ class Reachability(RemoteCheck):
 
     name = "ssh"
     weight = 25
+    default_timeout_s = 5
+    core = True
+    # A node that fails it has no session: a recovery action must run on the control node.
+    session_when_failing = False
     hang_hint = "the node accepted the session but its shell did not answer; it may be swapping"
 
     def command(self, node: Worker) -> str:  # noqa: ARG002 - the same for every node

@@ -74,6 +74,7 @@ class Remap(GpuHealth):
 
     name = "remap"
     weight = 5
+    default_timeout_s = 10
 
     async def run(self, node: Worker, session: Session, context: Context) -> Evaluation:
         """Read the remapped rows and the shared query (retired pages) concurrently."""

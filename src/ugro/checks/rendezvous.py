@@ -12,10 +12,9 @@ unreachable and an unknown name apart.
 
 from __future__ import annotations
 
-import shlex
 from typing import TYPE_CHECKING
 
-from ugro.checks import RemoteCheck, probe_report
+from ugro.checks import RemoteCheck, probe
 from ugro.model import CommandResult, Evaluation, Status
 
 if TYPE_CHECKING:
@@ -24,10 +23,12 @@ if TYPE_CHECKING:
 MARKER = "UGRO-RDV "
 
 # Runs on the node: argv is address, port, connect timeout in seconds. Never raises.
-PROBE = f"""
-import json, socket, sys, time
+PROBE = probe.program(
+    MARKER,
+    """
+import socket, time
 addr, port, limit = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-out = {{}}
+out = {}
 start = time.time()
 try:
     socket.create_connection((addr, port), timeout=limit).close()
@@ -43,8 +44,9 @@ except OSError as exc:
     out["result"] = "unreachable"
     out["error"] = str(exc)
 out["ms"] = round((time.time() - start) * 1000, 1)
-print({MARKER!r} + json.dumps(out))
-"""
+emit(out)
+""",
+)
 
 # The connect attempt gets this share of timeouts.rendezvous; the rest is for starting the
 # interpreter (a `conda run` prefix takes a second or two) and the round trip of the command.
@@ -56,6 +58,7 @@ class Rendezvous(RemoteCheck):
 
     name = "rendezvous"
     weight = 10
+    default_timeout_s = 10
     hang_hint = "the node's Python did not start in time: the node is overloaded"
 
     def applies(self, node: Worker) -> bool:
@@ -67,16 +70,7 @@ class Rendezvous(RemoteCheck):
         if node.master is None:
             raise ValueError(f"{node.name}: no `master:` configured")
         limit = round(node.timeouts.rendezvous * CONNECT_SHARE, 1)
-        return shlex.join(
-            [
-                *shlex.split(node.python),
-                "-c",
-                PROBE,
-                node.master.addr,
-                str(node.master.port),
-                str(limit),
-            ]
-        )
+        return probe.command(node, PROBE, node.master.addr, str(node.master.port), str(limit))
 
     def evaluate(  # noqa: PLR0911 - one return per outcome of a connect keeps it flat
         self, result: CommandResult, node: Worker
@@ -92,7 +86,7 @@ class Rendezvous(RemoteCheck):
                 f"{node.python!r} not found on the node, so it cannot test the way to "
                 f"{target}: set `python:` in cluster.yaml",
             )
-        out = probe_report(result.stdout, MARKER)
+        out = probe.read(result.stdout, MARKER)
         if out is None:
             said = (result.stderr or result.stdout).strip().splitlines()
             return Evaluation(

@@ -23,6 +23,7 @@ class Temperature(GpuHealthCheck):
 
     name = "temperature"
     weight = 5
+    default_timeout_s = 10
 
     def judge(self, rows: tuple[GpuRow, ...], node: Worker) -> Evaluation:
         """Compare each GPU with the node's thresholds; name every GPU over a line."""

@@ -40,6 +40,7 @@ class Throttle(GpuHealthCheck):
 
     name = "throttle"
     weight = 5
+    default_timeout_s = 10
 
     def judge(self, rows: tuple[GpuRow, ...], node: Worker) -> Evaluation:
         """Decode each GPU's bitmask; the troubling bits make the check warn."""
@@ -58,8 +59,8 @@ class Throttle(GpuHealthCheck):
                 continue
             try:
                 mask = int(text, 16)
-            except ValueError:
-                raise ValueError(f"{FIELD} of GPU {row.index} is not a bitmask: {text!r}") from None
+            except ValueError as exc:
+                raise ValueError(f"{FIELD} of GPU {row.index} is not a bitmask: {text!r}") from exc
             bad = [(what, hint) for bit, (what, hint) in TROUBLE.items() if mask & bit]
             if bad:
                 reasons = ", ".join(what for what, _ in bad)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from ugro.checks import RemoteCheck, probe_report
+from ugro.checks import RemoteCheck, probe
 from ugro.model import CommandResult, Evaluation, Status
 
 if TYPE_CHECKING:
@@ -19,14 +18,15 @@ MARKER = "UGRO-TORCH "
 # "python is missing" from "garbage on stdout". Versions are read where they cost nothing: the
 # NCCL torch was built with (a tuple since torch 1.12, an int such as 2708 before), and the
 # CUDA driver API version straight from libcuda, without creating a CUDA context.
-PROBE = f"""
-import json, sys
-info = {{"python": "%d.%d.%d" % tuple(sys.version_info[:3])}}
+PROBE = probe.program(
+    MARKER,
+    """
+info = {"python": "%d.%d.%d" % tuple(sys.version_info[:3])}
 try:
     import torch
 except BaseException as exc:
     info["error"] = type(exc).__name__ + ": " + str(exc)
-    print({MARKER!r} + json.dumps(info))
+    emit(info)
     raise SystemExit(0)
 info["torch"] = str(torch.__version__)
 info["cuda"] = torch.version.cuda
@@ -53,8 +53,9 @@ except BaseException as exc:
     info["available"] = False
     info["devices"] = 0
     info["cuda_error"] = type(exc).__name__ + ": " + str(exc)
-print({MARKER!r} + json.dumps(info))
-"""
+emit(info)
+""",
+)
 
 # The versions the probe reports, as `Evaluation.versions` names them.
 VERSION_KEYS = ("torch", "cuda", "nccl", "python", "cuda_driver")
@@ -65,6 +66,9 @@ class Torch(RemoteCheck):
 
     name = "torch"
     weight = 20
+    # Importing torch cold (CUDA libraries from a network filesystem) takes tens of seconds.
+    default_timeout_s = 30
+    core = True
     hang_hint = (
         "importing torch hung: a CUDA call is stuck (wedged driver) or the environment sits "
         "on a slow network filesystem; raise timeouts.torch if imports are just slow"
@@ -72,14 +76,14 @@ class Torch(RemoteCheck):
 
     def command(self, node: Worker) -> str:
         """`<python> -c <probe>`, the python prefix split into words and each one quoted."""
-        return f"{shlex.join(shlex.split(node.python))} -c {shlex.quote(PROBE)}"
+        return probe.command(node, PROBE)
 
     def evaluate(self, result: CommandResult, node: Worker) -> Evaluation:
         """Tell a missing interpreter, a missing torch, a CPU build and too few devices apart.
 
         The versions the probe saw travel with the verdict, whatever it is.
         """
-        info = probe_report(result.stdout, MARKER)
+        info = probe.read(result.stdout, MARKER)
         evaluation = self._judge(result, info, node)
         if info is None:
             return evaluation

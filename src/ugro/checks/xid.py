@@ -169,8 +169,8 @@ def parse_log(stdout: str) -> KernelLog:
             lines.append(line)
     try:
         now, uptime = float(marks["now"]), float(marks["uptime"])
-    except (KeyError, ValueError):
-        raise ValueError(f"the node reported no clock and uptime: {stdout[:120]!r}") from None
+    except (KeyError, ValueError) as exc:
+        raise ValueError(f"the node reported no clock and uptime: {stdout[:120]!r}") from exc
     source = marks.get("source")
     errors = [f"dmesg: {marks['dmesg-error']}" if "dmesg-error" in marks else ""]
     if "journal-error" in marks:
@@ -203,6 +203,7 @@ class Xid(GpuHealth):
 
     name = "xid"
     weight = 5
+    default_timeout_s = 10
     hang_hint = "reading the kernel log hung: the node is overloaded or its journal is stuck"
 
     def applies(self, node: Worker) -> bool:
