@@ -15,6 +15,7 @@ from click.testing import CliRunner, Result
 
 from conftest import run_ugro
 from ugro import cli, paths
+from ugro.cli import cordons as cordon_commands
 from ugro.errors import SchedulerError, StateError
 from ugro.model import NodeStatus
 from ugro.store.cordons import Cordon, CordonStore
@@ -363,7 +364,7 @@ def test_health_shows_cordoned_nodes() -> None:
 def test_health_imports_nothing_heavy_for_cordons() -> None:
     """Reading cordons keeps `ugro health` instant: no pydantic, YAML, asyncssh or sqlite."""
     probe = (
-        "import sys, ugro.cli, ugro.store.cordons, ugro.verdict.rows;"
+        "import sys, ugro.cli, ugro.store.cordons, ugro.verdict.rows, ugro.cli.views.verdicts;"
         "print(sorted(m for m in ('pydantic', 'yaml', 'asyncssh', 'sqlite3') if m in sys.modules))"
     )
     done = subprocess.run(
@@ -409,7 +410,7 @@ def recorder(monkeypatch: pytest.MonkeyPatch, isolated_home: Path) -> Recorder:
     """The scheduler `ugro cordon` and `ugro uncordon` talk to, in this process."""
     write_cluster(isolated_home)
     scheduler = Recorder(frozenset({"gpu3"}))
-    monkeypatch.setattr(cli, "scheduler_for", lambda cfg: scheduler)  # noqa: ARG005 - the signature
+    monkeypatch.setattr(cordon_commands, "scheduler_for", lambda cfg: scheduler)  # noqa: ARG005 - the signature
     return scheduler
 
 

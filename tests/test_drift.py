@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ugro.cli.views import verdicts as view
 from ugro.model import CheckResult, NodeStatus, NodeVerdict, Status
 from ugro.verdict import drift
 from ugro.verdict import rows as report
@@ -155,10 +156,10 @@ def test_report_compares_reachable_nodes_and_lists_findings() -> None:
         report.Row.of(verdict("c", NodeStatus.UNHEALTHY, {"torch": OLD}), now),
         report.Row.of(verdict("d", NodeStatus.UNREACHABLE, {"torch": "0.1"}), now),
     ]
-    document = report.document(rows, source="state", now=now)
+    document = view.document(rows, source="state", now=now)
     [finding] = document["findings"]
     assert finding["odd"] == {"c": OLD}
-    assert report.findings_text(report.findings(rows)) == [f"drift: {finding['message']}"]
+    assert view.findings_text(report.findings(rows)) == [f"drift: {finding['message']}"]
     assert document["nodes"][0]["versions"] == {"torch": TORCH}
 
 
@@ -166,5 +167,5 @@ def test_table_shows_brackets_literally(capsys: pytest.CaptureFixture[str]) -> N
     """Versions and node output with brackets are printed as they are, not read as markup."""
     now = datetime(2026, 11, 28, 0, 1, tzinfo=UTC)
     rows = [report.Row.of(verdict("a", NodeStatus.HEALTHY, {"torch": "2.6.0[/]rc1"}), now)]
-    report.print_table(rows, footer="drift: torch differs: a 2.6.0[/]rc1 [bold]")
+    view.print_table(rows, footer="drift: torch differs: a 2.6.0[/]rc1 [bold]")
     assert "drift: torch differs: a 2.6.0[/]rc1 [bold]" in capsys.readouterr().out

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ugro.cli import timeline
+from ugro.cli import spans
 from ugro.config import Master, Worker
 from ugro.model import CheckResult, GpuMetrics, NodeStatus, NodeVerdict, Status, Tracking
 from ugro.store.cordons import Cordon
@@ -215,6 +215,31 @@ def test_gates_follow_config_order_and_ignore_unconfigured_nodes() -> None:
     assert [g.name for g in found] == ["b", "a", "c"]
 
 
+def test_preflight_checks_what_is_unchecked_or_too_old_and_not_cordoned() -> None:
+    """Due now: no verdict, or one older than the maximum age; never a cordoned node."""
+    nodes = [worker(n) for n in ("fresh", "edge", "old", "never", "cordoned", "cordoned-old")]
+    verdicts = {
+        "fresh": verdict("fresh", age_s=10),
+        # Exactly the maximum age is still young enough to reuse.
+        "edge": verdict("edge", age_s=60),
+        "old": verdict("old", age_s=61),
+        "cordoned-old": verdict("cordoned-old", age_s=600),
+        "removed": verdict("removed", age_s=600),
+    }
+    cordoned = {"cordoned": Cordon("cordoned", "manual", "RMA", SINCE, user="bob")}
+    cordoned["cordoned-old"] = Cordon("cordoned-old", "ugro", "flapping", SINCE)
+    due = gating.due_for_check(nodes, verdicts, cordoned, now=NOW, max_age_s=60)
+    assert [n.name for n in due] == ["old", "never"]
+
+
+def test_preflight_checks_nothing_when_every_verdict_is_young() -> None:
+    """A maximum age longer than every verdict's: preflight reuses them all."""
+    nodes = [worker("b"), worker("a")]
+    verdicts = {"a": verdict("a", age_s=30), "b": verdict("b", age_s=5)}
+    assert gating.due_for_check(nodes, verdicts, {}, now=NOW, max_age_s=60) == []
+    assert gating.due_for_check(nodes, verdicts, {}, now=NOW, max_age_s=0) == nodes
+
+
 def gate(name: str, score: float | None = 100, *, usable: bool = True, gpus: int = 2) -> Gate:
     """A gate with an address derived from its name."""
     reasons = () if usable else ("unhealthy",)
@@ -314,11 +339,11 @@ def test_ipv6_rendezvous_endpoint_is_bracketed() -> None:
 )
 def test_spans(text: str, seconds: float) -> None:
     """--max-age takes 30s, 5m, 1h and plain seconds."""
-    assert timeline.span_seconds(text) == seconds
+    assert spans.span_seconds(text) == seconds
 
 
 @pytest.mark.parametrize("text", ["", "5x", "-1", "nan", "inf", "m5"])
 def test_bad_spans(text: str) -> None:
     """Anything else is refused with what was expected."""
     with pytest.raises(ValueError, match="expected a span"):
-        timeline.span_seconds(text)
+        spans.span_seconds(text)

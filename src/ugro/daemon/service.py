@@ -28,6 +28,8 @@ from ugro.errors import StateError, UgroError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ugro.store.state import DaemonInfo
+
 SYSTEMCTL_TIMEOUT_S = 15
 START_WAIT_S = 15.0
 STOP_WAIT_S = 10.0
@@ -237,6 +239,35 @@ def status_report() -> dict[str, Any]:
             if info.last_sweep_at:
                 report["last_sweep_at"] = info.last_sweep_at.isoformat()
     return report
+
+
+def stale_note(info: DaemonInfo | None, now: datetime) -> str:
+    """Why verdicts are stale, from what the monitor last wrote about itself (`info`).
+
+    No monitor ever wrote the state, one stopped, one died without saying so (its pid is
+    gone), or one runs but is behind. For `ugro health`, when any verdict is stale.
+    """
+    start = "start it with `ugro daemon start`"
+    if info is None:
+        return f"verdicts are stale: no monitor keeps them fresh; {start}"
+    if not info.running:
+        stopped = info.last_sweep_at or info.started_at
+        return (
+            f"verdicts are stale: the monitor stopped after {stopped:%Y-%m-%d %H:%M:%S}Z; {start}"
+        )
+    try:
+        os.kill(info.pid, 0)
+    except ProcessLookupError:
+        return f"verdicts are stale: the monitor (pid {info.pid}) died without stopping; {start}"
+    except PermissionError:
+        # The pid is another user's process: it exists, and signal 0 can tell no more.
+        pass
+    last = info.last_sweep_at or info.started_at
+    behind = (now - last).total_seconds()
+    return (
+        f"verdicts are stale: the monitor (pid {info.pid}) is behind, last sweep {behind:.0f} s "
+        f"ago with a {info.interval_s:g} s interval; see its log"
+    )
 
 
 def print_status(report: dict[str, Any]) -> None:

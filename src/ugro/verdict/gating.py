@@ -1,7 +1,8 @@
 """Launch gating: which nodes a training job may use now, and why the others may not.
 
-Pure: verdicts, cordons, the config's workers and the time in; one `Gate` per node out, and
-the host lists launchers read. `ugro hosts` and `ugro preflight` are thin wrappers around it.
+Pure: verdicts, cordons, the config's workers and the time in; out come one `Gate` per node,
+the host lists launchers read, and the nodes `ugro preflight` must check before it decides.
+`ugro hosts` and `ugro preflight` are thin wrappers around it.
 
 A node is usable when all of these hold:
 
@@ -160,6 +161,30 @@ def gates(  # noqa: PLR0913 - the keyword-only inputs of one pure decision
             hostname=hostname,
         )
         for node in nodes
+    ]
+
+
+def due_for_check(
+    nodes: Sequence[Worker],
+    verdicts: Mapping[str, NodeVerdict],
+    cordoned: Collection[str],
+    *,
+    now: datetime,
+    max_age_s: float,
+) -> list[Worker]:
+    """The nodes `ugro preflight` must check now, in config order.
+
+    Every node that is not cordoned and has no verdict younger than `max_age_s`. A cordoned
+    node is out whatever a check finds, so checking it would only cost the launch time.
+    """
+    return [
+        node
+        for node in nodes
+        if node.name not in cordoned
+        and (
+            node.name not in verdicts
+            or (now - verdicts[node.name].last_check).total_seconds() > max_age_s
+        )
     ]
 
 

@@ -1,16 +1,9 @@
-"""What `ugro alerts` shows, and the test notifications of `ugro alerts test`."""
+"""What `ugro alerts` shows: firing and resolved alerts, and delivery to each sink."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
-
-from ugro.alerts.engine import AlertEvent
-
-if TYPE_CHECKING:
-    from collections.abc import Sequence
-
-    from ugro.config import SinkSettings
+from datetime import datetime
+from typing import Any
 
 
 def document(book: dict[str, Any]) -> dict[str, Any]:
@@ -72,34 +65,3 @@ def print_alerts(book: dict[str, Any]) -> None:
                 str(stats.get("last_error") or "-"),
             )
         console.print(table)
-
-
-async def send_tests(
-    configured: Sequence[SinkSettings], cluster: str
-) -> list[tuple[str, str | None]]:
-    """Send one test event through each sink, all at once; (name, error or None) per sink."""
-    import asyncio
-
-    from ugro.alerts import delivery, sinks
-    from ugro.errors import UgroError
-
-    now = datetime.now(UTC)
-    event = AlertEvent(
-        kind="test",
-        node="cluster",
-        key="test",
-        severity="warning",
-        summary="test notification from ugro",
-        details=("if you can read this, alerts reach you here",),
-        started_at=now,
-        cluster=cluster,
-    )
-
-    async def one(settings: SinkSettings) -> tuple[str, str | None]:
-        try:
-            sink = sinks.build(settings)
-        except UgroError as exc:
-            return settings.name, str(exc)
-        return settings.name, await delivery.send_now(sink, event)
-
-    return list(await asyncio.gather(*(one(s) for s in configured)))

@@ -1,15 +1,14 @@
 """What `ugro history` shows: status changes, per-node summaries and a score chart.
 
-Kept apart from `history.py`, which only stores and queries: this module only formats.
+Kept apart from `ugro.store.history`, which only stores and queries: this module only formats.
 """
 
 from __future__ import annotations
 
 import csv
-import re
 import sys
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -17,39 +16,7 @@ if TYPE_CHECKING:
 
     from ugro.store.history import Event, Summary, Transition
 
-_SPAN = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 BARS = "▁▂▃▄▅▆▇█"
-
-
-def span_seconds(text: str) -> float:
-    """'30s', '5m', '1h', '7d', '2w' or plain seconds ('90') as seconds; ValueError otherwise."""
-    match = _SPAN.match(text.strip())
-    if match:
-        return float(match[1]) * _UNITS[match[2]]
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise ValueError(
-            f"expected a span like 30s, 5m, 1h or plain seconds; got {text!r}"
-        ) from None
-    if not 0 <= seconds < float("inf"):
-        raise ValueError(f"expected a span of zero or more seconds; got {text!r}")
-    return seconds
-
-
-def parse_since(text: str, now: datetime) -> datetime:
-    """'24h', '30m', '7d', '2w' before now, or an ISO 8601 time; ValueError otherwise."""
-    match = _SPAN.match(text.strip())
-    if match:
-        return now - timedelta(seconds=span_seconds(text))
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(
-            f"expected a span like 24h, 30m, 7d, or an ISO 8601 time; got {text!r}"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def sparkline(values: Sequence[float | None], low: float = 0, high: float = 100) -> str:

@@ -1,0 +1,125 @@
+"""The `ugro` click group, and what every command module shares.
+
+Command modules (`ugro.cli.verdicts`, `ugro.cli.launch`, ...) add their commands to `main`
+when they are imported; `ugro.cli` imports them all. Heavy modules (asyncssh, pydantic, YAML,
+rich) are imported inside the commands that need them, so `ugro health` starts instantly.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import click
+
+from ugro.errors import UgroError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ugro.config import Config
+    from ugro.store.cordons import CordonStore
+    from ugro.store.state import StateStore
+
+F = TypeVar("F", bound="Callable[..., Any]")
+
+# The Nagios code of a command that could not reach a verdict (UNKNOWN).
+NO_VERDICT = 3
+NO_DATA = "no health data yet: run `ugro check`, or start the monitor with `ugro daemon start`"
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """Say what went wrong in one line on stderr and exit `code`."""
+    click.echo(f"ugro: {message}", err=True)
+    sys.exit(code)
+
+
+def errors_exit(code: int) -> Callable[[F], F]:
+    """Turn ugro's errors into one line on stderr and exit `code`; never a traceback."""
+
+    def decorate(command: F) -> F:
+        @functools.wraps(command)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401 - passes click's values through
+            try:
+                return command(*args, **kwargs)
+            except click.ClickException:
+                raise
+            except UgroError as exc:
+                fail(str(exc).replace("\n", "\n  "), code)
+            except KeyboardInterrupt:
+                fail("interrupted", 130)
+            except Exception as exc:  # noqa: BLE001 - the promise is: never a traceback
+                fail(f"internal error: {type(exc).__name__}: {exc} (please report this)", code)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    envvar="UGRO_CONFIG",
+    help="cluster.yaml to use [default: $UGRO_CONFIG, then ~/.config/ugro/cluster.yaml].",
+)
+@click.version_option(package_name="ugro", prog_name="ugro")
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None) -> None:
+    """Tell which nodes of a GPU cluster can train, and why the others cannot."""
+    logging.basicConfig(level=logging.WARNING, format="ugro: %(message)s", stream=sys.stderr)
+    ctx.obj = config_path
+
+
+def load_config(ctx: click.Context) -> Config:
+    """The config named by `--config` (kept in the context), else the default one."""
+    from ugro import config
+
+    return config.load(ctx.obj)
+
+
+def state_store() -> StateStore:
+    """The state file's store."""
+    from ugro import paths
+    from ugro.store.state import StateStore
+
+    return StateStore(paths.state_file())
+
+
+def cordon_store() -> CordonStore:
+    """The cordons' store."""
+    from ugro.store.cordons import CordonStore
+
+    return CordonStore()
+
+
+class NoVerdictUsageError(click.UsageError):
+    """A usage error of a command that reports health (`check`, `health`, `preflight`)."""
+
+    exit_code = NO_VERDICT
+
+
+class VerdictCommand(click.Command):
+    """A command that reports health: its usage errors exit 3 (UNKNOWN), as a Nagios plugin's do.
+
+    To a Nagios-style caller, click's usual 2 would read as "a node is down".
+    """
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,  # noqa: ANN401 - click's own signature
+    ) -> click.Context:
+        """Parse arguments; a usage error means no verdict."""
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            # Chained: the original names click's own error class (NoSuchOption, ...), and
+            # click shows only the message either way.
+            raise NoVerdictUsageError(exc.message, exc.ctx) from exc
