@@ -8,16 +8,19 @@ import os
 import shlex
 import subprocess
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from conftest import fixture_text
+from conftest import STUBS, fixture_text
 from ugro.checks import deep
 from ugro.config import Worker
 from ugro.model import CommandResult, Status
 
-FAKETORCH = Path(__file__).resolve().parents[1] / "stubs" / "faketorch"
+if TYPE_CHECKING:
+    from pathlib import Path
+
+FAKETORCH = STUBS / "faketorch"
 UUID0 = "GPU-5d4ae6b5-1c2b-7f0a-9b3e-3a5e7a1c2d10"
 UUID1 = "GPU-a81f09c2-6e4d-4b57-8c1a-0f2e9d7b3c64"
 

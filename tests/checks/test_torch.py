@@ -6,16 +6,19 @@ import ast
 import shlex
 import subprocess
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from conftest import fixture_text
+from conftest import STUBS, fixture_text
 from ugro.checks import torch
 from ugro.config import Worker
 from ugro.model import CommandResult, Status
 
-FAKETORCH = Path(__file__).resolve().parents[1] / "stubs" / "faketorch"
+if TYPE_CHECKING:
+    from pathlib import Path
+
+FAKETORCH = STUBS / "faketorch"
 
 
 def node(**settings: object) -> Worker:

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from sshcluster import TestCluster
 
 
+# Integration: every test runs `ugro hosts` or `ugro preflight` as a process.
+pytestmark = pytest.mark.integration
+
+
 def node_verdict(
     name: str,
     status: NodeStatus = NodeStatus.HEALTHY,
@@ -138,7 +142,7 @@ def test_hosts_is_light() -> None:
     probe = (
         "import sys\nfrom click.testing import CliRunner\nfrom ugro.cli import main\n"
         "CliRunner().invoke(main, ['hosts'])\n"
-        "print(sorted(m for m in ('asyncssh', 'rich', 'ugro.monitor') if m in sys.modules))"
+        "print(sorted(m for m in ('asyncssh', 'rich', 'ugro.sweep') if m in sys.modules))"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60

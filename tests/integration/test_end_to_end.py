@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+import pytest
 import yaml
 
 from conftest import run_ugro
@@ -14,6 +15,9 @@ if TYPE_CHECKING:
 
     from sshcluster import TestCluster
 
+
+# Integration: the real CLI against real sshd test hosts.
+pytestmark = pytest.mark.integration
 
 CORE = ("ssh", "gpu", "torch", "disk", "latency")
 GPU_HEALTH = ("ecc", "remap", "xid", "throttle", "pcie", "processes", "temperature")

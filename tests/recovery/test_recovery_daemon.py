@@ -13,25 +13,28 @@ import shlex
 import signal
 import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conftest import run_ugro, wait_for
+from conftest import TESTS, run_ugro, wait_for
+from daemonharness import FAST_TIMEOUTS, GOOD, DaemonProcess, daemon_starter
 from recording_scheduler import calls
-from test_daemon import FAST_TIMEOUTS, GOOD, DaemonProcess, daemon_starter
 from ugro import paths
 from ugro.store.cordons import CordonStore
 from ugro.store.history import opened
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from pathlib import Path
 
     from conftest import Receiver
     from sshcluster import TestCluster, TestHost
 
-LAUNCHER = Path(__file__).with_name("recording_scheduler.py")
+# Integration: real daemon processes against real sshd test hosts.
+pytestmark = pytest.mark.integration
+
+LAUNCHER = TESTS / "recording_scheduler.py"
 SSH_GPU = ["ssh", "gpu"]
 HOOK = "/hook"
 
