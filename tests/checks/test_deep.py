@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import shlex
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+import python38
 from conftest import STUBS, fixture_text
 from ugro.checks import deep
 from ugro.config import Worker
@@ -162,9 +162,9 @@ def test_applies_only_when_asked_for() -> None:
     assert not deep.CHECK.applies(node(deep=False))
 
 
-def test_probe_is_python_38_syntax() -> None:
-    """Node pythons are old: the probe parses as Python 3.8."""
-    ast.parse(deep.PROBE, feature_version=(3, 8))
+def test_probe_is_python_38() -> None:
+    """Node pythons are old: the probe uses no grammar, builtin or method newer than 3.8."""
+    assert python38.problems(deep.PROBE) == []
 
 
 def run_probe(tmp_path: Path, mode: str, busy: list[list[str]] | None = None) -> CommandResult:
