@@ -2,6 +2,11 @@
 
 The receivers (an HTTP server, Debian's prometheus-alertmanager) serve test_sinks and the
 end-to-end delivery tests alike.
+
+Two lanes: a test marked `integration` needs something real and slow (sshd, Prometheus,
+Alertmanager, Slurm, root, a daemon process, `ugro` run as a process); the rest is the fast
+lane, `scripts/test --fast`. A test that uses one of INTEGRATION_FIXTURES, or lives in
+tests/integration/, is marked here; `run_ugro` fails a test that is not marked.
 """
 
 from __future__ import annotations
@@ -25,12 +30,63 @@ from sshcluster import TestCluster
 from ugro import config
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Generator, Iterator
 
     from ugro.config import Worker
 
-FIXTURES = Path(__file__).parent / "fixtures"
+#: This directory, the repository around it, and the captured outputs and stub programs in it.
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+FIXTURES = TESTS / "fixtures"
+STUBS = TESTS / "stubs"
 ALERTMANAGER = Path("/usr/bin/prometheus-alertmanager")
+
+#: Fixtures that start real servers or processes (test hosts on sshd, Alertmanager, Slurm,
+#: daemons, iptables rules): any test that uses one, even indirectly, is an integration test.
+INTEGRATION_FIXTURES = frozenset(
+    {
+        "shared_cluster",
+        "cluster",
+        "alertmanager",
+        "slurm_cluster",
+        "daemons",
+        "detached",
+        "firewall",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `integration` every test that uses an integration fixture or is in integration/."""
+    for item in items:
+        uses = INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        if uses or item.path.is_relative_to(TESTS / "integration"):
+            item.add_marker(pytest.mark.integration)
+
+
+#: The test being run now, if any: what `require_integration` judges.
+_RUNNING: dict[str, pytest.Item] = {}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """Remember the test while it is set up, run and torn down."""
+    _RUNNING["item"] = item
+    try:
+        return (yield)
+    finally:
+        _RUNNING.pop("item", None)
+
+
+def require_integration(what: str) -> None:
+    """Fail the running test if it does `what` (something slow) without the integration mark.
+
+    This keeps the fast lane fast: a test that starts `ugro` processes cannot slip into it
+    unmarked. Outside a test (the benchmarks use the harness too) it does nothing.
+    """
+    item = _RUNNING.get("item")
+    if item is not None and item.get_closest_marker("integration") is None:
+        pytest.fail(f"{item.nodeid} {what}: mark it @pytest.mark.integration", pytrace=False)
 
 
 @pytest.fixture(autouse=True)
@@ -62,6 +118,7 @@ def run_ugro(
     *args: str | os.PathLike[str], timeout: float = 60, env: dict[str, str] | None = None
 ) -> Ran:
     """Run the real `ugro` command line in a subprocess, as an operator would."""
+    require_integration("runs `ugro` as a process")
     done = subprocess.run(
         [sys.executable, "-m", "ugro", *map(str, args)],
         capture_output=True,

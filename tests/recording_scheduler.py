@@ -20,7 +20,7 @@ from ugro.recovery import actions as remediation
 
 
 class RecordingScheduler:
-    """A Scheduler (ugro.scheduler) that writes down what it is told."""
+    """A Scheduler (ugro.recovery.scheduler) that writes down what it is told."""
 
     name = "recorder"
 

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import shlex
 import subprocess
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from conftest import fixture_text
+import python38
+from conftest import STUBS, fixture_text
 from ugro.checks import deep
 from ugro.config import Worker
 from ugro.model import CommandResult, Status
 
-FAKETORCH = Path(__file__).resolve().parents[1] / "stubs" / "faketorch"
+if TYPE_CHECKING:
+    from pathlib import Path
+
+FAKETORCH = STUBS / "faketorch"
 UUID0 = "GPU-5d4ae6b5-1c2b-7f0a-9b3e-3a5e7a1c2d10"
 UUID1 = "GPU-a81f09c2-6e4d-4b57-8c1a-0f2e9d7b3c64"
 
@@ -159,9 +162,9 @@ def test_applies_only_when_asked_for() -> None:
     assert not deep.CHECK.applies(node(deep=False))
 
 
-def test_probe_is_python_38_syntax() -> None:
-    """Node pythons are old: the probe parses as Python 3.8."""
-    ast.parse(deep.PROBE, feature_version=(3, 8))
+def test_probe_is_python_38() -> None:
+    """Node pythons are old: the probe uses no grammar, builtin or method newer than 3.8."""
+    assert python38.problems(deep.PROBE) == []
 
 
 def run_probe(tmp_path: Path, mode: str, busy: list[list[str]] | None = None) -> CommandResult:

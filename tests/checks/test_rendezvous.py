@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import shlex
 import socket
 import subprocess
@@ -10,6 +9,7 @@ import sys
 
 import pytest
 
+import python38
 from conftest import closed_port, fixture_text
 from ugro.checks import rendezvous
 from ugro.config import Worker
@@ -100,9 +100,9 @@ def test_command_quotes_the_address_and_connects_within_half_the_timeout() -> No
     ]
 
 
-def test_probe_is_python_38_syntax() -> None:
-    """Node pythons are old: the probe parses as Python 3.8."""
-    ast.parse(rendezvous.PROBE, feature_version=(3, 8))
+def test_probe_is_python_38() -> None:
+    """Node pythons are old: the probe uses no grammar, builtin or method newer than 3.8."""
+    assert python38.problems(rendezvous.PROBE) == []
 
 
 def probe(addr: str, port: int, limit: float = 2.0) -> CommandResult:
@@ -125,10 +125,13 @@ def test_probe_connects_to_a_listener() -> None:
 
 
 def test_probe_reports_refused() -> None:
-    """A port where nothing listens is reported as refused."""
+    """A port where nothing listens is reported as refused: the host is reachable, so it passes."""
     port = closed_port()
     out = probe("127.0.0.1", port)
     assert '"refused"' in out.stdout
+    result = rendezvous.CHECK.evaluate(out, node(master={"addr": "127.0.0.1", "port": port}))
+    assert result.status is Status.OK, result.message
+    assert "nothing listens there now" in result.message
 
 
 def test_probe_reports_an_unknown_name() -> None:

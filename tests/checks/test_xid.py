@@ -5,14 +5,17 @@ from __future__ import annotations
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from conftest import fixture_text
+from conftest import STUBS, fixture_text
 from gpuhealth import node
 from ugro.checks import Context, gpuquery, xid
 from ugro.model import CommandResult, Status
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 A100_ROWS = gpuquery.parse(fixture_text("nvidia-smi", "health-8xa100.csv"))
@@ -184,7 +187,6 @@ def test_many_xids_keep_the_message_short() -> None:
 
 def test_journal_fallback_reads_only_the_window(tmp_path: Path) -> None:
     """With dmesg refused, journalctl --since=@(now - window) is read, computed on the node."""
-    stubs = Path(__file__).resolve().parents[1] / "stubs"
     now = time.time()
     (tmp_path / "dmesg_mode").write_text("restricted\n")
     (tmp_path / "journal_log").write_text(
@@ -197,7 +199,7 @@ def test_journal_fallback_reads_only_the_window(tmp_path: Path) -> None:
         text=True,
         check=False,
         timeout=30,
-        env={"PATH": f"{stubs}:/usr/bin:/bin", "UGRO_STUB_DIR": str(tmp_path)},
+        env={"PATH": f"{STUBS}:/usr/bin:/bin", "UGRO_STUB_DIR": str(tmp_path)},
     )
     result = xid.CHECK.evaluate(CommandResult(0, done.stdout), node(), window=100, gpus=RTX_ROWS)
     assert result.status is Status.FAIL

@@ -260,11 +260,22 @@ def test_breaker_at_zero_never_cordons() -> None:
 
 
 statuses = st.sampled_from(list(NodeStatus))
+#: A budget of remediation attempts spent: the next confirmed failure of the gpu check escalates.
+SPENT = NodeRemediation({"fix-gpu": tried(700, 1400)})
 
 
 @st.composite
-def clusters(draw: st.DrawFn) -> Situation:
-    """Any cluster: some nodes bad, some cordoned by people or by ugro, any fraction."""
+def clusters(
+    draw: st.DrawFn,
+    /,
+    planted: Sequence[tuple[NodeVerdict, Cordon | None]] = (),
+    **fixed: Any,
+) -> Situation:
+    """Any cluster: some nodes bad, some cordoned by people or by ugro, any fraction.
+
+    `planted` nodes (each with its cordon, if any) join the drawn ones, so a property that is
+    about them always has them to judge; `fixed` settings override the drawn ones.
+    """
     count = draw(st.integers(1, 12))
     names = [f"n{i}" for i in range(count)]
     shown = [
@@ -283,42 +294,93 @@ def clusters(draw: st.DrawFn) -> Situation:
             cordons.append(by_person(name))
         elif kind != "none":
             cordons.append(by_ugro(name, escalated=kind == "escalated"))
-    return situation(
-        shown,
-        cordons=cordons,
-        nodes=tuple(names),
-        auto_cordon=draw(st.booleans()),
-        recover_after=draw(st.integers(1, 4)),
-        max_cordoned_fraction=draw(st.sampled_from([0.0, 0.1, 0.25, 1 / 3, 0.5, 0.75, 1.0])),
-    )
+    shown += [verdict for verdict, _ in planted]
+    cordons += [cordon for _, cordon in planted if cordon is not None]
+    settings_ = {
+        "auto_cordon": draw(st.booleans()),
+        "recover_after": draw(st.integers(1, 4)),
+        "max_cordoned_fraction": draw(st.sampled_from([0.0, 0.1, 0.25, 1 / 3, 0.5, 0.75, 1.0])),
+        **fixed,
+    }
+    return situation(shown, cordons=cordons, nodes=tuple(v.name for v in shown), **settings_)
 
 
 @settings(max_examples=300, deadline=None)
-@given(clusters())
+@given(clusters([(node("due", NodeStatus.UNHEALTHY), None)], auto_cordon=True))
 def test_breaker_never_lets_the_cordoned_fraction_exceed_the_max(s: Situation) -> None:
-    """New cordons never push the cordoned share of the cluster above max_cordoned_fraction."""
+    """New cordons never push the cordoned share above max_cordoned_fraction; held ones would.
+
+    Every example has a confirmed bad, uncordoned node ("due") that auto_cordon wants
+    cordoned, so each one is either placed or held by the breaker, never neither.
+    """
     decided = plan(s)
-    new = [o for o in decided.cordon if o.node not in s.cordons]
+    new = [o.node for o in decided.cordon if o.node not in s.cordons]
+    held = [o.node for o in decided.held]
+    assert "due" in new + held
+    assert not (new and held), "all or nothing"
+    share = len(set(s.cordons) | set(new + held)) / len(s.nodes)
     if new:
-        after = set(s.cordons) | {o.node for o in new}
-        assert len(after) / len(s.nodes) <= s.settings.max_cordoned_fraction
-    assert not (new and decided.held), "all or nothing"
+        assert share <= s.settings.max_cordoned_fraction
+    else:
+        assert share > s.settings.max_cordoned_fraction
+        assert decided.breaker_open
+
+
+#: Three nodes recovered well past recover_after (at most 4 in `clusters`), each cordoned
+#: differently: only ugro's own plain cordon may be lifted.
+RECOVERED = [
+    (node("back-ugro", pass_streak=5), by_ugro("back-ugro")),
+    (node("back-person", pass_streak=5), by_person("back-person")),
+    (node("back-escalated", pass_streak=5), by_ugro("back-escalated", escalated=True)),
+]
 
 
 @settings(max_examples=300, deadline=None)
-@given(clusters())
+@given(clusters(RECOVERED))
 def test_only_plain_ugro_cordons_are_ever_lifted(s: Situation) -> None:
-    """A person's cordon, or an escalated one, is never in the plan's uncordon list."""
-    for name in plan(s).uncordon:
+    """A person's cordon, or an escalated one, is never in the plan's uncordon list.
+
+    Every example has a recovered node under each kind of cordon: ugro's plain one is lifted,
+    so the property always has a lifted cordon to judge, and the others stay.
+    """
+    lifted = plan(s).uncordon
+    assert "back-ugro" in lifted
+    assert "back-person" not in lifted
+    assert "back-escalated" not in lifted
+    for name in lifted:
         assert s.cordons[name].by == "ugro"
         assert not s.cordons[name].escalated
 
 
+#: Two confirmed bad nodes whose remediation is spent, one cordoned by ugro, one by a person:
+#: escalation replaces ugro's cordon with an escalated one, and must leave the person's.
+STUCK = [
+    (node("stuck-ugro", NodeStatus.UNHEALTHY), by_ugro("stuck-ugro")),
+    (node("stuck-person", NodeStatus.UNHEALTHY), by_person("stuck-person")),
+]
+
+
+@st.composite
+def escalating_clusters(draw: st.DrawFn) -> Situation:
+    """`clusters` with STUCK planted, real runs of FIX_GPU, and spent budgets here and there."""
+    s = draw(clusters(STUCK, actions=[FIX_GPU], dry_run=False))
+    spent = {name: SPENT for name in s.nodes if name.startswith("stuck-") or draw(st.booleans())}
+    return dataclasses.replace(s, remediation=spent)
+
+
 @settings(max_examples=300, deadline=None)
-@given(clusters())
+@given(escalating_clusters())
 def test_a_persons_cordon_is_never_replaced(s: Situation) -> None:
-    """No cordon order ever targets a node a person cordoned."""
-    for order in plan(s).cordon:
+    """No cordon order ever targets a node a person cordoned, not even an escalation's.
+
+    Every example escalates a ugro-cordoned and a person-cordoned node: the first cordon is
+    replaced by an escalated one, so there is always an order to judge; the second stays.
+    """
+    decided = plan(s)
+    assert {name for name, _ in decided.escalate} >= {"stuck-ugro", "stuck-person"}
+    orders = decided.cordon
+    assert [o.escalated for o in orders if o.node == "stuck-ugro"] == [True]
+    for order in orders:
         assert order.node not in s.cordons or s.cordons[order.node].by == "ugro"
 
 

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from sshcluster import TestCluster
 
 
+# Integration: every test runs `ugro hosts` or `ugro preflight` as a process.
+pytestmark = pytest.mark.integration
+
+
 def node_verdict(
     name: str,
     status: NodeStatus = NodeStatus.HEALTHY,

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
+# Integration: real sshd test hosts, driven by the OpenSSH client.
+pytestmark = pytest.mark.integration
+
 SSH = shutil.which("ssh") or "/usr/bin/ssh"
 DF = shutil.which("df") or "/usr/bin/df"
 

@@ -19,24 +19,26 @@ import subprocess
 import sys
 import urllib.parse
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import run_ugro, wait_for
+from conftest import REPO, run_ugro, wait_for
 from ugro import config
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
     from sshcluster import TestCluster, TestHost
 
+# Integration: Prometheus's own tools, a real Prometheus and daemon processes.
+pytestmark = pytest.mark.integration
+
 T = TypeVar("T")
 
-REPO = Path(__file__).resolve().parent.parent
 RULES = REPO / "contrib" / "prometheus" / "ugro-rules.yml"
 RULES_TESTS = RULES.with_name("ugro-rules.test.yml")
 DASHBOARD = REPO / "contrib" / "grafana" / "ugro-dashboard.json"

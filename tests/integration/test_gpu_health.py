@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 
     from sshcluster import TestCluster, TestHost
 
+# Integration: the real CLI against real sshd test hosts.
+pytestmark = pytest.mark.integration
+
 GPU_HEALTH = ("ecc", "remap", "xid", "throttle", "pcie", "processes", "temperature")
 XID_79 = (
     "NVRM: Xid (PCI:0000:41:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus."

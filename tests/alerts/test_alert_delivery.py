@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from conftest import closed_port, run_ugro, wait_for
-from test_daemon import FAST_TIMEOUTS, GOOD, DaemonProcess, State, daemon_starter, tool
+from daemonharness import FAST_TIMEOUTS, GOOD, DaemonProcess, State, daemon_starter, tool
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
     from conftest import Alertmanager, Receiver, Request
     from sshcluster import TestCluster, TestHost
+
+# Integration: real daemon processes, sshd test hosts and Alertmanager.
+pytestmark = pytest.mark.integration
 
 #: (kind, node, key) of one delivered event.
 Event = tuple[str, str, str]

@@ -154,6 +154,7 @@ for i in range(int(sys.argv[3])):
 """
 
 
+@pytest.mark.integration
 def test_concurrent_cordons_from_processes_lose_nothing(store: CordonStore) -> None:
     """Several processes cordoning and uncordoning at once: every change survives."""
     workers, each = 4, 15
@@ -185,6 +186,7 @@ def write_cluster(home: Path, extra: str = "") -> Path:
     return path
 
 
+@pytest.mark.integration
 def test_cordon_list_and_uncordon(isolated_home: Path) -> None:
     """A person cordons with a reason, lists, and uncordons; each step says what it did."""
     write_cluster(isolated_home)
@@ -229,6 +231,7 @@ def test_cordon_list_and_uncordon(isolated_home: Path) -> None:
     }
 
 
+@pytest.mark.integration
 def test_cordon_json_reports_the_change(isolated_home: Path) -> None:
     """`--json` on cordon and uncordon describes the cordon and what the scheduler said."""
     write_cluster(isolated_home)
@@ -245,6 +248,7 @@ def test_cordon_json_reports_the_change(isolated_home: Path) -> None:
     assert lifted["lifted"]["reason"] == "maintenance"
 
 
+@pytest.mark.integration
 def test_person_takes_over_an_automatic_cordon(isolated_home: Path) -> None:
     """Cordoning a node ugro cordoned makes it a person's cordon, which ugro never lifts."""
     write_cluster(isolated_home)
@@ -255,6 +259,7 @@ def test_person_takes_over_an_automatic_cordon(isolated_home: Path) -> None:
     assert CordonStore().read()["gpu3"].by == "manual"
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -274,6 +279,7 @@ def test_usage_errors_exit_2(isolated_home: Path, args: list[str], message: str)
     assert not CordonStore().path.exists()
 
 
+@pytest.mark.integration
 def test_uncordon_of_a_node_no_longer_configured(isolated_home: Path) -> None:
     """A node removed from the config while cordoned can still be uncordoned."""
     write_cluster(isolated_home)
@@ -283,6 +289,7 @@ def test_uncordon_of_a_node_no_longer_configured(isolated_home: Path) -> None:
     assert CordonStore().read() == {}
 
 
+@pytest.mark.integration
 def test_corrupt_cordons_file_fails_clearly(isolated_home: Path) -> None:
     """A corrupt file makes cordon, uncordon and health fail with one line, no traceback."""
     write_cluster(isolated_home)
@@ -300,6 +307,7 @@ def test_corrupt_cordons_file_fails_clearly(isolated_home: Path) -> None:
     assert CordonStore().path.read_text(encoding="utf-8") == "{oops"
 
 
+@pytest.mark.integration
 def test_cordon_and_uncordon_are_in_the_history(isolated_home: Path) -> None:
     """Who cordoned and uncordoned, and why, is kept in the history and shown by `ugro history`."""
     write_cluster(isolated_home)
@@ -318,6 +326,7 @@ def test_cordon_and_uncordon_are_in_the_history(isolated_home: Path) -> None:
     assert [e["kind"] for e in document["events"]] == ["cordon", "uncordon"]
 
 
+@pytest.mark.integration
 def test_history_off_means_no_database(isolated_home: Path) -> None:
     """With the history disabled, cordoning writes no database."""
     write_cluster(isolated_home, "history: {enabled: false}\n")
@@ -343,6 +352,7 @@ def verdict(name: str, status: NodeStatus = NodeStatus.HEALTHY) -> Any:
     )
 
 
+@pytest.mark.integration
 def test_health_shows_cordoned_nodes() -> None:
     """`ugro health` marks a cordoned node, says by whom and why, and its JSON has the cordon."""
     StateStore(paths.state_file()).update([verdict("gpu1"), verdict("gpu2")])
@@ -361,6 +371,7 @@ def test_health_shows_cordoned_nodes() -> None:
     assert cordons == {"gpu1": None, "gpu2": manual("gpu2", "waiting for a new GPU").to_json()}
 
 
+@pytest.mark.integration
 def test_health_imports_nothing_heavy_for_cordons() -> None:
     """Reading cordons keeps `ugro health` instant: no pydantic, YAML, asyncssh or sqlite."""
     probe = (
@@ -381,7 +392,7 @@ def test_health_imports_nothing_heavy_for_cordons() -> None:
 
 
 class Recorder:
-    """A Scheduler (ugro.scheduler) that records its calls and refuses some nodes."""
+    """A Scheduler (ugro.recovery.scheduler) that records its calls and refuses some nodes."""
 
     name = "recorder"
 

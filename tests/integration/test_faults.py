@@ -32,14 +32,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psutil
 import pytest
 
-from conftest import PATIENCE_S
-from test_daemon import (
+from conftest import PATIENCE_S, TESTS
+from daemonharness import (
     FAST_TIMEOUTS,
     GOOD,
     DaemonProcess,
@@ -51,8 +50,12 @@ from test_daemon import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from pathlib import Path
 
     from sshcluster import TestCluster, TestHost
+
+# Integration: real daemons, sshd test hosts and iptables rules (root).
+pytestmark = pytest.mark.integration
 
 Node = dict[str, Any]
 
@@ -77,7 +80,7 @@ VICTIM = "h1"
 BYSTANDERS = ("h0", "h2")
 
 COMMENT = "ugro-test-faults"
-NFQDELAY = Path(__file__).with_name("nfqdelay.py")
+NFQDELAY = TESTS / "nfqdelay.py"
 DELAY_MS = 150
 MAX_LATENCY_MS = 100
 #: Probability that the loss rule drops a packet, and how many checks may pass before one

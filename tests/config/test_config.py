@@ -116,6 +116,7 @@ workers:
     assert special.timeouts.gpu == 10  # the built-in default
 
 
+@pytest.mark.integration
 def test_shell_metacharacters_are_plain_data(tmp_path: Path) -> None:
     """Quotes, `;` and `$(...)` in values validate as data; the path is absolute, so it is fine."""
     hostile = "/tmp/a b;$(touch x)"
@@ -194,6 +195,7 @@ def test_named_missing_file_is_an_error(
 # --- ugro init ----------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_init_template_validates(isolated_home: Path) -> None:
     """The template `ugro init` writes passes `ugro config validate` untouched."""
     ran = run_ugro("init")
@@ -214,6 +216,7 @@ def test_template_master_and_deep_validate_when_uncommented() -> None:
     assert gpu1.deep
 
 
+@pytest.mark.integration
 def test_init_refuses_to_overwrite_unless_forced(isolated_home: Path) -> None:
     """`ugro init` keeps an existing file (exit 1, pointing at --force); --force replaces it."""
     target = write(isolated_home / "cluster.yaml", one_worker("mine"))
@@ -539,6 +542,7 @@ def assert_reported(stderr: str, path: Path, case: Bad) -> None:
     assert case.phrase in target, stderr
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("case", BAD_CONFIGS)
 def test_config_validate_reports_bad_config(case: Bad, tmp_path: Path) -> None:
     """`ugro config validate` exits 1 and says where, what field, and what was expected."""
@@ -570,6 +574,7 @@ def test_check_refuses_bad_config(
     assert not paths.state_file().exists()
 
 
+@pytest.mark.integration
 def test_every_problem_is_reported_on_its_line(tmp_path: Path) -> None:
     """Two bad workers give two lines, each with its own line number and field."""
     text = """\
@@ -589,6 +594,7 @@ workers:
     assert "greater than or equal to 1" in second
 
 
+@pytest.mark.integration
 def test_valid_config_passes_validate(tmp_path: Path) -> None:
     """A correct file validates with exit 0 and a one-line summary naming the workers."""
     path = write(tmp_path / "cluster.yaml", ONE + '  - name: gpu2\n    ip: "fe80::1"\n')

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from conftest import run_ugro
+from conftest import REPO, run_ugro
 from ugro.daemon import service
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
-REPO_UNIT = Path(__file__).parent.parent / "systemd" / "ugro-monitor.service"
+REPO_UNIT = REPO / "systemd" / "ugro-monitor.service"
 
 
 def without_exec_start(text: str) -> list[str]:
@@ -38,6 +38,7 @@ def config_home(tmp_path: Path) -> Path:
     return home
 
 
+@pytest.mark.integration
 def test_install_writes_a_notify_unit_for_this_installation(
     config_home: Path, tmp_path: Path
 ) -> None:
@@ -57,6 +58,7 @@ def test_install_writes_a_notify_unit_for_this_installation(
     assert "enable-linger" in ran.out
 
 
+@pytest.mark.integration
 def test_without_a_user_manager_install_says_what_to_run(config_home: Path) -> None:
     """With no reachable user manager, install explains the systemctl commands to run."""
     ran = run_ugro(
@@ -89,6 +91,7 @@ def test_linger_advice_only_when_lingering_is_not_on(
         assert ("enable-linger" in capsys.readouterr().out) is advised
 
 
+@pytest.mark.integration
 def test_installed_unit_passes_systemd_analyze_verify(config_home: Path) -> None:
     """The installed unit passes `systemd-analyze verify` without a warning."""
     run_ugro("daemon", "install", env={"XDG_CONFIG_HOME": str(config_home)})

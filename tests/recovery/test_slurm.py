@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from conftest import FIXTURES, wait_for
+from conftest import FIXTURES, STUBS, wait_for
 from slurmcluster import NODE, SlurmCluster, installed
 from ugro import config
 from ugro.errors import ConfigError, SchedulerError
@@ -23,7 +23,7 @@ from ugro.recovery.slurm import MARK, MAX_REASON_CHARS, NodeInfo, Slurm, marked,
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-HANG_STUB = Path(__file__).parent / "stubs" / "scontrol-hang"
+HANG_STUB = STUBS / "scontrol-hang"
 
 
 def scontrol_fixture(name: str) -> str:
@@ -255,6 +255,7 @@ def test_refused_update_is_an_error(monkeypatch: pytest.MonkeyPatch, tmp_path: P
         Slurm().drain(NODE, "x")
 
 
+@pytest.mark.integration
 def test_controller_down_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No slurmctld answers: SchedulerError naming the failure, within the timeout."""
     conf = tmp_path / "slurm.conf"

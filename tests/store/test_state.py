@@ -288,6 +288,7 @@ def save(*verdicts: NodeVerdict) -> None:
     StateStore(paths.state_file()).update(verdicts)
 
 
+@pytest.mark.integration
 def test_health_without_state_says_run_check() -> None:
     """No state yet: exit 3 and one line pointing at `ugro check`."""
     ran = run_ugro("health")
@@ -298,6 +299,7 @@ def test_health_without_state_says_run_check() -> None:
     assert "`ugro check`" in line
 
 
+@pytest.mark.integration
 def test_health_json_without_state_is_still_json() -> None:
     """No state yet with --json: exit 3 and a JSON document with no nodes and an error."""
     ran = run_ugro("health", "--json")
@@ -308,6 +310,7 @@ def test_health_json_without_state_is_still_json() -> None:
     assert document["exit_code"] == 3
 
 
+@pytest.mark.integration
 def test_health_with_corrupt_state_says_why() -> None:
     """A corrupt state file: exit 3, one line naming the problem, and the file untouched."""
     path = paths.state_file()
@@ -322,6 +325,7 @@ def test_health_with_corrupt_state_says_why() -> None:
     assert files_in(path.parent) == {"cluster_state.json"}
 
 
+@pytest.mark.integration
 def test_health_shows_every_node_and_exits_with_the_worst() -> None:
     """Healthy, degraded and unreachable nodes: all shown, exit 2 for the unreachable one."""
     save(
@@ -345,6 +349,7 @@ def test_health_shows_every_node_and_exits_with_the_worst() -> None:
     }
 
 
+@pytest.mark.integration
 def test_old_verdict_is_stale() -> None:
     """A verdict older than stale_after_s shows as stale (exit 3) and keeps its checked status."""
     save(verdict("fresh"), verdict("old", age_s=3600))
@@ -360,6 +365,7 @@ def test_old_verdict_is_stale() -> None:
     assert "stale" in row
 
 
+@pytest.mark.integration
 def test_stale_after_comes_from_the_state_file() -> None:
     """The threshold stored in the file is the one applied: 10 minutes old is fresh under 1 h."""
     state = ClusterState(
@@ -396,6 +402,7 @@ def test_exit_code_ordering(statuses: list[str], code: int) -> None:
     assert report.exit_code([row(NodeStatus(s)) for s in statuses]) == code
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("verdicts", "code"),
     [
@@ -438,6 +445,7 @@ for i in range(200):
 """
 
 
+@pytest.mark.integration
 def test_readers_never_see_a_partial_file(store: StateStore) -> None:
     """A reader racing 500 reads against 200 rewrites by another process never fails to parse."""
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(store.path)])

@@ -8,30 +8,35 @@ that reach a webhook, the files the actions leave behind, and what the scheduler
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shlex
 import signal
 import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import psutil
 import pytest
 
-from conftest import run_ugro, wait_for
+from conftest import TESTS, run_ugro, wait_for
+from daemonharness import FAST_TIMEOUTS, GOOD, DaemonProcess, daemon_starter
 from recording_scheduler import calls
-from test_daemon import FAST_TIMEOUTS, GOOD, DaemonProcess, daemon_starter
 from ugro import paths
 from ugro.store.cordons import CordonStore
 from ugro.store.history import opened
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from pathlib import Path
 
     from conftest import Receiver
     from sshcluster import TestCluster, TestHost
 
-LAUNCHER = Path(__file__).with_name("recording_scheduler.py")
+# Integration: real daemon processes against real sshd test hosts.
+pytestmark = pytest.mark.integration
+
+LAUNCHER = TESTS / "recording_scheduler.py"
 SSH_GPU = ["ssh", "gpu"]
 HOOK = "/hook"
 
@@ -93,6 +98,29 @@ def events(node: str | None = None) -> list[tuple[str, str]]:
 def hook_events(receiver: Receiver) -> list[tuple[str, str, str]]:
     """(kind, node, key) of each alert the webhook received."""
     return [(r.body["kind"], r.body["node"], r.body["key"]) for r in receiver.at(HOOK)]
+
+
+def action_processes(home: Path, node: str) -> dict[str, psutil.Process]:
+    """The live processes of the control-node actions the daemon at `home` runs for `node`.
+
+    By program name; an action's environment names its node, and the daemon's $UGRO_HOME
+    tells this test's daemon from any other on the machine.
+    """
+    found = {}
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            env = process.environ()
+            if env.get("UGRO_HOME") == str(home) and env.get("UGRO_NODE") == node:
+                found[process.name()] = process
+    return found
+
+
+def gone(process: psutil.Process) -> bool:
+    """Whether `process` has exited (a zombie waiting for its reaper counts as gone)."""
+    try:
+        return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def stop(daemon: DaemonProcess) -> None:
@@ -175,9 +203,18 @@ def test_scheduler_refusal_keeps_the_cordon(
     daemon.wait_state(up([h0]), what="h0 up")
     h0.kill()
     wait_for(lambda: "h0" in cordons(), "h0 cordoned")
-    assert cordons()["h0"]["reason"].startswith("unreachable: ")
+    cordon = cordons()["h0"]
+    assert cordon["by"] == "ugro"
+    assert cordon["reason"].startswith("unreachable: ")
     daemon.wait_log("scheduler recorder: node h0 is not known to the recorder")
+    # The refusal came after the cordon was recorded; sweeps later, the cordon still stands.
+    daemon.wait_sweeps(daemon.sweeps() + 2)
+    assert cordons()["h0"] == cordon
+    told = calls(tmp_path / "scheduler.jsonl")
+    assert [(c["call"], c["node"]) for c in told][:1] == [("drain", "h0")]
+    assert told[0]["reason"] == cordon["reason"]
     stop(daemon)
+    assert ("h0", "cordon") in events("h0")
 
 
 def test_a_refused_drain_alerts_and_is_tried_again_until_it_lands(
@@ -309,7 +346,7 @@ def test_remediation_attempts_escalate_and_survive_a_restart(
         what="4 sweeps of the restarted daemon",
     )
     assert node_log.read_text(encoding="utf-8").splitlines() == ["attempt", "attempt"]
-    assert "h1" in cordons()
+    assert cordons()["h1"]["escalated"] is True
     assert ("resolved", "h1", "remediation_failed") not in hook_events(receiver)
 
     # A person lifts the escalated cordon: the escalation ends and remediation starts afresh.
@@ -369,7 +406,7 @@ def test_dry_run_only_says_what_it_would_run(
 def test_a_hung_action_costs_its_timeout_not_the_sweeps(
     cluster: TestCluster, tmp_path: Path, daemons: Callable[..., DaemonProcess]
 ) -> None:
-    """A hung action is killed at its timeout; sweeps go on meanwhile."""
+    """A hung action is killed at its timeout and recorded so; sweeps go on meanwhile."""
     h1 = cluster.host("h1")
     hung = {
         "name": "hang",
@@ -385,7 +422,24 @@ def test_a_hung_action_costs_its_timeout_not_the_sweeps(
     daemon.wait_state(up([h1]), what="h1 up")
     h1.set_gpu("driver")
     daemon.wait_log("h1: running hang")
+
+    def sleeping() -> dict[str, psutil.Process]:
+        found = action_processes(daemon.home, "h1")
+        return found if "sleep" in found else {}
+
+    running = wait_for(sleeping, "the hung action's `sleep 600`").values()
     log = daemon.wait_log("h1: hang no result within 3 s")
     between = log[log.index("h1: running hang") : log.index("h1: hang no result")]
     assert between.count("INFO sweep ") >= 1, between
+    # Killed: the shell and its `sleep 600` are gone, not left to run out their ten minutes.
+    wait_for(lambda: all(gone(p) for p in running), "the hung action killed", 5)
+    daemon.wait_sweeps(daemon.sweeps() + 1)
     stop(daemon)
+    with opened(paths.history_file()) as history:
+        done = history.events("h1", datetime.now(UTC) - timedelta(hours=1))
+    (detail,) = [e.detail for e in done if e.kind == "remediation"]
+    assert detail["action"] == "hang"
+    assert detail["exit_status"] is None
+    assert detail["error"] == "no result within 3 s (timeout_s): stopped"
+    # It cost its timeout, and not much more.
+    assert 3 <= detail["duration_s"] < 3 + 2, detail

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 
     from sshcluster import TestCluster
 
+# Integration: the real CLI against real sshd test hosts.
+pytestmark = pytest.mark.integration
+
 # Addresses no test host uses (they start at 127.0.0.10): the master's stand-ins.
 LISTENING_ADDR = "127.0.0.71"
 DROPPED_ADDR = "127.0.0.72"

@@ -31,6 +31,10 @@ if TYPE_CHECKING:
     from ugro.config import Worker
 
 
+# Integration: the SSH transport against real sshd test hosts.
+pytestmark = pytest.mark.integration
+
+
 def node(cluster: TestCluster, tmp_path: Path, **top: object) -> Worker:
     """The resolved worker for test host h0, with `top` as top-level settings."""
     path = cluster.write_config(tmp_path / "cluster.yaml", None, None, **top)
