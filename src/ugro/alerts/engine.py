@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from ugro.model import NodeStatus, Status
+from ugro.model import CLUSTER, NodeStatus, Status, by_message
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -167,9 +167,8 @@ class _Condition:
 
 
 DOWN_KEYS = ("unreachable", "unhealthy")
-CLUSTER = "cluster"
 GROUP_KEY = "nodes_down"
-# Raised by recovery (ugro.remediation), not from a verdict: a node's sweep leaves them be.
+# Raised by recovery (ugro.recovery.recoverer), not from a verdict: a node's sweep leaves them be.
 BREAKER_KEY = "cordon_breaker"
 ESCALATION_KEY = "remediation_failed"
 SCHEDULER_KEY = "scheduler_out_of_sync"
@@ -247,13 +246,8 @@ class AlertEngine:
             found["degraded"] = _Condition(
                 "warning", "degraded", tuple(a.text for a in verdict.alerts)
             )
-        # Checks that say the same thing (six GPU health checks behind one broken driver) are
-        # one alert, keyed by the first of them.
-        same: dict[tuple[Status, str], list[str]] = {}
-        for c in verdict.checks:
-            if c.status is not Status.OK:
-                same.setdefault((c.status, c.message), []).append(c.name)
-        for (status, message), names in same.items():
+        # Checks that say the same thing are one alert, keyed by the first of them.
+        for (status, message), names in by_message(verdict.checks, lambda c: c.status).items():
             severity: Severity = "critical" if status is Status.FAIL else "warning"
             which = f"{', '.join(names)} check{'s' if len(names) > 1 else ''}"
             found[f"check:{names[0]}"] = _Condition(

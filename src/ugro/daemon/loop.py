@@ -29,10 +29,10 @@ from ugro.alerts.engine import AlertEngine, book_from_json, book_to_json
 from ugro.daemon import sdnotify
 from ugro.daemon.pidfile import PidLock
 from ugro.errors import ConfigError, StateError, UgroError
-from ugro.model import NodeStatus, NodeVerdict
+from ugro.model import BAD_STATUSES, NodeStatus, NodeVerdict
 from ugro.recovery.actions import Recoverer
 from ugro.recovery.scheduler import for_config
-from ugro.store.history import Event, History, Sample, Transition
+from ugro.store.history import Event, History, Sample, Transition, path_for
 from ugro.store.state import DaemonInfo, StateStore
 from ugro.verdict import hysteresis
 
@@ -372,7 +372,7 @@ class Daemon:
             return
         reason = _reason(verdict)
         if verdict.status is not before:
-            level = logging.WARNING if verdict.status in hysteresis.BAD else logging.INFO
+            level = logging.WARNING if verdict.status in BAD_STATUSES else logging.INFO
             log.log(
                 level, "%s: %s -> %s (%s)", verdict.name, before.value, verdict.status.value, reason
             )
@@ -452,10 +452,8 @@ def _dispatcher(cfg: Config) -> Dispatcher:
 
 
 def _open_history(cfg: Config) -> History | None:
-    if not cfg.history.enabled:
-        return None
-    path = Path(cfg.history.path).expanduser() if cfg.history.path else paths.history_file()
-    return History(path)
+    """The history database, unless it is turned off."""
+    return History(path_for(cfg.history)) if cfg.history.enabled else None
 
 
 def run(

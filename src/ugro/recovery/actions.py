@@ -29,12 +29,12 @@ from typing import TYPE_CHECKING, Any, Literal
 from ugro import paths, subprocesses
 from ugro.alerts.engine import (
     BREAKER_KEY,
-    CLUSTER,
     ESCALATION_KEY,
     SCHEDULER_KEY,
     ExternalCondition,
 )
 from ugro.errors import CommandTimeout, SchedulerError, StateError, TransportError
+from ugro.model import CLUSTER
 from ugro.recovery import plan as recovery
 from ugro.recovery.plan import Attempt, NodeRemediation
 from ugro.store import atomicfile

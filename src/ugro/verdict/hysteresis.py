@@ -18,15 +18,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from ugro.model import NodeStatus, NodeVerdict, Tracking
+from ugro.model import BAD_STATUSES, GOOD_STATUSES, NodeStatus, NodeVerdict, Tracking
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from ugro.config import MonitorSettings
-
-BAD = frozenset({NodeStatus.UNHEALTHY, NodeStatus.UNREACHABLE})
-GOOD = frozenset({NodeStatus.HEALTHY, NodeStatus.DEGRADED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,14 +46,16 @@ def advance(
     """Fold one more check of a node into what is shown (module docstring)."""
     before = previous.tracking if previous else None
     shown_before = previous.status if previous and before else None
-    bad = observed.status in BAD
+    bad = observed.status in BAD_STATUSES
     fail_streak = (before.fail_streak + 1 if before else 1) if bad else 0
     pass_streak = 0 if bad else (before.pass_streak + 1 if before else 1)
     unreachable = observed.status is NodeStatus.UNREACHABLE
     unreachable_streak = (before.unreachable_streak + 1 if before else 1) if unreachable else 0
 
-    unconfirmed_failure = shown_before in GOOD and bad and fail_streak < policy.fail_after
-    unconfirmed_recovery = shown_before in BAD and not bad and pass_streak < policy.recover_after
+    unconfirmed_failure = shown_before in GOOD_STATUSES and bad and fail_streak < policy.fail_after
+    unconfirmed_recovery = (
+        shown_before in BAD_STATUSES and not bad and pass_streak < policy.recover_after
+    )
     shown = (
         shown_before
         if shown_before and (unconfirmed_failure or unconfirmed_recovery)
