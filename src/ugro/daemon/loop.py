@@ -30,7 +30,7 @@ from ugro.daemon import sdnotify
 from ugro.daemon.pidfile import PidLock
 from ugro.errors import ConfigError, StateError, UgroError
 from ugro.model import BAD_STATUSES, NodeStatus, NodeVerdict
-from ugro.recovery.actions import Recoverer
+from ugro.recovery.recoverer import Recoverer
 from ugro.recovery.scheduler import for_config
 from ugro.store.history import Event, History, Sample, Transition, path_for
 from ugro.store.state import DaemonInfo, StateStore
