@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from ugro.config import AlertSettings
     from ugro.model import NodeVerdict
+    from ugro.store.history import Transition
 
 Severity = Literal["warning", "critical"]
 Kind = Literal["firing", "reminder", "resolved", "test"]
@@ -193,6 +194,23 @@ class AlertEngine:
         """Raise alerts per `settings`, continuing from `book` (e.g. from the state file)."""
         self.settings = settings
         self.book = book or AlertBook()
+
+    def after_sweep(
+        self,
+        verdicts: Sequence[NodeVerdict],
+        changes: Sequence[Transition],
+        conditions: Sequence[ExternalCondition] | None,
+        node_count: int,
+        now: datetime,
+    ) -> list[AlertEvent]:
+        """One sweep's events: `external` for `conditions`, then `evaluate` for `verdicts`.
+
+        None for `conditions` leaves their alerts as they were. A node's first status (from
+        unknown) is no change of status: it does not count towards flapping.
+        """
+        moved = [c.node for c in changes if c.before != NodeStatus.UNKNOWN.value]
+        events = self.external(conditions, now) if conditions is not None else []
+        return events + self.evaluate(verdicts, moved, node_count, now)
 
     def evaluate(
         self,

@@ -28,10 +28,24 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """The verdict to show and persist, and how long until the node is checked again."""
+    """The verdict to show and persist, and how long until the node is checked again.
+
+    `before` is the status shown until now: unknown before a node's first check.
+    """
 
     verdict: NodeVerdict
     delay_s: float
+    before: NodeStatus = NodeStatus.UNKNOWN
+
+    @property
+    def changed(self) -> bool:
+        """Whether the shown status moved: a transition for the history and the log."""
+        return self.verdict.status is not self.before
+
+    @property
+    def reason(self) -> str:
+        """Why the node shows what it shows, in one line: its first alert, if it has one."""
+        return self.verdict.alerts[0].text if self.verdict.alerts else "all checks pass"
 
     @property
     def pending(self) -> bool:
@@ -78,4 +92,5 @@ def advance(
         unreachable_streak=unreachable_streak,
         next_check_at=now + timedelta(seconds=delay),
     )
-    return Step(dataclasses.replace(observed, status=shown, tracking=tracking), delay)
+    verdict = dataclasses.replace(observed, status=shown, tracking=tracking)
+    return Step(verdict, delay, previous.status if previous else NodeStatus.UNKNOWN)
