@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from ugro.errors import SchedulerError
-from ugro.recovery.cordoning import cordon_by_hand, tell, uncordon_by_hand
+from ugro.recovery.cordoning import Change, cordon_by_hand, tell, uncordon_by_hand
 from ugro.store.cordons import Cordon, CordonStore
 
 if TYPE_CHECKING:
@@ -66,11 +66,10 @@ def test_cordon_by_hand_places_drains_and_records(store: CordonStore) -> None:
     """A person's cordon is placed with a one-line reason, drained, and described for history."""
     scheduler = Scheduler()
     done = cordon_by_hand(store, scheduler, "gpu1", "  new\nPSU ", user="alice")
-    assert done.cordon is not None
+    assert isinstance(done, Change)
     assert (done.cordon.by, done.cordon.user, done.cordon.reason) == ("manual", "alice", "new PSU")
     assert store.read() == {"gpu1": done.cordon}
     assert scheduler.calls == [("drain", "gpu1", "new PSU")]
-    assert done.event is not None
     assert (done.event.node, done.event.kind) == ("gpu1", "cordon")
     assert done.event.detail == {**done.cordon.to_json(), "scheduler": done.said}
     assert (done.said, done.error, done.took_over) == ({"name": "recorder", "ok": True}, "", None)
@@ -81,18 +80,19 @@ def test_cordon_by_hand_takes_over_ugros_cordon_but_not_a_persons(store: CordonS
     ugro = Cordon("gpu1", "ugro", "unhealthy: gpu: driver not loaded", NOW)
     store.cordon(ugro)
     taken = cordon_by_hand(store, Scheduler(), "gpu1", "RMA", user="alice")
+    assert isinstance(taken, Change)
     assert taken.took_over == ugro
-    assert taken.event is not None
     assert taken.event.detail["took_over"] == ugro.to_json()
     scheduler = Scheduler()
-    again = cordon_by_hand(store, scheduler, "gpu1", "other", user="bob")
-    assert (again.cordon, again.event, again.said) == (taken.cordon, None, {})
+    assert cordon_by_hand(store, scheduler, "gpu1", "other", user="bob") == taken.cordon
+    assert store.read() == {"gpu1": taken.cordon}
     assert scheduler.calls == []
 
 
 def test_a_refused_drain_leaves_the_cordon_in_place(store: CordonStore) -> None:
     """The scheduler's refusal is reported; the cordon stands regardless."""
     done = cordon_by_hand(store, Scheduler(frozenset({"gpu3"})), "gpu3", "x", user="alice")
+    assert isinstance(done, Change)
     assert done.error == "Invalid node name specified: gpu3"
     assert done.said["ok"] is False
     assert "gpu3" in store.read()
@@ -104,13 +104,14 @@ def test_uncordon_by_hand_lifts_any_cordon_and_resumes(store: CordonStore) -> No
     store.cordon(escalated)
     scheduler = Scheduler()
     done = uncordon_by_hand(store, scheduler, "gpu2", user="alice")
+    assert done is not None
     assert (done.cordon, store.read(), scheduler.calls) == (escalated, {}, [("resume", "gpu2")])
-    assert done.event is not None
+    assert (done.event.node, done.event.kind) == ("gpu2", "uncordon")
     assert done.event.detail == {
         "by": "manual",
         "user": "alice",
         "lifted": escalated.to_json(),
         "scheduler": {"name": "recorder", "ok": True},
     }
-    idle = uncordon_by_hand(store, scheduler, "gpu2", user="alice")
-    assert (idle.cordon, idle.event, len(scheduler.calls)) == (None, None, 1)
+    assert uncordon_by_hand(store, scheduler, "gpu2", user="alice") is None
+    assert len(scheduler.calls) == 1

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -68,54 +68,53 @@ def place(store: CordonStore, cordon: Cordon, *, replace_ugro: bool) -> tuple[bo
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """What a person's `ugro cordon` or `ugro uncordon` did, to show and to keep."""
+    """A cordon a person placed or lifted, for the command's output and for the history."""
 
-    node: str
-    # Cordoning: the cordon in place now, a person's already there when nothing changed.
-    # Uncordoning: the cordon lifted, None when the node had none.
-    cordon: Cordon | None
-    # For the history; None when nothing changed.
-    event: Event | None = None
+    # The cordon placed, or the one lifted.
+    cordon: Cordon
+    event: Event
+    # What the scheduler said, and its refusal ("" when none).
+    said: dict[str, Any]
+    error: str
     # The daemon's own cordon that a person's cordon replaced.
     took_over: Cordon | None = None
-    # What the scheduler said ({} when it was not told), and its refusal ("" when none).
-    said: dict[str, Any] = field(default_factory=dict)
-    error: str = ""
 
 
 def cordon_by_hand(
     store: CordonStore, scheduler: Scheduler, node: str, reason: str, *, user: str
-) -> Change:
+) -> Change | Cordon:
     """`user` cordons `node` for `reason`, taking over the daemon's cordon, and drains it.
 
-    A person's cordon already there stays, and nothing is told. StateError when the cordons
-    file fails; a scheduler's refusal is in the result, the cordon placed regardless.
+    When a person's cordon is there already, that cordon is returned: nothing changes and
+    nobody is told. StateError when the cordons file fails; a scheduler's refusal is in the
+    change, the cordon placed regardless.
     """
     now = datetime.now(UTC)
     placed = Cordon(node, "manual", " ".join(reason.split()), now, user=user)
     changed, existing = place(store, placed, replace_ugro=True)
-    if not changed:
-        return Change(node, existing)
+    if not changed and existing is not None:
+        return existing
     said, error = tell(scheduler, "drain", node, placed.reason)
     detail = {**placed.to_json(), "scheduler": said}
     if existing is not None:
         detail["took_over"] = existing.to_json()
-    return Change(node, placed, Event(now, node, "cordon", detail), existing, said, error)
+    return Change(placed, Event(now, node, "cordon", detail), said, error, took_over=existing)
 
 
-def uncordon_by_hand(store: CordonStore, scheduler: Scheduler, node: str, *, user: str) -> Change:
-    """`user` lifts `node`'s cordon, whoever placed it, and resumes it.
+def uncordon_by_hand(
+    store: CordonStore, scheduler: Scheduler, node: str, *, user: str
+) -> Change | None:
+    """`user` lifts `node`'s cordon, whoever placed it, and resumes it; None when it had none.
 
-    StateError when the cordons file fails; a scheduler's refusal is in the result, the
+    StateError when the cordons file fails; a scheduler's refusal is in the change, the
     cordon lifted regardless.
     """
     lifted = store.uncordon(node)
     if lifted is None:
-        return Change(node, None)
+        return None
     said, error = tell(scheduler, "resume", node)
     detail = {"by": "manual", "user": user, "lifted": lifted.to_json(), "scheduler": said}
-    event = Event(datetime.now(UTC), node, "uncordon", detail)
-    return Change(node, lifted, event, said=said, error=error)
+    return Change(lifted, Event(datetime.now(UTC), node, "uncordon", detail), said, error)
 
 
 @dataclass(frozen=True, slots=True)
