@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ugro.daemon import loop as daemon
 from ugro.errors import SchedulerError
-from ugro.recovery import actions as remediation
+from ugro.recovery import cordoning
 
 
 class RecordingScheduler:
@@ -59,7 +59,7 @@ def calls(record: Path) -> list[dict[str, str]]:
 if __name__ == "__main__":
     config, record = Path(sys.argv[1]), Path(sys.argv[2])
     if "UGRO_TEST_SCHEDULER_RETRY_S" in os.environ:
-        remediation.SCHEDULER_RETRY_S = float(os.environ["UGRO_TEST_SCHEDULER_RETRY_S"])
+        cordoning.SCHEDULER_RETRY_S = float(os.environ["UGRO_TEST_SCHEDULER_RETRY_S"])
     sys.exit(
         daemon.run(config, log_file=None, to_stderr=True, scheduler=RecordingScheduler(record))
     )

@@ -7,8 +7,13 @@ from __future__ import annotations
 
 import enum
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+_Key = TypeVar("_Key")
 
 
 class Status(enum.IntEnum):
@@ -45,6 +50,15 @@ class NodeStatus(enum.StrEnum):
         """Nagios code: 0 healthy, 1 degraded, 2 unhealthy/unreachable, 3 unknown/stale."""
         return _EXIT_CODES[self]
 
+
+# Shown bad: the node cannot train. Hysteresis confirms a move between these sets, recovery
+# cordons the bad, and the history counts time spent in each.
+BAD_STATUSES = frozenset({NodeStatus.UNHEALTHY, NodeStatus.UNREACHABLE})
+GOOD_STATUSES = frozenset({NodeStatus.HEALTHY, NodeStatus.DEGRADED})
+
+# The node name of what concerns the whole cluster rather than one node: the cordon breaker,
+# many nodes down at once. Such alerts pass every sink's `nodes` filter.
+CLUSTER = "cluster"
 
 _EXIT_CODES = {
     NodeStatus.HEALTHY: 0,
@@ -141,6 +155,21 @@ class CheckResult:
     duration_ms: float = 0.0
 
 
+def by_message(
+    checks: Iterable[CheckResult], key: Callable[[CheckResult], _Key]
+) -> dict[tuple[_Key, str], list[str]]:
+    """The names of the checks that are not ok, grouped by `key` and message, in check order.
+
+    Checks that say the same thing are said once: six GPU health checks that could not read
+    a broken driver are one alert, not six.
+    """
+    same: dict[tuple[_Key, str], list[str]] = {}
+    for c in checks:
+        if c.status is not Status.OK:
+            same.setdefault((key(c), c.message), []).append(c.name)
+    return same
+
+
 @dataclass(frozen=True, slots=True)
 class Alert:
     """A problem a person should know about, as it stands after this check."""
@@ -176,20 +205,28 @@ class Tracking:
         """Inverse of `to_json`."""
         return cls(
             observed=NodeStatus(data["observed"]),
-            since=_utc(data["since"]),
+            since=parse_utc(data["since"]),
             fail_streak=int(data["fail_streak"]),
             pass_streak=int(data["pass_streak"]),
             unreachable_streak=int(data["unreachable_streak"]),
-            next_check_at=_utc(data["next_check_at"]),
+            next_check_at=parse_utc(data["next_check_at"]),
         )
 
 
-def _utc(text: str) -> datetime:
-    """An ISO 8601 time that must carry its UTC offset."""
+def parse_utc(text: str) -> datetime:
+    """An ISO 8601 time from a file ugro wrote; ValueError unless it carries its UTC offset.
+
+    A time without an offset is refused rather than guessed: ugro never writes one.
+    """
     value = datetime.fromisoformat(text)
     if value.tzinfo is None:
         raise ValueError(f"time {text!r} has no UTC offset")
     return value
+
+
+def as_utc(moment: datetime) -> datetime:
+    """`moment` as an aware UTC time, for APIs that want UTC (ugro's naive times are UTC)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,7 +289,7 @@ class NodeVerdict:
             status=NodeStatus(data["status"]),
             health_score=float(data["health_score"]),
             pass_rate=float(data["pass_rate"]),
-            last_check=_utc(data["last_check"]),
+            last_check=parse_utc(data["last_check"]),
             checks=tuple(
                 CheckResult(
                     name=name,

@@ -8,8 +8,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ugro.config import MonitorSettings
+from ugro.model import BAD_STATUSES as BAD
+from ugro.model import GOOD_STATUSES as GOOD
 from ugro.model import NodeStatus, NodeVerdict
-from ugro.verdict.hysteresis import BAD, GOOD, advance
+from ugro.verdict.hysteresis import advance
 
 POLICY = MonitorSettings(
     interval_s=30, confirm_s=5, fail_after=2, recover_after=2, backoff_after=3, max_backoff_s=300

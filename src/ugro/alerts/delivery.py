@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Dispatcher", "send_now"]
 
-log = logging.getLogger("ugro.delivery")
+log = logging.getLogger(__name__)
 
 #: Deliveries waiting per sink before new ones are dropped: a sink that is down for an hour
 #: must not grow the daemon without bound.

@@ -13,13 +13,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from ugro.model import NodeStatus, Status
+from ugro.model import CLUSTER, NodeStatus, Status, by_message
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from ugro.config import AlertSettings
     from ugro.model import NodeVerdict
+    from ugro.store.history import Transition
 
 Severity = Literal["warning", "critical"]
 Kind = Literal["firing", "reminder", "resolved", "test"]
@@ -167,9 +168,8 @@ class _Condition:
 
 
 DOWN_KEYS = ("unreachable", "unhealthy")
-CLUSTER = "cluster"
 GROUP_KEY = "nodes_down"
-# Raised by recovery (ugro.remediation), not from a verdict: a node's sweep leaves them be.
+# Raised by recovery (ugro.recovery.recoverer), not from a verdict: a node's sweep leaves them be.
 BREAKER_KEY = "cordon_breaker"
 ESCALATION_KEY = "remediation_failed"
 SCHEDULER_KEY = "scheduler_out_of_sync"
@@ -194,6 +194,23 @@ class AlertEngine:
         """Raise alerts per `settings`, continuing from `book` (e.g. from the state file)."""
         self.settings = settings
         self.book = book or AlertBook()
+
+    def after_sweep(
+        self,
+        verdicts: Sequence[NodeVerdict],
+        changes: Sequence[Transition],
+        conditions: Sequence[ExternalCondition] | None,
+        node_count: int,
+        now: datetime,
+    ) -> list[AlertEvent]:
+        """One sweep's events: `external` for `conditions`, then `evaluate` for `verdicts`.
+
+        None for `conditions` leaves their alerts as they were. A node's first status (from
+        unknown) is no change of status: it does not count towards flapping.
+        """
+        moved = [c.node for c in changes if c.before != NodeStatus.UNKNOWN.value]
+        events = self.external(conditions, now) if conditions is not None else []
+        return events + self.evaluate(verdicts, moved, node_count, now)
 
     def evaluate(
         self,
@@ -247,13 +264,8 @@ class AlertEngine:
             found["degraded"] = _Condition(
                 "warning", "degraded", tuple(a.text for a in verdict.alerts)
             )
-        # Checks that say the same thing (six GPU health checks behind one broken driver) are
-        # one alert, keyed by the first of them.
-        same: dict[tuple[Status, str], list[str]] = {}
-        for c in verdict.checks:
-            if c.status is not Status.OK:
-                same.setdefault((c.status, c.message), []).append(c.name)
-        for (status, message), names in same.items():
+        # Checks that say the same thing are one alert, keyed by the first of them.
+        for (status, message), names in by_message(verdict.checks, lambda c: c.status).items():
             severity: Severity = "critical" if status is Status.FAIL else "warning"
             which = f"{', '.join(names)} check{'s' if len(names) > 1 else ''}"
             found[f"check:{names[0]}"] = _Condition(

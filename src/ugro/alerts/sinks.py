@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 from ugro import subprocesses
 from ugro.alerts.engine import SEVERITY_RANK
 from ugro.errors import UgroError
+from ugro.model import CLUSTER, as_utc
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -50,8 +51,6 @@ __all__ = [
     "target",
 ]
 
-#: The node name of cluster-wide events (grouped alerts); they pass every `nodes` filter.
-CLUSTER_NODE = "cluster"
 #: How often Alertmanager sinks re-post firing alerts: well within Alertmanager's default
 #: resolve_timeout of 5 minutes, after which an alert that was not re-sent resolves itself.
 ALERTMANAGER_RESEND_S = 60.0
@@ -163,7 +162,7 @@ def accepts(settings: SinkSettings, event: AlertEvent) -> bool:
         return True
     if SEVERITY_RANK[event.severity] < SEVERITY_RANK[settings.min_severity]:
         return False
-    if settings.nodes is None or event.node == CLUSTER_NODE:
+    if settings.nodes is None or event.node == CLUSTER:
         return True
     return any(fnmatchcase(event.node, pattern) for pattern in settings.nodes)
 
@@ -282,11 +281,11 @@ def alertmanager_alert(event: AlertEvent, now: datetime | None = None) -> dict[s
     alert: dict[str, Any] = {
         "labels": {k: v for k, v in labels.items() if v is not None},
         "annotations": {"summary": event.summary, "description": event.body()},
-        "startsAt": _utc(event.started_at).isoformat(),
+        "startsAt": as_utc(event.started_at).isoformat(),
     }
     now = now or datetime.now(UTC)
     if event.kind == "resolved":
-        alert["endsAt"] = _utc(event.resolved_at or now).isoformat()
+        alert["endsAt"] = as_utc(event.resolved_at or now).isoformat()
     elif event.kind == "test":
         alert["endsAt"] = (now + timedelta(seconds=TEST_ALERT_S)).isoformat()
     return alert
@@ -431,8 +430,3 @@ def _quiet_apprise() -> None:
     logger.propagate = False
     if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
         logger.addHandler(logging.NullHandler())
-
-
-def _utc(moment: datetime) -> datetime:
-    """`moment` as an aware UTC time (ugro's naive times are UTC)."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -1,9 +1,13 @@
-"""The monitor daemon (`ugro daemon run`): sweeps, hysteresis, persistence, signals, logging.
+"""The monitor daemon (`ugro daemon run`): its loop, its sweeps, signals and shutdown.
 
 It checks every node when it is due, concurrently; persists after every sweep; sleeps until
 the next node is due. Sweeps never overlap. SIGTERM/SIGINT abandon the sweep in flight,
 write the state and exit 0 within seconds; SIGHUP reloads the config, keeping the old one
 when the new one is bad. Under systemd it speaks sd_notify (Type=notify, WatchdogSec).
+
+A sweep is a sequence of steps, each done by its own module: the checks (`ugro.sweep`),
+hysteresis, recovery, alerts, the state file, the history and the log (`ugro.daemon.logs`).
+The daemon hands each step's results to the next.
 """
 
 from __future__ import annotations
@@ -12,13 +16,10 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import logging.handlers
 import os
 import signal
 import time
-from collections import Counter
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ugro import config, paths
@@ -26,66 +27,27 @@ from ugro import sweep as monitor
 from ugro.alerts import sinks
 from ugro.alerts.delivery import Dispatcher
 from ugro.alerts.engine import AlertEngine, book_from_json, book_to_json
-from ugro.daemon import sdnotify
+from ugro.daemon import logs, sdnotify, service
 from ugro.daemon.pidfile import PidLock
 from ugro.errors import ConfigError, StateError, UgroError
-from ugro.model import NodeStatus, NodeVerdict
-from ugro.recovery.actions import Recoverer
+from ugro.recovery.recoverer import Recoverer
 from ugro.recovery.scheduler import for_config
-from ugro.store.history import Event, History, Sample, Transition
+from ugro.store.history import Event, History, Sample, Transition, path_for
 from ugro.store.state import DaemonInfo, StateStore
 from ugro.verdict import hysteresis
 
 if TYPE_CHECKING:
+    from pathlib import Path
     from wsgiref.simple_server import WSGIServer
 
     from ugro.alerts.engine import ExternalCondition
-    from ugro.config import Config, MonitorSettings, Worker
+    from ugro.config import Config, Worker
+    from ugro.model import NodeVerdict
     from ugro.recovery.scheduler import Scheduler
 
-log = logging.getLogger("ugro.daemon")
+log = logging.getLogger(__name__)
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 PRUNE_EVERY_S = 3600
-
-
-def setup_logging(settings: MonitorSettings, log_file: Path | None, *, to_stderr: bool) -> Path:
-    """Log to a size-rotated file and, unless told otherwise, to stderr (the journal)."""
-    path = log_file or (
-        Path(settings.log_file).expanduser() if settings.log_file else paths.log_file()
-    )
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        handler: logging.Handler = logging.handlers.RotatingFileHandler(
-            path,
-            maxBytes=settings.log_max_bytes,
-            backupCount=settings.log_backups,
-            encoding="utf-8",
-        )
-    except OSError as exc:
-        raise UgroError(f"cannot open the log file {path}: {exc.strerror}") from None
-    handlers = [handler]
-    if to_stderr:
-        handlers.append(logging.StreamHandler())
-    root = logging.getLogger("ugro")
-    for old in list(root.handlers):
-        root.removeHandler(old)
-        old.close()
-    for h in handlers:
-        h.setFormatter(logging.Formatter(LOG_FORMAT))
-        root.addHandler(h)
-    root.setLevel(settings.log_level.upper())
-    root.propagate = False
-    return path
-
-
-def started_by() -> str:
-    """How this process was started, for `ugro daemon status`."""
-    if os.environ.get("INVOCATION_ID") and os.environ.get("NOTIFY_SOCKET"):
-        return "systemd"
-    if os.environ.get("UGRO_DAEMON_DETACHED"):
-        return "ugro daemon start"
-    return "foreground"
 
 
 class Daemon:
@@ -120,7 +82,7 @@ class Daemon:
             running=True,
             interval_s=cfg.monitor.interval_s,
             config=str(cfg.source) if cfg.source else None,
-            started_by=started_by(),
+            started_by=service.started_by(),
         )
 
     async def run(self) -> None:
@@ -156,27 +118,31 @@ class Daemon:
                 await self._sleep(min(self.due.values()) - time.monotonic())
         finally:
             watchdog.cancel()
-            await self.recoverer.close()
-            await self.dispatcher.close()
-            if exporter is not None:
-                exporter.shutdown()
-                exporter.server_close()
-            sdnotify.notify("STOPPING=1")
-            await self.transports.close()
-            if self.history is not None:
-                with contextlib.suppress(UgroError):
-                    self.history.record_events(self.recoverer.take_events())
-                self.history.close()
-            self.info = dataclasses.replace(self.info, running=False)
+            await self._shut_down(exporter)
+
+    async def _shut_down(self, exporter: WSGIServer | None) -> None:
+        """Stop what runs beside the sweeps, close every connection, and write the state."""
+        await self.recoverer.close()
+        await self.dispatcher.close()
+        if exporter is not None:
+            exporter.shutdown()
+            exporter.server_close()
+        sdnotify.notify("STOPPING=1")
+        await self.transports.close()
+        if self.history is not None:
             with contextlib.suppress(UgroError):
-                await asyncio.to_thread(
-                    self.store.update,
-                    [],
-                    keep=self.due,
-                    daemon=self.info,
-                    alerts=self._alert_state(),
-                )
-            log.info("monitor stopped")
+                self.history.record_events(self.recoverer.take_events())
+            self.history.close()
+        self.info = dataclasses.replace(self.info, running=False)
+        with contextlib.suppress(UgroError):
+            await asyncio.to_thread(
+                self.store.update,
+                [],
+                keep=self.due,
+                daemon=self.info,
+                alerts=self._alert_state(),
+            )
+        log.info("monitor stopped")
 
     def _start_exporter(self) -> WSGIServer | None:
         """Serve /metrics when enabled; a taken port stops the start with a clear message."""
@@ -191,7 +157,7 @@ class Daemon:
             raise UgroError(
                 f"cannot serve metrics on {settings.address}:{settings.port}: {exc.strerror}; "
                 "set exporter.port in cluster.yaml, or exporter.enabled: false"
-            ) from None
+            ) from exc
         log.info("serving metrics on http://%s:%d/metrics", settings.address, settings.port)
         return server
 
@@ -229,9 +195,37 @@ class Daemon:
                     log.warning("starting without the previous alerts: %s", exc)
 
     async def _sweep(self, batch: list[Worker]) -> None:
-        """Check `batch` concurrently, fold in hysteresis, persist, log; abandon on stop."""
-        started_wall = datetime.now(UTC)
+        """Check `batch`, then hand the verdicts on step by step; abandon on stop."""
+        now = datetime.now(UTC)
         started = time.monotonic()
+        verdicts = await self._check(batch)
+        if verdicts is None:
+            log.info("sweep abandoned: stopping")
+            return
+        steps = self._advance(verdicts, now, started)
+        duration = time.monotonic() - started
+        self.info = dataclasses.replace(
+            self.info,
+            sweeps=self.info.sweeps + 1,
+            last_sweep_at=now,
+            last_sweep_duration_s=round(duration, 3),
+            interval_s=self.cfg.monitor.interval_s,
+        )
+        changes = [_transition(s, now) for s in steps if s.changed]
+        events, conditions = await self._recover(steps, now)
+        alerts = self._alert(steps, changes, now, conditions)
+        await self._persist(steps, alerts)
+        await self._record_history(
+            [Sample(s.verdict, s.delay_s) for s in steps],
+            changes,
+            [*self.recoverer.take_events(), *events],
+        )
+        cluster = logs.summary(self.shown, self.due)
+        logs.sweep(self.info.sweeps, len(batch), duration, cluster)
+        sdnotify.notify(f"STATUS={cluster}")
+
+    async def _check(self, batch: list[Worker]) -> list[NodeVerdict] | None:
+        """Run the checks of `batch` concurrently; None when a stop cut them short."""
         checked = {name: v.last_check for name, v in self.shown.items()}
         task = asyncio.create_task(monitor.sweep(batch, self.transports, checked))
         stop = asyncio.create_task(self.stopping.wait())
@@ -241,65 +235,21 @@ class Daemon:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            log.info("sweep abandoned: stopping")
-            return
-        policy = self.cfg.monitor
+            return None
+        return task.result()
+
+    def _advance(
+        self, verdicts: list[NodeVerdict], now: datetime, started: float
+    ) -> list[hysteresis.Step]:
+        """Fold each verdict into what its node shows, and schedule the node's next check."""
         steps = []
-        changes = []
-        for verdict in task.result():
-            previous = self.shown.get(verdict.name)
-            step = hysteresis.advance(previous, verdict, policy, started_wall)
-            before = previous.status if previous else NodeStatus.UNKNOWN
-            if step.verdict.status is not before:
-                changes.append(
-                    Transition(
-                        started_wall,
-                        verdict.name,
-                        before.value,
-                        step.verdict.status.value,
-                        _reason(step.verdict),
-                    )
-                )
-            self._log_step(before, step)
+        for verdict in verdicts:
+            step = hysteresis.advance(self.shown.get(verdict.name), verdict, self.cfg.monitor, now)
+            logs.step(step, self.cfg.monitor)
             self.shown[verdict.name] = step.verdict
             self.due[verdict.name] = started + step.delay_s
             steps.append(step)
-        duration = time.monotonic() - started
-        self.info = dataclasses.replace(
-            self.info,
-            sweeps=self.info.sweeps + 1,
-            last_sweep_at=started_wall,
-            last_sweep_duration_s=round(duration, 3),
-            interval_s=policy.interval_s,
-        )
-        events, conditions = await self._recover(steps, started_wall)
-        alerts = self._alert([s.verdict for s in steps], changes, started_wall, conditions)
-        try:
-            await asyncio.to_thread(
-                self.store.update,
-                [s.verdict for s in steps],
-                keep=self.due,
-                daemon=self.info,
-                alerts=alerts,
-            )
-        except UgroError as exc:
-            log.error("could not persist the state: %s", exc)  # noqa: TRY400 - the message is complete
-        await self._record_history(
-            [Sample(s.verdict, s.delay_s) for s in steps],
-            changes,
-            [*self.recoverer.take_events(), *events],
-        )
-        counts = Counter(self.shown[n].status.value for n in self.due if n in self.shown)
-        summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-        log.info(
-            "sweep %d: %d node%s in %.2f s; cluster: %s",
-            self.info.sweeps,
-            len(batch),
-            "" if len(batch) == 1 else "s",
-            duration,
-            summary,
-        )
-        sdnotify.notify(f"STATUS={summary}")
+        return steps
 
     async def _recover(
         self, steps: list[hysteresis.Step], now: datetime
@@ -324,18 +274,15 @@ class Daemon:
 
     def _alert(
         self,
-        verdicts: list[NodeVerdict],
+        steps: list[hysteresis.Step],
         changes: list[Transition],
         now: datetime,
         conditions: list[ExternalCondition] | None,
     ) -> dict[str, Any]:
         """Raise, remind and resolve alerts; hand them to the sinks without waiting."""
-        moved = [c.node for c in changes if c.before != NodeStatus.UNKNOWN.value]
-        events = self.engine.external(conditions, now) if conditions is not None else []
-        events += self.engine.evaluate(verdicts, moved, len(self.cfg.nodes), now)
-        for event in events:
-            level = logging.INFO if event.kind == "resolved" else logging.WARNING
-            log.log(level, "alert %s: %s", event.kind, event.title())
+        verdicts = [s.verdict for s in steps]
+        events = self.engine.after_sweep(verdicts, changes, conditions, len(self.cfg.nodes), now)
+        logs.alerts(events)
         self.dispatcher.submit(events)
         self.dispatcher.resend(self.engine.firing_events())
         return self._alert_state()
@@ -346,6 +293,19 @@ class Daemon:
         Counters are as of now: this sweep's events are still on their way.
         """
         return {**book_to_json(self.engine.book), "delivery": self.dispatcher.stats()}
+
+    async def _persist(self, steps: list[hysteresis.Step], alerts: dict[str, Any]) -> None:
+        """Write the swept verdicts, the schedule, the daemon and the alerts to the state file."""
+        try:
+            await asyncio.to_thread(
+                self.store.update,
+                [s.verdict for s in steps],
+                keep=self.due,
+                daemon=self.info,
+                alerts=alerts,
+            )
+        except UgroError as exc:
+            log.error("could not persist the state: %s", exc)  # noqa: TRY400 - the message is complete
 
     async def _record_history(
         self, samples: list[Sample], changes: list[Transition], events: list[Event]
@@ -364,41 +324,6 @@ class Daemon:
                 log.debug("history: pruned %d samples older than %s", gone, cutoff)
         except UgroError as exc:
             log.error("history: %s", exc)  # noqa: TRY400 - the message is complete
-
-    def _log_step(self, before: NodeStatus, step: hysteresis.Step) -> None:
-        verdict = step.verdict
-        tracking = verdict.tracking
-        if tracking is None:
-            return
-        reason = _reason(verdict)
-        if verdict.status is not before:
-            level = logging.WARNING if verdict.status in hysteresis.BAD else logging.INFO
-            log.log(
-                level, "%s: %s -> %s (%s)", verdict.name, before.value, verdict.status.value, reason
-            )
-        if step.pending:
-            streak = tracking.fail_streak or tracking.pass_streak
-            needed = (
-                self.cfg.monitor.fail_after
-                if tracking.fail_streak
-                else self.cfg.monitor.recover_after
-            )
-            log.info(
-                "%s: observed %s (%d of %d), confirming in %g s (%s)",
-                verdict.name,
-                tracking.observed.value,
-                streak,
-                needed,
-                step.delay_s,
-                reason,
-            )
-        elif tracking.unreachable_streak >= self.cfg.monitor.backoff_after:
-            log.info(
-                "%s: unreachable %d times in a row; next try in %g s",
-                verdict.name,
-                tracking.unreachable_streak,
-                step.delay_s,
-            )
 
     async def _reload(self) -> None:
         """Apply a changed config; a bad one keeps the running config and says why."""
@@ -442,8 +367,10 @@ class Daemon:
             await asyncio.sleep(period)
 
 
-def _reason(verdict: NodeVerdict) -> str:
-    return verdict.alerts[0].text if verdict.alerts else "all checks pass"
+def _transition(step: hysteresis.Step, at: datetime) -> Transition:
+    """The history's record of a step that moved a node's shown status."""
+    verdict = step.verdict
+    return Transition(at, verdict.name, step.before.value, verdict.status.value, step.reason)
 
 
 def _dispatcher(cfg: Config) -> Dispatcher:
@@ -452,10 +379,8 @@ def _dispatcher(cfg: Config) -> Dispatcher:
 
 
 def _open_history(cfg: Config) -> History | None:
-    if not cfg.history.enabled:
-        return None
-    path = Path(cfg.history.path).expanduser() if cfg.history.path else paths.history_file()
-    return History(path)
+    """The history database, unless it is turned off."""
+    return History(path_for(cfg.history)) if cfg.history.enabled else None
 
 
 def run(
@@ -470,7 +395,7 @@ def run(
     lock = PidLock(paths.pid_file())
     lock.acquire()
     try:
-        where = setup_logging(cfg.monitor, log_file, to_stderr=to_stderr)
+        where = logs.setup_logging(cfg.monitor, log_file, to_stderr=to_stderr)
         log.debug("logging to %s", where)
         asyncio.run(Daemon(config_path, cfg, scheduler).run())
     finally:

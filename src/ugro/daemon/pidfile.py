@@ -50,7 +50,7 @@ class PidLock:
                     raise AlreadyRunning(
                         f"a ugro daemon is already running (pid {pid or '?'}, pid file "
                         f"{self.path}); stop it with `ugro daemon stop`"
-                    ) from None
+                    ) from exc
                 time.sleep(0.05)
                 continue
             # A stale-file cleaner may have unlinked the file we opened while we waited:

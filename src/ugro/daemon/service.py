@@ -33,6 +33,17 @@ if TYPE_CHECKING:
 SYSTEMCTL_TIMEOUT_S = 15
 START_WAIT_S = 15.0
 STOP_WAIT_S = 10.0
+# Set for the daemon `start` detaches, so that it can say how it was started.
+DETACHED_ENV = "UGRO_DAEMON_DETACHED"
+
+
+def started_by() -> str:
+    """How this process was started, for `ugro daemon status`."""
+    if os.environ.get("INVOCATION_ID") and os.environ.get("NOTIFY_SOCKET"):
+        return "systemd"
+    if os.environ.get(DETACHED_ENV):
+        return "ugro daemon start"
+    return "foreground"
 
 
 def _say(text: str) -> None:
@@ -132,7 +143,7 @@ def _start_detached(config_path: Path | None) -> int:
             stderr=subprocess.STDOUT,
             start_new_session=True,
             close_fds=True,
-            env={**os.environ, "UGRO_DAEMON_DETACHED": "1"},
+            env={**os.environ, DETACHED_ENV: "1"},
         )
     deadline = time.monotonic() + START_WAIT_S
     while time.monotonic() < deadline:
@@ -330,7 +341,7 @@ def install(config_path: Path | None, *, linger: Callable[[], bool | None] | Non
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(render_unit(exec_start), encoding="utf-8")
     except OSError as exc:
-        raise UgroError(f"{path}: cannot write: {exc.strerror}") from None
+        raise UgroError(f"{path}: cannot write: {exc.strerror}") from exc
     _say(f"wrote {path}")
     reload = _systemctl("daemon-reload")
     if reload is not None and reload.returncode == 0:

@@ -2,7 +2,7 @@
 
 Nothing here touches a file, a node or the scheduler: `plan` takes what the daemon knows
 after a sweep and returns a `Plan` (cordon these, lift those, run these actions, escalate
-these nodes, hold these cordons back), which `ugro.remediation` carries out. The rules
+these nodes, hold these cordons back), which `ugro.recovery.recoverer` carries out. The rules
 (README, "Cordons and remediation"):
 
 - a node is *confirmed* bad when its shown status (after hysteresis) is unhealthy or
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ugro.model import NodeStatus
+from ugro.model import BAD_STATUSES, GOOD_STATUSES, NodeStatus, parse_utc
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -37,8 +37,6 @@ if TYPE_CHECKING:
     from ugro.model import NodeVerdict
     from ugro.store.cordons import Cordon
 
-BAD = frozenset({NodeStatus.UNHEALTHY, NodeStatus.UNREACHABLE})
-GOOD = frozenset({NodeStatus.HEALTHY, NodeStatus.DEGRADED})
 # Cordon reasons end up in Slurm's Reason= and in one-line messages: keep them short.
 REASON_CHARS = 240
 
@@ -66,7 +64,7 @@ class Attempt:
     def from_json(cls, data: dict[str, Any]) -> Attempt:
         """Inverse of `to_json`."""
         return cls(
-            at=_utc(data["at"]),
+            at=parse_utc(data["at"]),
             dry_run=bool(data["dry_run"]),
             exit_status=data.get("exit_status"),
             done=bool(data.get("done", True)),
@@ -96,7 +94,7 @@ class Escalation:
     def from_json(cls, data: dict[str, Any]) -> Escalation:
         """Inverse of `to_json`."""
         return cls(
-            at=_utc(data["at"]),
+            at=parse_utc(data["at"]),
             action=str(data["action"]),
             reason=str(data["reason"]),
             cordoned=bool(data["cordoned"]),
@@ -191,9 +189,9 @@ def confirmed_bad(verdict: NodeVerdict, fail_after: int) -> bool:
     """Whether hysteresis confirmed the node bad: shown bad after `fail_after` bad checks."""
     tracking = verdict.tracking
     return (
-        verdict.status in BAD
+        verdict.status in BAD_STATUSES
         and tracking is not None
-        and tracking.observed in BAD
+        and tracking.observed in BAD_STATUSES
         and tracking.fail_streak >= fail_after
     )
 
@@ -201,7 +199,11 @@ def confirmed_bad(verdict: NodeVerdict, fail_after: int) -> bool:
 def recovered(verdict: NodeVerdict, recover_after: int) -> bool:
     """Whether the node is shown good after `recover_after` passing checks in a row."""
     tracking = verdict.tracking
-    return verdict.status in GOOD and tracking is not None and tracking.pass_streak >= recover_after
+    return (
+        verdict.status in GOOD_STATUSES
+        and tracking is not None
+        and tracking.pass_streak >= recover_after
+    )
 
 
 def cordon_reason(verdict: NodeVerdict) -> str:
@@ -366,10 +368,3 @@ def _span(seconds: float) -> str:
 def _short(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 1] + "…"
-
-
-def _utc(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
-    if value.tzinfo is None:
-        raise ValueError(f"time {text!r} has no UTC offset")
-    return value

@@ -143,7 +143,7 @@ class Slurm:
         try:
             info = parse_nodes(out).get(name)
         except ValueError as exc:
-            raise SchedulerError(f"scontrol show node {name}: {exc}") from None
+            raise SchedulerError(f"scontrol show node {name}: {exc}") from exc
         if info is None:
             raise SchedulerError(f"scontrol show node {name}: no record for node {name!r}")
         return info
@@ -186,7 +186,7 @@ class Slurm:
             raise SchedulerError(
                 f"{command}: cannot run {self.argv[0]!r}: {exc.strerror}; install Slurm's "
                 "client or set `slurm: scontrol:` in cluster.yaml"
-            ) from None
+            ) from exc
         try:
             out, err = process.communicate(timeout=self.timeout_s)
         except subprocess.TimeoutExpired:

@@ -24,20 +24,24 @@ import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ugro import paths
 from ugro.errors import UgroError
-from ugro.model import NodeStatus, NodeVerdict
+from ugro.model import BAD_STATUSES, CLUSTER, GOOD_STATUSES, NodeStatus, NodeVerdict
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
-    from pathlib import Path
+
+    from ugro.config import HistorySettings
 
 SCHEMA_VERSION = 1
 HOUR_MS = 3_600_000
 STATUS_CODES = {status: i for i, status in enumerate(NodeStatus)}
-GOOD = (STATUS_CODES[NodeStatus.HEALTHY], STATUS_CODES[NodeStatus.DEGRADED])
-BAD = (STATUS_CODES[NodeStatus.UNHEALTHY], STATUS_CODES[NodeStatus.UNREACHABLE])
+# The same sets as stored: sample statuses are codes.
+GOOD = frozenset(STATUS_CODES[s] for s in GOOD_STATUSES)
+BAD = frozenset(STATUS_CODES[s] for s in BAD_STATUSES)
 # Latency histogram buckets grow by 2^(1/4): percentiles are exact to within ±9 %.
 BUCKETS_PER_DOUBLING = 4
 
@@ -70,8 +74,6 @@ CREATE TABLE IF NOT EXISTS events (
     detail TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_by_node ON events (node, ts);
 """
-# The node name of cluster-wide events (the cordon breaker), kept apart from nodes' names.
-CLUSTER = "cluster"
 # Kinds of `events` rows.
 EVENT_KINDS = ("cordon", "uncordon", "remediation", "escalation", "breaker", "scheduler")
 
@@ -141,6 +143,11 @@ def bucket_value(index: int) -> float:
     return float(2 ** ((index + 0.5) / BUCKETS_PER_DOUBLING))
 
 
+def path_for(settings: HistorySettings) -> Path:
+    """Where the history database of `settings` lives: `history.path`, or the default."""
+    return Path(settings.path).expanduser() if settings.path else paths.history_file()
+
+
 def _ms(moment: datetime) -> int:
     return round(moment.timestamp() * 1000)
 
@@ -168,7 +175,7 @@ class History:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
         except sqlite3.Error as exc:
-            raise UgroError(f"{path}: cannot open the history database: {exc}") from None
+            raise UgroError(f"{path}: cannot open the history database: {exc}") from exc
         self._ids: dict[tuple[str, str], int] = {}
 
     def close(self) -> None:
@@ -203,7 +210,7 @@ class History:
                         (self._id("node", t.node), _ms(t.at), t.before, t.after, t.reason),
                     )
         except sqlite3.Error as exc:
-            raise UgroError(f"{self.path}: cannot record history: {exc}") from None
+            raise UgroError(f"{self.path}: cannot record history: {exc}") from exc
 
     def record_events(self, events: Sequence[Event]) -> None:
         """Append events in one transaction."""
@@ -220,7 +227,7 @@ class History:
                         ),
                     )
         except sqlite3.Error as exc:
-            raise UgroError(f"{self.path}: cannot record events: {exc}") from None
+            raise UgroError(f"{self.path}: cannot record events: {exc}") from exc
 
     def events(self, node: str | None, since: datetime) -> list[Event]:
         """Events since `since`, oldest first (the cluster's own with every node's)."""
@@ -288,7 +295,7 @@ class History:
                 self._db.execute("DELETE FROM node_hours WHERE hour < ?", (hour,))
                 self._db.execute("DELETE FROM latency_hours WHERE hour < ?", (hour,))
         except sqlite3.Error as exc:
-            raise UgroError(f"{self.path}: cannot prune history: {exc}") from None
+            raise UgroError(f"{self.path}: cannot prune history: {exc}") from exc
         return int(gone)
 
     def nodes(self) -> list[str]:
@@ -328,7 +335,7 @@ class History:
             flaps = sum(
                 1
                 for t in self.transitions(name, since)
-                if (NodeStatus(t.before) in _BAD_STATUSES) != (NodeStatus(t.after) in _BAD_STATUSES)
+                if (NodeStatus(t.before) in BAD_STATUSES) != (NodeStatus(t.after) in BAD_STATUSES)
                 and NodeStatus(t.before) is not NodeStatus.UNKNOWN
             )
             out.append(_summary(name, totals, flaps))
@@ -421,9 +428,6 @@ class History:
             query + " ORDER BY s.ts, n.name, c.name", args
         ):
             yield _time(ts), name, check_name, status, value, duration
-
-
-_BAD_STATUSES = frozenset({NodeStatus.UNHEALTHY, NodeStatus.UNREACHABLE})
 
 
 def _summary(name: str, totals: _Totals, flaps: int) -> Summary:

@@ -18,23 +18,34 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from ugro.model import NodeStatus, NodeVerdict, Tracking
+from ugro.model import BAD_STATUSES, GOOD_STATUSES, NodeStatus, NodeVerdict, Tracking
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from ugro.config import MonitorSettings
 
-BAD = frozenset({NodeStatus.UNHEALTHY, NodeStatus.UNREACHABLE})
-GOOD = frozenset({NodeStatus.HEALTHY, NodeStatus.DEGRADED})
-
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """The verdict to show and persist, and how long until the node is checked again."""
+    """The verdict to show and persist, and how long until the node is checked again.
+
+    `before` is the status shown until now: unknown before a node's first check.
+    """
 
     verdict: NodeVerdict
     delay_s: float
+    before: NodeStatus = NodeStatus.UNKNOWN
+
+    @property
+    def changed(self) -> bool:
+        """Whether the shown status moved: a transition for the history and the log."""
+        return self.verdict.status is not self.before
+
+    @property
+    def reason(self) -> str:
+        """Why the node shows what it shows, in one line: its first alert, if it has one."""
+        return self.verdict.alerts[0].text if self.verdict.alerts else "all checks pass"
 
     @property
     def pending(self) -> bool:
@@ -49,14 +60,16 @@ def advance(
     """Fold one more check of a node into what is shown (module docstring)."""
     before = previous.tracking if previous else None
     shown_before = previous.status if previous and before else None
-    bad = observed.status in BAD
+    bad = observed.status in BAD_STATUSES
     fail_streak = (before.fail_streak + 1 if before else 1) if bad else 0
     pass_streak = 0 if bad else (before.pass_streak + 1 if before else 1)
     unreachable = observed.status is NodeStatus.UNREACHABLE
     unreachable_streak = (before.unreachable_streak + 1 if before else 1) if unreachable else 0
 
-    unconfirmed_failure = shown_before in GOOD and bad and fail_streak < policy.fail_after
-    unconfirmed_recovery = shown_before in BAD and not bad and pass_streak < policy.recover_after
+    unconfirmed_failure = shown_before in GOOD_STATUSES and bad and fail_streak < policy.fail_after
+    unconfirmed_recovery = (
+        shown_before in BAD_STATUSES and not bad and pass_streak < policy.recover_after
+    )
     shown = (
         shown_before
         if shown_before and (unconfirmed_failure or unconfirmed_recovery)
@@ -79,4 +92,5 @@ def advance(
         unreachable_streak=unreachable_streak,
         next_check_at=now + timedelta(seconds=delay),
     )
-    return Step(dataclasses.replace(observed, status=shown, tracking=tracking), delay)
+    verdict = dataclasses.replace(observed, status=shown, tracking=tracking)
+    return Step(verdict, delay, previous.status if previous else NodeStatus.UNKNOWN)

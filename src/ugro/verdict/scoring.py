@@ -29,6 +29,7 @@ from ugro.model import (
     NodeStatus,
     NodeVerdict,
     Status,
+    by_message,
 )
 
 if TYPE_CHECKING:
@@ -175,13 +176,8 @@ def _alerts(
 ) -> tuple[Alert, ...]:
     if unreachable:
         return (Alert("critical", f"unreachable: {unreachable}"),)
-    # Checks that say the same thing say it once: six GPU health checks that could not read
-    # a broken driver are one line, "ecc, remap, …: not read: … (see the gpu check)".
-    said: dict[tuple[str, str], list[str]] = {}
-    for c in checks:
-        if c.status is not Status.OK:
-            severity = "critical" if c.status is Status.FAIL else "warning"
-            said.setdefault((severity, c.message), []).append(c.name)
+    # One line for checks that say the same: "ecc, remap, …: not read: … (see the gpu check)".
+    said = by_message(checks, lambda c: "critical" if c.status is Status.FAIL else "warning")
     alerts = [
         Alert(sev, f"{', '.join(names)}: {message}") for (sev, message), names in said.items()
     ]

@@ -1,0 +1,121 @@
+"""The daemon's log: where it goes, and what it says about each sweep.
+
+One line per status change, per check awaiting confirmation, per backoff, per alert and per
+sweep: enough to follow a node's story in the journal without the history database.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ugro import paths
+from ugro.errors import UgroError
+from ugro.model import BAD_STATUSES
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from ugro.alerts.engine import AlertEvent
+    from ugro.config import MonitorSettings
+    from ugro.model import NodeVerdict
+    from ugro.verdict.hysteresis import Step
+
+log = logging.getLogger(__name__)
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+
+
+def setup_logging(settings: MonitorSettings, log_file: Path | None, *, to_stderr: bool) -> Path:
+    """Log to a size-rotated file and, unless told otherwise, to stderr (the journal)."""
+    path = log_file or (
+        Path(settings.log_file).expanduser() if settings.log_file else paths.log_file()
+    )
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        handler: logging.Handler = logging.handlers.RotatingFileHandler(
+            path,
+            maxBytes=settings.log_max_bytes,
+            backupCount=settings.log_backups,
+            encoding="utf-8",
+        )
+    except OSError as exc:
+        raise UgroError(f"cannot open the log file {path}: {exc.strerror}") from exc
+    handlers = [handler]
+    if to_stderr:
+        handlers.append(logging.StreamHandler())
+    root = logging.getLogger("ugro")
+    for old in list(root.handlers):
+        root.removeHandler(old)
+        old.close()
+    for h in handlers:
+        h.setFormatter(logging.Formatter(LOG_FORMAT))
+        root.addHandler(h)
+    root.setLevel(settings.log_level.upper())
+    root.propagate = False
+    return path
+
+
+def step(done: Step, policy: MonitorSettings) -> None:
+    """Log what hysteresis made of a node's check: a change, a confirmation due, a backoff."""
+    verdict = done.verdict
+    tracking = verdict.tracking
+    if tracking is None:
+        return
+    if done.changed:
+        level = logging.WARNING if verdict.status in BAD_STATUSES else logging.INFO
+        log.log(
+            level,
+            "%s: %s -> %s (%s)",
+            verdict.name,
+            done.before.value,
+            verdict.status.value,
+            done.reason,
+        )
+    if done.pending:
+        streak = tracking.fail_streak or tracking.pass_streak
+        needed = policy.fail_after if tracking.fail_streak else policy.recover_after
+        log.info(
+            "%s: observed %s (%d of %d), confirming in %g s (%s)",
+            verdict.name,
+            tracking.observed.value,
+            streak,
+            needed,
+            done.delay_s,
+            done.reason,
+        )
+    elif tracking.unreachable_streak >= policy.backoff_after:
+        log.info(
+            "%s: unreachable %d times in a row; next try in %g s",
+            verdict.name,
+            tracking.unreachable_streak,
+            done.delay_s,
+        )
+
+
+def alerts(events: Sequence[AlertEvent]) -> None:
+    """Log each alert event: a resolution as information, the others as warnings."""
+    for event in events:
+        level = logging.INFO if event.kind == "resolved" else logging.WARNING
+        log.log(level, "alert %s: %s", event.kind, event.title())
+
+
+def summary(shown: Mapping[str, NodeVerdict], nodes: Iterable[str]) -> str:
+    """How many of `nodes` show each status ("healthy 4, unhealthy 1")."""
+    counts = Counter(shown[n].status.value for n in nodes if n in shown)
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+
+
+def sweep(number: int, nodes: int, duration_s: float, cluster: str) -> None:
+    """Log the end of a sweep: how many nodes it checked, how long it took, the cluster now."""
+    log.info(
+        "sweep %d: %d node%s in %.2f s; cluster: %s",
+        number,
+        nodes,
+        "" if nodes == 1 else "s",
+        duration_s,
+        cluster,
+    )
