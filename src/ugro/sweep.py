@@ -111,8 +111,7 @@ async def check_node(
 ) -> NodeVerdict:
     """Open a session, run the node's checks concurrently, and judge the results."""
     context = context or Context()
-    checks = registry()
-    enabled = [checks[name] for name in node.checks if checks[name].applies(node)]
+    enabled = _enabled(node)
     when = datetime.now(UTC)
     start = time.perf_counter()
     try:
@@ -127,13 +126,15 @@ async def check_node(
             CheckResult(c.name, Status.FAIL, reason, duration_ms=elapsed)
             if c.name == "ssh"
             else CheckResult(c.name, Status.UNKNOWN, "not run: node unreachable")
-            for c in enabled
+            for c, _ in enabled
         )
         return _judge(node, when, results, unreachable=reason)
     connect_ms = _ms(start)
     shared = _SharedCommands(session)
     try:
-        outcomes = await asyncio.gather(*(_run(check, node, shared, context) for check in enabled))
+        outcomes = await asyncio.gather(
+            *(_run(check, node, shared, context, refused) for check, refused in enabled)
+        )
     finally:
         shared.close()
     checked: list[CheckResult] = []
@@ -141,7 +142,7 @@ async def check_node(
     host: HostMetrics | None = None
     disks: tuple[DiskSpace, ...] = ()
     versions: dict[str, str] = {}
-    for check, (evaluation, duration) in zip(enabled, outcomes, strict=True):
+    for (check, _), (evaluation, duration) in zip(enabled, outcomes, strict=True):
         # The ssh check's time is the whole round trip: connect, then the command.
         elapsed = duration + connect_ms if check.name == "ssh" else duration
         checked.append(
@@ -188,27 +189,58 @@ def _judge(  # noqa: PLR0913 - the keyword-only parts of one verdict
     )
 
 
+def _enabled(node: Worker) -> list[tuple[Check, Evaluation | None]]:
+    """The node's checks that apply to it; one whose `applies` raised stays, judged unknown."""
+    checks = registry()
+    enabled: list[tuple[Check, Evaluation | None]] = []
+    for name in node.checks:
+        check = checks[name]
+        try:
+            if check.applies(node):
+                enabled.append((check, None))
+        except Exception as exc:  # noqa: BLE001 - a broken check must not take the sweep down
+            enabled.append((check, _broken(check, exc)))
+    return enabled
+
+
 async def _run(
-    check: Check, node: Worker, session: Session, context: Context
+    check: Check, node: Worker, session: Session, context: Context, refused: Evaluation | None
 ) -> tuple[Evaluation, float]:
     """Run one check under its deadline; whatever goes wrong becomes an Evaluation."""
     start = time.perf_counter()
+    if refused is not None:
+        return refused, 0.0
+    try:
+        evaluation = await _evaluate(check, node, session, context)
+    except Exception as exc:  # noqa: BLE001 - a broken check must not take the sweep down
+        evaluation = _broken(check, exc)
+    return evaluation, _ms(start)
+
+
+async def _evaluate(check: Check, node: Worker, session: Session, context: Context) -> Evaluation:
+    """Run `check`; a timeout or a lost connection is its failure, anything else raises."""
     timeout = check.timeout(node)
     try:
-        evaluation = await asyncio.wait_for(check.run(node, session, context), timeout + GRACE_S)
+        return await asyncio.wait_for(check.run(node, session, context), timeout + GRACE_S)
     except (CommandTimeout, TimeoutError):
-        evaluation = Evaluation(
+        return Evaluation(
             Status.FAIL,
             f"no answer within {timeout:g} s (timeouts.{check.name}): {check.hang_hint}",
         )
     except TransportError as exc:
-        evaluation = Evaluation(Status.FAIL, f"{check.name} could not run: {exc}")
-    except Exception as exc:  # noqa: BLE001 - a broken check must not take the sweep down
-        evaluation = Evaluation(
-            Status.UNKNOWN,
-            f"{check.name} check could not judge the result: {type(exc).__name__}: {exc}",
-        )
-    return evaluation, _ms(start)
+        return Evaluation(Status.FAIL, f"{check.name} could not run: {exc}")
+
+
+def _broken(check: Check, exc: Exception) -> Evaluation:
+    """What a check that raised is: unknown, naming the check and what it raised."""
+    try:
+        said = f": {exc}"
+    except Exception:  # noqa: BLE001 - an exception's own __str__ may be what is broken
+        said = ""
+    return Evaluation(
+        Status.UNKNOWN,
+        f"{check.name} check could not judge the result: {type(exc).__name__}{said}",
+    )
 
 
 def _ms(start: float) -> float:
