@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import sqlite3
@@ -259,3 +260,23 @@ def test_cli_shows_changes_summary_chart_json_and_csv(isolated_home: Path) -> No
     unknown = run_ugro("history", "nosuch")
     assert unknown.code == 1
     assert "known: gpu1" in unknown.err
+
+
+def test_cli_reads_the_history_where_the_config_puts_it(tmp_path: Path) -> None:
+    """`ugro history` reads `history.path` from cluster.yaml, where the daemon writes it."""
+    from click.testing import CliRunner
+
+    from ugro.cli import main
+
+    elsewhere = tmp_path / "kept" / "history.db"
+    elsewhere.parent.mkdir()
+    with opened(elsewhere) as store:
+        fill(store, "gpu1", [H] * 10, start=datetime.now(UTC) - timedelta(hours=1))
+    cluster = tmp_path / "cluster.yaml"
+    cluster.write_text(
+        f"workers:\n  - name: gpu1\n    ip: 127.0.0.1\nhistory:\n  path: {elsewhere}\n",
+        encoding="utf-8",
+    )
+    ran = CliRunner().invoke(main, ["--config", str(cluster), "history", "--json"])
+    assert ran.exit_code == 0, ran.output
+    assert [s["node"] for s in json.loads(ran.output)["summaries"]] == ["gpu1"]

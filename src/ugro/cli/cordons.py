@@ -6,9 +6,7 @@ A cordon is passed on to the workload manager (Slurm's drain) and recorded in th
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -41,31 +39,13 @@ def _record(cfg: Config, event: Event) -> None:
     """Add a cordon event to the history, when it is kept; a failure only warns."""
     if not cfg.history.enabled:
         return
-    from ugro import paths
-    from ugro.store.history import opened
+    from ugro.store.history import opened, path_for
 
-    path = Path(cfg.history.path).expanduser() if cfg.history.path else paths.history_file()
     try:
-        with opened(path) as store:
+        with opened(path_for(cfg.history)) as store:
             store.record_events([event])
     except UgroError as exc:
         click.echo(f"ugro: warning: not recorded in the history: {exc}", err=True)
-
-
-def _tell(scheduler: Scheduler, action: str, node: str, *args: str) -> tuple[dict[str, Any], str]:
-    """Drain or resume `node`; what happened (for JSON and history) and an error, if any."""
-    from ugro.errors import SchedulerError
-
-    answer = True
-    try:
-        if action == "drain":
-            scheduler.drain(node, *args)
-        else:
-            answer = scheduler.resume(node)
-    except SchedulerError as exc:
-        return {"name": scheduler.name, "ok": False, "error": str(exc)}, str(exc)
-    note = {"note": "drain not placed by ugro; left"} if answer is False else {}
-    return {"name": scheduler.name, "ok": True, **note}, ""
 
 
 def _known(cfg: Config, node: str) -> None:
@@ -84,8 +64,8 @@ def cordon(ctx: click.Context, node: str | None, reason: str | None, as_json: bo
     """Keep NODE out of the healthy set until `ugro uncordon`; without NODE, list cordons."""
     from ugro.cli.views import print_json
     from ugro.cli.views.cordons import print_cordons
+    from ugro.recovery.cordoning import cordon_by_hand
     from ugro.store.cordons import Cordon
-    from ugro.store.history import Event
 
     store = cordon_store()
     if node is None:
@@ -97,28 +77,24 @@ def cordon(ctx: click.Context, node: str | None, reason: str | None, as_json: bo
         raise click.UsageError("--reason is required: say why the node is cordoned")
     cfg = load_config(ctx)
     _known(cfg, node)
-    now = datetime.now(UTC)
-    placed = Cordon(node, "manual", " ".join(reason.split()), now, user=_user())
-    existing = store.cordon(placed, replace_ugro=True)
-    if existing is not None and existing.by == "manual":
+    done = cordon_by_hand(store, scheduler_for(cfg), node, reason, user=_user())
+    if isinstance(done, Cordon):
         if as_json:
-            print_json({"node": node, "changed": False, "cordon": existing.to_json()})
+            print_json({"node": node, "changed": False, "cordon": done.to_json()})
         else:
-            click.echo(f"{node} is already cordoned {existing.describe()}")
+            click.echo(f"{node} is already cordoned {done.describe()}")
         return
-    said, error = _tell(scheduler_for(cfg), "drain", node, placed.reason)
-    detail = {**placed.to_json(), "scheduler": said}
-    if existing is not None:
-        detail["took_over"] = existing.to_json()
-    _record(cfg, Event(now, node, "cordon", detail))
+    _record(cfg, done.event)
     if as_json:
-        print_json({"node": node, "changed": True, **detail})
+        print_json({"node": node, "changed": True, **done.event.detail})
     else:
-        click.echo(f"cordoned {node}: {placed.reason}")
-        if existing is not None:
-            click.echo(f"  (took over ugro's own cordon, {existing.reason}; it is yours to lift)")
-    if error:
-        fail(f"{node} is cordoned, but {said['name']} did not drain it: {error}", 1)
+        click.echo(f"cordoned {node}: {done.cordon.reason}")
+        if done.took_over is not None:
+            click.echo(
+                f"  (took over ugro's own cordon, {done.took_over.reason}; it is yours to lift)"
+            )
+    if done.error:
+        fail(f"{node} is cordoned, but {done.said['name']} did not drain it: {done.error}", 1)
 
 
 @main.command()
@@ -129,28 +105,26 @@ def cordon(ctx: click.Context, node: str | None, reason: str | None, as_json: bo
 def uncordon(ctx: click.Context, node: str, as_json: bool) -> None:
     """Let NODE back into the healthy set, whoever cordoned it."""
     from ugro.cli.views import print_json
-    from ugro.store.history import Event
+    from ugro.recovery.cordoning import uncordon_by_hand
 
     store = cordon_store()
     cfg = load_config(ctx)
     # A node removed from the config may still be cordoned: let it be lifted.
     if node not in store.read():
         _known(cfg, node)
-    lifted = store.uncordon(node)
-    if lifted is None:
+    done = uncordon_by_hand(store, scheduler_for(cfg), node, user=_user())
+    if done is None:
         if as_json:
             print_json({"node": node, "changed": False, "cordon": None})
         else:
             click.echo(f"{node} is not cordoned")
         return
-    said, error = _tell(scheduler_for(cfg), "resume", node)
-    detail = {"by": "manual", "user": _user(), "lifted": lifted.to_json(), "scheduler": said}
-    _record(cfg, Event(datetime.now(UTC), node, "uncordon", detail))
+    _record(cfg, done.event)
     if as_json:
-        print_json({"node": node, "changed": True, **detail})
+        print_json({"node": node, "changed": True, **done.event.detail})
     else:
-        click.echo(f"uncordoned {node} (was cordoned {lifted.describe()})")
-        if "note" in said:
-            click.echo(f"  {said['name']}: the drain was not placed by ugro; left as it is")
-    if error:
-        fail(f"{node} is uncordoned, but {said['name']} did not resume it: {error}", 1)
+        click.echo(f"uncordoned {node} (was cordoned {done.cordon.describe()})")
+        if "note" in done.said:
+            click.echo(f"  {done.said['name']}: the drain was not placed by ugro; left as it is")
+    if done.error:
+        fail(f"{node} is uncordoned, but {done.said['name']} did not resume it: {done.error}", 1)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import click
 
-from ugro.cli.app import errors_exit, fail, main
+from ugro.cli.app import errors_exit, fail, load_config, main
 
 # Points in each node's score chart, whatever the span.
 CHART_POINTS = 20
@@ -22,22 +22,28 @@ CHART_POINTS = 20
 )
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print check samples as CSV.")
+@click.pass_context
 @errors_exit(1)
-def history(
-    node: str | None, since: str, check_name: str | None, as_json: bool, as_csv: bool
+def history(  # noqa: PLR0913, PLR0917 - one parameter per option, as click passes them
+    ctx: click.Context,
+    node: str | None,
+    since: str,
+    check_name: str | None,
+    as_json: bool,
+    as_csv: bool,
 ) -> None:
     """Show NODE's (or every node's) status changes, summary and score over time."""
-    from ugro import paths
     from ugro.cli.spans import parse_since
     from ugro.cli.views import print_json, timeline
-    from ugro.store.history import opened
+    from ugro.store.history import opened, path_for
 
     now = datetime.now(UTC)
     try:
         start = parse_since(since, now)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from exc
-    path = paths.history_file()
+    # Where the daemon writes it: `history.path` when the config sets one.
+    path = path_for(load_config(ctx).history)
     if not path.exists():
         fail(f"no history yet ({path}): the monitor records it; run `ugro daemon start`", 1)
     with opened(path) as store:
