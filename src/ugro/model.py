@@ -90,6 +90,15 @@ class CommandResult:
     stderr: str = ""
     exit_signal: str | None = None
 
+    def said(self, *, first: bool = False, limit: int = 200) -> str:
+        """`: <line>`, a line of what a failed command printed (stderr, else stdout), or "".
+
+        The last line is usually the error; `first` takes the first instead, for tools that
+        print the cause first. Cut to `limit` characters: it goes into a message.
+        """
+        lines = (self.stderr or self.stdout).strip().splitlines()
+        return f": {lines[0 if first else -1][:limit]}" if lines else ""
+
 
 @dataclass(frozen=True, slots=True)
 class GpuMetrics:

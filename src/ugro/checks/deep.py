@@ -239,12 +239,7 @@ def evaluate(result: CommandResult, node: Worker) -> Evaluation:  # noqa: PLR091
         )
     report = probe.read(result.stdout, MARKER)
     if report is None:
-        said = (result.stderr or result.stdout).strip().splitlines()
-        return Evaluation(
-            Status.UNKNOWN,
-            f"no deep probe report (exit {result.exit_status})"
-            + (f": {said[-1][:200]}" if said else ""),
-        )
+        return probe.no_report(result, "no deep probe report")
     if "error" in report:
         return Evaluation(Status.FAIL, f"{report['error']}: the node cannot train")
     gpus = report.get("gpus")

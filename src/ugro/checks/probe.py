@@ -12,8 +12,11 @@ import json
 import shlex
 from typing import TYPE_CHECKING, Any
 
+from ugro.model import Evaluation, Status
+
 if TYPE_CHECKING:
     from ugro.config import Worker
+    from ugro.model import CommandResult
 
 # The opening of every probe: the imports all of them use, and `emit`, which prints the one
 # report line. The marker is filled in by `program`.
@@ -51,3 +54,8 @@ def read(stdout: str, marker: str) -> dict[str, Any] | None:
                 return None
             return data if isinstance(data, dict) else None
     return None
+
+
+def no_report(result: CommandResult, what: str) -> Evaluation:
+    """Unknown: the probe printed no report; `what` says which, then the exit and last words."""
+    return Evaluation(Status.UNKNOWN, f"{what} (exit {result.exit_status}){result.said()}")

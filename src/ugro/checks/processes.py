@@ -144,11 +144,9 @@ class Processes(GpuHealth):
         if not holders:
             return Evaluation(Status.OK, "no process holds GPU memory", value=0, unit="MiB")
         if ps.exit_status != 0:
-            said = (ps.stderr or ps.stdout).strip().splitlines()
             return Evaluation(
                 Status.UNKNOWN,
-                f"cannot list the node's processes (ps exit {ps.exit_status})"
-                + (f": {said[0]}" if said else ""),
+                f"cannot list the node's processes (ps exit {ps.exit_status}){ps.said(first=True)}",
                 value=total,
                 unit="MiB",
             )

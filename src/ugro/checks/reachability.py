@@ -41,12 +41,10 @@ class Reachability(RemoteCheck):
         """OK when the marker came back; host metrics when /proc was readable."""
         lines = result.stdout.splitlines()
         if MARKER not in lines:
-            detail = (result.stderr or result.stdout).strip().splitlines()
             return Evaluation(
                 Status.FAIL,
-                "the node's shell did not run commands"
-                + (f": {detail[-1]}" if detail else "")
-                + "; check the account's login shell and ForceCommand",
+                f"the node's shell did not run commands{result.said()}"
+                "; check the account's login shell and ForceCommand",
             )
         where = "local machine, no SSH needed" if node.transport == "local" else "SSH session open"
         return Evaluation(Status.OK, f"{where}; shell answered", host=parse_host(lines))

@@ -88,12 +88,7 @@ class Rendezvous(RemoteCheck):
             )
         out = probe.read(result.stdout, MARKER)
         if out is None:
-            said = (result.stderr or result.stdout).strip().splitlines()
-            return Evaluation(
-                Status.UNKNOWN,
-                f"no rendezvous report (exit {result.exit_status})"
-                + (f": {said[-1]}" if said else ""),
-            )
+            return probe.no_report(result, "no rendezvous report")
         kind, ms = out.get("result"), out.get("ms")
         value = float(ms) if isinstance(ms, int | float) else None
         error = str(out.get("error") or "")

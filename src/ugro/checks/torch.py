@@ -103,12 +103,7 @@ class Torch(RemoteCheck):
                 "interpreter of the training environment",
             )
         if info is None:
-            said = (result.stderr or result.stdout).strip().splitlines()
-            return Evaluation(
-                Status.UNKNOWN,
-                f"{python} gave no torch report (exit {result.exit_status})"
-                + (f": {said[-1]}" if said else ""),
-            )
+            return probe.no_report(result, f"{python} gave no torch report")
         error = info.get("error")
         if error is not None:
             if str(error).startswith("ModuleNotFoundError"):

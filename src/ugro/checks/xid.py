@@ -235,11 +235,9 @@ class Xid(GpuHealth):
     ) -> Evaluation:
         """Judge the Xids of the last `window` seconds; pure, so tests feed it fixtures."""
         if result.exit_status != 0:
-            said = (result.stderr or result.stdout).strip().splitlines()
             return Evaluation(
                 Status.UNKNOWN,
-                f"cannot read the kernel log (exit {result.exit_status})"
-                + (f": {said[0]}" if said else ""),
+                f"cannot read the kernel log (exit {result.exit_status}){result.said(first=True)}",
             )
         log = parse_log(result.stdout)
         if log.source is None:
