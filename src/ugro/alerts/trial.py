@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from ugro.alerts import delivery, sinks
 from ugro.alerts.engine import AlertEvent
 from ugro.errors import UgroError
+from ugro.model import CLUSTER
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -28,7 +29,7 @@ async def send_trial(
     now = datetime.now(UTC)
     event = AlertEvent(
         kind="test",
-        node="cluster",
+        node=CLUSTER,
         key="test",
         severity="warning",
         summary="test notification from ugro",

@@ -59,13 +59,14 @@ def daemon_stop() -> None:
 def daemon_status(as_json: bool) -> None:
     """Say whether the monitor runs; exit 0 when it does, 3 when it does not."""
     from ugro.cli.views import print_json
+    from ugro.cli.views.daemon import print_status
     from ugro.daemon import service
 
     status = service.status_report()
     if as_json:
         print_json(status)
     else:
-        service.print_status(status)
+        print_status(status)
     sys.exit(0 if status["running"] else NO_VERDICT)
 
 

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,7 @@ from ugro.errors import StateError, UgroError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from datetime import datetime
 
     from ugro.store.state import DaemonInfo
 
@@ -279,49 +279,6 @@ def stale_note(info: DaemonInfo | None, now: datetime) -> str:
         f"verdicts are stale: the monitor (pid {info.pid}) is behind, last sweep {behind:.0f} s "
         f"ago with a {info.interval_s:g} s interval; see its log"
     )
-
-
-def print_status(report: dict[str, Any]) -> None:
-    """The status report for a person."""
-    if report["note"]:
-        _say(report["note"])
-    if not report["running"]:
-        _say("the monitor is not running; start it with `ugro daemon start`")
-    else:
-        _say(f"the monitor is running: pid {report['pid']}, up {_duration(report['uptime_s'])}")
-        _say(f"started by: {report['started_by'] or 'unknown (no sweep yet)'}")
-        if report["last_sweep_at"]:
-            last = datetime.fromisoformat(report["last_sweep_at"])
-            age = (datetime.now(UTC) - last).total_seconds()
-            _say(
-                f"last sweep: {_duration(age)} ago, took {report['last_sweep_duration_s']:.2f} s "
-                f"({report['sweeps']} sweeps)"
-            )
-        else:
-            _say("last sweep: none yet")
-    if report["nodes"]:
-        _say(
-            "nodes: " + ", ".join(f"{n} {status}" for status, n in sorted(report["nodes"].items()))
-        )
-    if report["alerts_firing"] is not None:
-        _say(f"alerts firing: {report['alerts_firing']} (`ugro alerts` lists them)")
-    for name, stats in report["delivery"].items():
-        error = f", last error: {stats['last_error']}" if stats.get("last_error") else ""
-        _say(
-            f"sink {name}: {stats.get('sent', 0)} sent, {stats.get('retries', 0)} retries, "
-            f"{stats.get('failed', 0)} failed{error}"
-        )
-    _say(f"log: {report['log_file']}")
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    return f"{seconds / 3600:.1f}h"
 
 
 def render_unit(exec_start: list[str]) -> str:

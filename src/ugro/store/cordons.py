@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ugro import paths
 from ugro.errors import StateError
+from ugro.model import parse_utc
 from ugro.store import atomicfile
 
 if TYPE_CHECKING:
@@ -67,9 +68,7 @@ class Cordon:
         by = data["by"]
         if by not in ("ugro", "manual"):
             raise ValueError(f"unknown cordon origin {by!r}")
-        since = datetime.fromisoformat(data["since"])
-        if since.tzinfo is None:
-            raise ValueError(f"time {data['since']!r} has no UTC offset")
+        since = parse_utc(data["since"])
         return cls(
             node=str(data["node"]),
             by=by,

@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from ugro.model import NodeStatus, NodeVerdict, Status
+from ugro.model import GOOD_STATUSES, NodeStatus, NodeVerdict, Status
 from ugro.verdict.rows import Row, age
 
 if TYPE_CHECKING:
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from ugro.config import Master, Worker
     from ugro.store.cordons import Cordon
 
-USABLE = frozenset({NodeStatus.HEALTHY, NodeStatus.DEGRADED})
 # torchrun's and DeepSpeed's default rendezvous / master port.
 MASTER_PORT = 29500
 
@@ -113,15 +112,15 @@ def _health_reasons(verdict: NodeVerdict, row: Row, min_score: float) -> list[st
         )
         return reasons
     observed = verdict.tracking.observed if verdict.tracking else verdict.status
-    if verdict.status not in USABLE:
-        if observed in USABLE:
+    if verdict.status not in GOOD_STATUSES:
+        if observed in GOOD_STATUSES:
             reasons.append(
                 f"{verdict.status.value}: its last check passed, but the recovery is not "
                 "confirmed yet"
             )
         else:
             reasons.append(_problems(verdict.status, verdict))
-    elif observed not in USABLE:
+    elif observed not in GOOD_STATUSES:
         reasons.append(
             "last check found it " + _problems(observed, verdict) + " (not confirmed yet)"
         )

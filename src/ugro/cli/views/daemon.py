@@ -1,0 +1,53 @@
+"""What `ugro daemon status` shows a person."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+
+def print_status(report: dict[str, Any]) -> None:
+    """`ugro daemon status` for a person: the report of `service.status_report`."""
+    if report["note"]:
+        click.echo(report["note"])
+    if not report["running"]:
+        click.echo("the monitor is not running; start it with `ugro daemon start`")
+    else:
+        click.echo(
+            f"the monitor is running: pid {report['pid']}, up {_duration(report['uptime_s'])}"
+        )
+        click.echo(f"started by: {report['started_by'] or 'unknown (no sweep yet)'}")
+        if report["last_sweep_at"]:
+            last = datetime.fromisoformat(report["last_sweep_at"])
+            age = (datetime.now(UTC) - last).total_seconds()
+            click.echo(
+                f"last sweep: {_duration(age)} ago, took {report['last_sweep_duration_s']:.2f} s "
+                f"({report['sweeps']} sweeps)"
+            )
+        else:
+            click.echo("last sweep: none yet")
+    if report["nodes"]:
+        click.echo(
+            "nodes: " + ", ".join(f"{n} {status}" for status, n in sorted(report["nodes"].items()))
+        )
+    if report["alerts_firing"] is not None:
+        click.echo(f"alerts firing: {report['alerts_firing']} (`ugro alerts` lists them)")
+    for name, stats in report["delivery"].items():
+        error = f", last error: {stats['last_error']}" if stats.get("last_error") else ""
+        click.echo(
+            f"sink {name}: {stats.get('sent', 0)} sent, {stats.get('retries', 0)} retries, "
+            f"{stats.get('failed', 0)} failed{error}"
+        )
+    click.echo(f"log: {report['log_file']}")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
