@@ -18,7 +18,7 @@ from ugro.errors import UgroError
 if TYPE_CHECKING:
     from ugro.config import Config
     from ugro.recovery.scheduler import Scheduler
-    from ugro.store.history import Event
+    from ugro.store.history_records import Event
 
 
 def scheduler_for(cfg: Config) -> Scheduler:
@@ -85,7 +85,7 @@ def cordon(ctx: click.Context, node: str | None, reason: str | None, as_json: bo
     from ugro.cli.views import print_json
     from ugro.cli.views.cordons import print_cordons
     from ugro.store.cordons import Cordon
-    from ugro.store.history import Event
+    from ugro.store.history_records import Event
 
     store = cordon_store()
     if node is None:
@@ -129,7 +129,7 @@ def cordon(ctx: click.Context, node: str | None, reason: str | None, as_json: bo
 def uncordon(ctx: click.Context, node: str, as_json: bool) -> None:
     """Let NODE back into the healthy set, whoever cordoned it."""
     from ugro.cli.views import print_json
-    from ugro.store.history import Event
+    from ugro.store.history_records import Event
 
     store = cordon_store()
     cfg = load_config(ctx)
