@@ -18,7 +18,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ugro.model import CheckResult, NodeStatus, NodeVerdict, Status, Tracking
-from ugro.store.history import HOUR_MS, History, Sample
+from ugro.store.history import HOUR_MS, History
+from ugro.store.history_records import Sample
 
 INTERVAL_MS = 30_000
 

@@ -393,7 +393,8 @@ def health_timings(verdicts: list[Any], runs: int) -> dict[str, float]:
 
 def persistence_cpu(verdicts: list[Any], runs: int = 5) -> dict[str, float]:
     """CPU seconds the daemon spends per sweep writing the state file and the history."""
-    from ugro.store.history import History, Sample
+    from ugro.store.history import History
+    from ugro.store.history_records import Sample
 
     out = {}
     with tempfile.TemporaryDirectory() as home:

@@ -30,7 +30,8 @@ from ugro.recovery.plan import (
     prune,
 )
 from ugro.store.cordons import Cordon
-from ugro.store.history import Event, opened
+from ugro.store.history import opened
+from ugro.store.history_records import Event
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

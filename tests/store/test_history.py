@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from conftest import run_ugro
 from ugro.model import CheckResult, NodeStatus, NodeVerdict, Status, Tracking
-from ugro.store.history import History, Sample, Transition, bucket, bucket_value, opened
+from ugro.store.history import History, opened
+from ugro.store.history_records import Sample, Transition, bucket, bucket_value
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -175,7 +176,8 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from ugro.model import CheckResult, NodeStatus, NodeVerdict, Status, Tracking
-from ugro.store.history import History, Sample
+from ugro.store.history import History
+from ugro.store.history_records import Sample
 h = History(Path(sys.argv[1]))
 ok = (CheckResult("ssh", Status.OK, "m", None, None, 12.0),)
 i = 0

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from ugro.config import AlertSettings
     from ugro.model import NodeVerdict
-    from ugro.store.history import Transition
+    from ugro.store.history_records import Transition
 
 Severity = Literal["warning", "critical"]
 Kind = Literal["firing", "reminder", "resolved", "test"]

@@ -16,7 +16,7 @@ from ugro.errors import UgroError
 if TYPE_CHECKING:
     from ugro.config import Config
     from ugro.recovery.scheduler import Scheduler
-    from ugro.store.history import Event
+    from ugro.store.history_records import Event
 
 
 def scheduler_for(cfg: Config) -> Scheduler:

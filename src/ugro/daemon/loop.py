@@ -32,7 +32,8 @@ from ugro.daemon.pidfile import PidLock
 from ugro.errors import ConfigError, StateError, UgroError
 from ugro.recovery.recoverer import Recoverer
 from ugro.recovery.scheduler import for_config
-from ugro.store.history import Event, History, Sample, Transition, path_for
+from ugro.store.history import History, path_for
+from ugro.store.history_records import Event, Sample, Transition
 from ugro.store.state import DaemonInfo, StateStore
 from ugro.verdict import hysteresis
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ugro import subprocesses
 from ugro.errors import CommandTimeout, TransportError
 from ugro.recovery.plan import Attempt
-from ugro.store.history import Event
+from ugro.store.history_records import Event
 
 if TYPE_CHECKING:
     from ugro.config import RecoveryAction, Worker

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ugro.alerts.engine import SCHEDULER_KEY, ExternalCondition
 from ugro.errors import SchedulerError, StateError
 from ugro.store.cordons import Cordon
-from ugro.store.history import Event
+from ugro.store.history_records import Event
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

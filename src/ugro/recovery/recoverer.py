@@ -22,7 +22,7 @@ from ugro.recovery.actions import ActionRunner
 from ugro.recovery.cordoning import Cordoner
 from ugro.recovery.records import Ledger, RemediationStore
 from ugro.store.cordons import CordonStore
-from ugro.store.history import Event
+from ugro.store.history_records import Event
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

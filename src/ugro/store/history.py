@@ -13,37 +13,42 @@ Layout (README, "History"):
 
 Each sample carries the time until the node's next planned check (`weight_ms`): a status
 holds until then, which is what availability and "time unhealthy" add up.
+
+This module owns the database: schema, writes, retention and the queries. The records it takes
+and returns, status codes and latency buckets are in `ugro.store.history_records`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import math
 import sqlite3
-from collections import Counter
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ugro import paths
 from ugro.errors import UgroError
-from ugro.model import BAD_STATUSES, CLUSTER, GOOD_STATUSES, NodeStatus, NodeVerdict
+from ugro.model import BAD_STATUSES, CLUSTER, NodeStatus
+from ugro.store.history_records import (
+    BAD,
+    GOOD,
+    STATUS_CODES,
+    Event,
+    Totals,
+    Transition,
+    bucket,
+    summarize,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
 
     from ugro.config import HistorySettings
+    from ugro.store.history_records import Sample, Summary
 
 SCHEMA_VERSION = 1
 HOUR_MS = 3_600_000
-STATUS_CODES = {status: i for i, status in enumerate(NodeStatus)}
-# The same sets as stored: sample statuses are codes.
-GOOD = frozenset(STATUS_CODES[s] for s in GOOD_STATUSES)
-BAD = frozenset(STATUS_CODES[s] for s in BAD_STATUSES)
-# Latency histogram buckets grow by 2^(1/4): percentiles are exact to within ±9 %.
-BUCKETS_PER_DOUBLING = 4
 
 SCHEMA = f"""
 PRAGMA user_version = {SCHEMA_VERSION};
@@ -74,73 +79,6 @@ CREATE TABLE IF NOT EXISTS events (
     detail TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_by_node ON events (node, ts);
 """
-# Kinds of `events` rows.
-EVENT_KINDS = ("cordon", "uncordon", "remediation", "escalation", "breaker", "scheduler")
-
-
-@dataclass(frozen=True, slots=True)
-class Transition:
-    """A change of a node's shown status."""
-
-    at: datetime
-    node: str
-    before: str
-    after: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """Something done to a node, or about it: a cordon, an action run, an escalation."""
-
-    at: datetime
-    node: str
-    kind: str
-    detail: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """One node's verdict in one sweep, and how long it holds (until the next check)."""
-
-    verdict: NodeVerdict
-    holds_s: float
-
-
-@dataclass(slots=True)
-class _Totals:
-    samples: int = 0
-    weight_ms: int = 0
-    good_ms: int = 0
-    bad_ms: int = 0
-    score_min: float = math.inf
-    score_sum: float = 0.0
-    latency: Counter[int] = field(default_factory=Counter)
-
-
-@dataclass(frozen=True, slots=True)
-class Summary:
-    """A node over a period: how available, how often it flapped, latency and score."""
-
-    node: str
-    samples: int
-    availability_pct: float | None
-    unhealthy_s: float
-    flaps: int
-    latency_p50_ms: float | None
-    latency_p95_ms: float | None
-    score_min: float | None
-    score_mean: float | None
-
-
-def bucket(latency_ms: float) -> int:
-    """The histogram bucket of a latency."""
-    return math.floor(math.log2(max(latency_ms, 1e-3)) * BUCKETS_PER_DOUBLING)
-
-
-def bucket_value(index: int) -> float:
-    """A bucket's representative latency (its geometric middle), in ms."""
-    return float(2 ** ((index + 0.5) / BUCKETS_PER_DOUBLING))
 
 
 def path_for(settings: HistorySettings) -> Path:
@@ -323,7 +261,7 @@ class History:
         out = []
         for name in names:
             node_id = self._lookup("node", name)
-            totals = _Totals()
+            totals = Totals()
             if node_id is not None:
                 if first_hour < last_hour:
                     self._add_hours(totals, node_id, first_hour, last_hour)
@@ -338,10 +276,10 @@ class History:
                 if (NodeStatus(t.before) in BAD_STATUSES) != (NodeStatus(t.after) in BAD_STATUSES)
                 and NodeStatus(t.before) is not NodeStatus.UNKNOWN
             )
-            out.append(_summary(name, totals, flaps))
+            out.append(summarize(name, totals, flaps))
         return out
 
-    def _add_hours(self, totals: _Totals, node: int, first: int, last: int) -> None:
+    def _add_hours(self, totals: Totals, node: int, first: int, last: int) -> None:
         row = self._db.execute(
             """SELECT sum(samples), sum(weight_ms), sum(good_ms), sum(bad_ms), min(score_min),
                       sum(score_sum)
@@ -362,7 +300,7 @@ class History:
         ):
             totals.latency[b] += n
 
-    def _add_samples(self, totals: _Totals, node: int, lo: int, hi: int) -> None:
+    def _add_samples(self, totals: Totals, node: int, lo: int, hi: int) -> None:
         for status, score, weight in self._db.execute(
             """SELECT status, score, weight_ms FROM node_samples
                WHERE node = ? AND ts >= ? AND ts < ?""",
@@ -428,33 +366,6 @@ class History:
             query + " ORDER BY s.ts, n.name, c.name", args
         ):
             yield _time(ts), name, check_name, status, value, duration
-
-
-def _summary(name: str, totals: _Totals, flaps: int) -> Summary:
-    def percentile(q: float) -> float | None:
-        count = sum(totals.latency.values())
-        if not count:
-            return None
-        seen = 0
-        for b in sorted(totals.latency):
-            seen += totals.latency[b]
-            if seen >= q * count:
-                return round(bucket_value(b), 3)
-        return None
-
-    return Summary(
-        node=name,
-        samples=totals.samples,
-        availability_pct=round(100 * totals.good_ms / totals.weight_ms, 2)
-        if totals.weight_ms
-        else None,
-        unhealthy_s=round(totals.bad_ms / 1000, 1),
-        flaps=flaps,
-        latency_p50_ms=percentile(0.5),
-        latency_p95_ms=percentile(0.95),
-        score_min=totals.score_min if totals.samples else None,
-        score_mean=round(totals.score_sum / totals.samples, 1) if totals.samples else None,
-    )
 
 
 @contextlib.contextmanager

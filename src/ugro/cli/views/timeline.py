@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-    from ugro.store.history import Event, Summary, Transition
+    from ugro.store.history_records import Event, Summary, Transition
 
 BARS = "▁▂▃▄▅▆▇█"
 
