@@ -651,3 +651,15 @@ def test_gpu_health_settings_default_and_override(tmp_path: Path) -> None:
     [node] = config.load(write(tmp_path / "cluster.yaml", text)).nodes
     assert (node.gpu_temp_warning_c, node.gpu_temp_critical_c) == (80, 92)
     assert (node.xid_lookback_s, node.xid_hold_s) == (3600, 0)
+
+
+@pytest.mark.parametrize("checks", ["[ssh, gpu]", "[ssh, deep]"])
+def test_with_deep_turns_the_deep_probe_on_once(checks: str) -> None:
+    """`ugro check --deep` is `deep: true` plus `deep` in the checks, never listed twice."""
+    text = f"workers:\n  - name: gpu1\n    ip: 10.0.0.1\n    checks: {checks}\n"
+    [node] = config.parse_text(text, "cluster.yaml").nodes()
+    deep = node.with_deep()
+    assert deep.deep
+    assert deep.checks.count("deep") == 1
+    assert set(deep.checks) == {*node.checks, "deep"}
+    assert not node.deep

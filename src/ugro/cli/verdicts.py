@@ -51,15 +51,7 @@ def check(ctx: click.Context, nodes: tuple[str, ...], as_json: bool, deep: bool)
         fail(f"unknown node {', '.join(map(repr, unknown))}; nodes: {', '.join(known)}", NO_VERDICT)
     chosen = [known[n] for n in nodes] if nodes else cfg.nodes
     if deep:
-        chosen = [
-            n.model_copy(
-                update={
-                    "deep": True,
-                    "checks": [*n.checks, *([] if "deep" in n.checks else ["deep"])],
-                }
-            )
-            for n in chosen
-        ]
+        chosen = [n.with_deep() for n in chosen]
     store = state_store()
     verdicts = sweep.run_checks(chosen, _last_checks(store))
     state = store.update(verdicts, keep=None if nodes else known)

@@ -221,6 +221,11 @@ class Worker(NodeSettings):
     def _valid_address(cls, value: str) -> str:
         return _address(value)
 
+    def with_deep(self) -> Worker:
+        """This node with the deep probe on (`ugro check --deep`), as `deep: true` would."""
+        checks = self.checks if "deep" in self.checks else [*self.checks, "deep"]
+        return self.model_copy(update={"deep": True, "checks": checks})
+
 
 class MonitorSettings(_Model):
     """How the daemon sweeps: timing, hysteresis, backoff and its log."""
