@@ -173,7 +173,8 @@ def _judge(  # noqa: PLR0913 - the keyword-only parts of one verdict
     unreachable: str | None = None,
     versions: dict[str, str] | None = None,
 ) -> NodeVerdict:
-    weights = {name: check.weight for name, check in registry().items()}
+    checks = registry()
+    weights = {name: check.weight for name, check in checks.items()}
     return scoring.verdict(
         name=node.name,
         address=node.ip if node.transport == "ssh" else "local",
@@ -181,6 +182,7 @@ def _judge(  # noqa: PLR0913 - the keyword-only parts of one verdict
         checks=results,
         weights=weights,
         thresholds=scoring.Thresholds(node.pass_rate, node.degraded_score),
+        core=frozenset(name for name, check in checks.items() if check.core),
         gpus=gpus,
         host=host,
         disks=disks,

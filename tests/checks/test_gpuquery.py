@@ -134,6 +134,7 @@ def test_weights_keep_all_ok_at_100_and_a_failure_decides() -> None:
             checks=checks,
             weights=weights,
             thresholds=scoring.Thresholds(0.9, 80),
+            core=frozenset(CORE),
         )
 
     healthy = judge(None)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ugro.config import CORE_CHECKS
 from ugro.model import (
     CheckResult,
     GpuMetrics,
@@ -22,6 +23,7 @@ NAMES = ("ssh", "gpu", "torch", "disk", "latency")
 WEIGHTS = {"ssh": 25.0, "gpu": 25.0, "torch": 20.0, "disk": 15.0, "latency": 15.0}
 WHEN = datetime(2026, 11, 28, tzinfo=UTC)
 DEFAULT = scoring.Thresholds(pass_rate=0.9, degraded_score=80)
+CORE = frozenset(CORE_CHECKS)
 
 
 def results(*statuses: Status) -> tuple[CheckResult, ...]:
@@ -47,6 +49,7 @@ def judge(
         checks=checks,
         weights=WEIGHTS,
         thresholds=DEFAULT,
+        core=CORE,
         gpus=gpus,
         host=host,
         unreachable=unreachable,
@@ -104,7 +107,13 @@ def test_a_failing_diagnostic_check_is_decisive() -> None:
     checks = (*results(*[Status.OK] * 5), CheckResult("ecc", Status.FAIL, "uncorrectable"))
     weights = {**WEIGHTS, "ecc": 5.0}
     v = scoring.verdict(
-        name="n", address="a", when=WHEN, checks=checks, weights=weights, thresholds=DEFAULT
+        name="n",
+        address="a",
+        when=WHEN,
+        checks=checks,
+        weights=weights,
+        thresholds=DEFAULT,
+        core=CORE,
     )
     assert (v.status, v.pass_rate) == (NodeStatus.UNHEALTHY, 1.0)
 
@@ -114,7 +123,13 @@ def test_a_warning_diagnostic_check_only_degrades() -> None:
     checks = (*results(*[Status.OK] * 5), CheckResult("pcie", Status.WARN, "x8 of x16"))
     weights = {**WEIGHTS, "pcie": 5.0}
     v = scoring.verdict(
-        name="n", address="a", when=WHEN, checks=checks, weights=weights, thresholds=DEFAULT
+        name="n",
+        address="a",
+        when=WHEN,
+        checks=checks,
+        weights=weights,
+        thresholds=DEFAULT,
+        core=CORE,
     )
     assert v.status is NodeStatus.DEGRADED
 
@@ -153,6 +168,7 @@ def test_pressure_below_the_degraded_line() -> None:
         checks=OK5,
         weights=WEIGHTS,
         thresholds=scoring.Thresholds(pass_rate=0.9, degraded_score=85),
+        core=CORE,
         gpus=(gpu(used=24000),),
         host=host(load=80, cpus=16, available=0.03),
     )
@@ -244,6 +260,12 @@ def test_checks_that_say_the_same_are_one_alert() -> None:
     )
     weights = {**WEIGHTS, "ecc": 5.0, "pcie": 5.0}
     v = scoring.verdict(
-        name="n", address="a", when=WHEN, checks=checks, weights=weights, thresholds=DEFAULT
+        name="n",
+        address="a",
+        when=WHEN,
+        checks=checks,
+        weights=weights,
+        thresholds=DEFAULT,
+        core=CORE,
     )
     assert [a.text for a in v.alerts][1:] == [f"ecc, pcie: {said}"]

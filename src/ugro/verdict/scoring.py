@@ -42,9 +42,6 @@ CREDIT = {
     Status.UNKNOWN: Fraction(0),
 }
 
-# The checks the 90 % rule counts (module docstring).
-CORE = frozenset({"ssh", "gpu", "torch", "disk", "latency"})
-
 GPU_MEMORY_FULL = 0.9
 LOAD_PER_CPU = 2.0
 MEMORY_LOW = 0.10
@@ -125,11 +122,11 @@ def verdict(  # noqa: PLR0913 - one verdict needs all of these, and they are key
     checks: tuple[CheckResult, ...],
     weights: dict[str, float],
     thresholds: Thresholds,
+    core: frozenset[str],
     gpus: tuple[GpuMetrics, ...] = (),
     host: HostMetrics | None = None,
     disks: tuple[DiskSpace, ...] = (),
     unreachable: str | None = None,
-    core: frozenset[str] = CORE,
     versions: dict[str, str] | None = None,
 ) -> NodeVerdict:
     """Combine one node's check results into its verdict (DESIGN §5).
