@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from ugro.alerts.engine import AlertEngine, AlertEvent
+from ugro.alerts.engine import AlertEngine
 from ugro.config import AlertSettings
 from ugro.model import CheckResult, GpuMetrics, NodeStatus, NodeVerdict, Status, Tracking
+
+if TYPE_CHECKING:
+    from ugro.alerts.book import AlertEvent
 
 T0 = datetime(2026, 11, 28, tzinfo=UTC)
 SETTINGS = AlertSettings(

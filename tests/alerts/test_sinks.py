@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from conftest import closed_port, wait_for
+from ugro.alerts.book import AlertEvent, Kind, Severity
 from ugro.alerts.delivery import Dispatcher, send_now
-from ugro.alerts.engine import AlertEvent, Kind, Severity
+from ugro.alerts.posting import redact
 from ugro.alerts.sinks import (
     AlertmanagerSink,
     AppriseSink,
@@ -31,7 +32,6 @@ from ugro.alerts.sinks import (
     accepts,
     alertmanager_alert,
     build,
-    redact,
 )
 from ugro.config import SinkSettings
 

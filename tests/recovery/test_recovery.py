@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ugro import config
-from ugro.alerts.engine import AlertEngine, ExternalCondition
+from ugro.alerts.book import ExternalCondition
+from ugro.alerts.engine import AlertEngine
 from ugro.config import AlertSettings, RecoverySettings, parse_text
 from ugro.daemon.loop import Daemon
 from ugro.errors import ConfigError

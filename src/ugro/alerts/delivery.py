@@ -21,7 +21,7 @@ from ugro.alerts.sinks import DeliveryError, Resending, accepts, target
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-    from ugro.alerts.engine import AlertEvent
+    from ugro.alerts.book import AlertEvent
     from ugro.alerts.sinks import Sink
     from ugro.config import SinkSettings
 

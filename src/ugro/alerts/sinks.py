@@ -1,20 +1,18 @@
 """Where alert events go: Apprise services, webhooks, Alertmanager and local commands.
 
 A sink delivers one `AlertEvent` or raises `DeliveryError`; retrying, queueing and counting
-are the dispatcher's job (`ugro.delivery`). Every library and OS error is translated here, and
-no message or log line carries a configured URL in full: URLs hold tokens and passwords, so
-they appear only as `redact` renders them.
+are the dispatcher's job (`ugro.alerts.delivery`). Every library and OS error is translated
+here, and no message or log line carries a configured URL in full: URLs hold tokens and
+passwords, so they appear only as `ugro.alerts.posting.redact` renders them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 import urllib.error
 import urllib.parse
-import urllib.request
 import warnings
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
@@ -23,7 +21,16 @@ from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from ugro import subprocesses
-from ugro.alerts.engine import SEVERITY_RANK
+from ugro.alerts.book import SEVERITY_RANK
+from ugro.alerts.posting import (
+    QUOTE_CHARS,
+    post_request,
+    read_quietly,
+    redact,
+    scrub,
+    url_secrets,
+    urlopen,
+)
 from ugro.errors import UgroError
 from ugro.model import CLUSTER, as_utc
 
@@ -32,7 +39,7 @@ if TYPE_CHECKING:
 
     import apprise
 
-    from ugro.alerts.engine import AlertEvent
+    from ugro.alerts.book import AlertEvent
     from ugro.config import SinkSettings, SinkType
 
 __all__ = [
@@ -47,7 +54,6 @@ __all__ = [
     "WebhookSink",
     "accepts",
     "build",
-    "redact",
     "target",
 ]
 
@@ -56,13 +62,8 @@ __all__ = [
 ALERTMANAGER_RESEND_S = 60.0
 #: How long a test alert stays active in Alertmanager.
 TEST_ALERT_S = 60.0
-#: The most of a command's stderr or an HTTP error body quoted in a message.
-QUOTE_CHARS = 200
-USER_AGENT = "ugro"
-_HTTP_SCHEMES = ("http", "https")
-_ELLIPSIS = "…"
 
-log = logging.getLogger("ugro.sinks")
+log = logging.getLogger(__name__)
 
 
 class DeliveryError(UgroError):
@@ -86,31 +87,6 @@ class Resending(Sink, Protocol):
 
     async def resend(self, firing: Sequence[AlertEvent]) -> None:
         """Deliver every alert that is still firing; raise DeliveryError on failure."""
-
-
-def redact(url: str) -> str:
-    """`url` with nothing secret left: `scheme://host[:port]/…` for HTTP, `scheme://…` else.
-
-    Userinfo, path, query and fragment go (webhook tokens live in paths and queries). Apprise
-    URLs such as `slack://TokenA/TokenB/TokenC` keep secrets even in the host position, so for
-    any other scheme only the scheme is shown.
-    """
-    try:
-        parts = urllib.parse.urlsplit(url.strip())
-        scheme = parts.scheme.lower()
-        if scheme in _HTTP_SCHEMES:
-            # hostname and port, never netloc: netloc holds user:password@.
-            host = parts.hostname or ""
-            host = f"[{host}]" if ":" in host else host
-            port = parts.port
-    except ValueError:
-        return _ELLIPSIS
-    if not scheme:
-        return _ELLIPSIS
-    if scheme not in _HTTP_SCHEMES:
-        return f"{scheme}://{_ELLIPSIS}"
-    rest = parts.path not in ("", "/") or parts.query or parts.fragment
-    return f"{scheme}://{host}" + (f":{port}" if port else "") + (f"/{_ELLIPSIS}" if rest else "")
 
 
 class Kind(NamedTuple):
@@ -180,7 +156,7 @@ class AppriseSink:
         _quiet_apprise()
         self.name = name
         self.timeout_s = timeout_s
-        self._secrets = sorted({s for url in urls for s in _secrets(url)}, key=len, reverse=True)
+        self._secrets = sorted({s for url in urls for s in url_secrets(url)}, key=len, reverse=True)
         with warnings.catch_warnings():
             # Apprise 2.3's e-mail plugin imports imghdr, deprecated since Python 3.11; plugins
             # load on the first add(). Not ours to fix, and fatal where warnings are errors.
@@ -226,7 +202,7 @@ class AppriseSink:
         status = getattr(getattr(result, "status", None), "name", "FAILURE").lower()
         logs = getattr(result, "logs", None)
         messages = [entry.message for entry in logs()] if callable(logs) else []
-        reason = _scrub("; ".join(dict.fromkeys(messages)), self._secrets)[:QUOTE_CHARS]
+        reason = scrub("; ".join(dict.fromkeys(messages)), self._secrets)[:QUOTE_CHARS]
         return f"Apprise reported {status}" + (f": {reason}" if reason else "")
 
 
@@ -330,14 +306,14 @@ async def _post_json(
     name: str, url: str, payload: object, headers: Mapping[str, str], timeout_s: float
 ) -> None:
     """POST `payload` as JSON; raise DeliveryError, with `url` redacted, unless answered 2xx."""
-    request = _request(url, json.dumps(payload).encode(), headers)
+    request = post_request(url, json.dumps(payload).encode(), headers)
     where = f"sink {name!r}: POST {redact(url)}"
     try:
         # urllib's timeout bounds each socket operation; wait_for bounds the whole exchange.
-        await asyncio.wait_for(asyncio.to_thread(_urlopen, request, timeout_s), timeout_s)
+        await asyncio.wait_for(asyncio.to_thread(urlopen, request, timeout_s), timeout_s)
     except urllib.error.HTTPError as exc:
-        body = _read_quietly(exc)
-        detail = f": {_scrub(body, _secrets(url))}" if body else ""
+        body = read_quietly(exc)
+        detail = f": {scrub(body, url_secrets(url))}" if body else ""
         raise DeliveryError(f"{where}: HTTP {exc.code} {exc.reason}{detail}") from None
     except TimeoutError:
         raise DeliveryError(f"{where}: no answer within {timeout_s:g} s") from None
@@ -346,77 +322,10 @@ async def _post_json(
         if isinstance(reason, TimeoutError):
             raise DeliveryError(f"{where}: no answer within {timeout_s:g} s") from None
         text = reason.strerror if isinstance(reason, OSError) and reason.strerror else reason
-        raise DeliveryError(f"{where}: {_scrub(str(text), _secrets(url))}") from None
+        raise DeliveryError(f"{where}: {scrub(str(text), url_secrets(url))}") from None
     except (OSError, HTTPException) as exc:
         text = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise DeliveryError(f"{where}: {_scrub(str(text), _secrets(url))}") from None
-
-
-def _request(url: str, data: bytes, headers: Mapping[str, str]) -> urllib.request.Request:
-    """A POST request; userinfo in `url` becomes Basic auth (urllib would not send it)."""
-    parts = urllib.parse.urlsplit(url)
-    auth: dict[str, str] = {}
-    if "@" in parts.netloc:
-        userinfo, _, hostport = parts.netloc.rpartition("@")
-        user, _, password = userinfo.partition(":")
-        pair = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}"
-        auth["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
-        url = urllib.parse.urlunsplit(parts._replace(netloc=hostport))
-    return urllib.request.Request(  # noqa: S310 - config only admits http:// and https:// URLs
-        url,
-        data=data,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": USER_AGENT,
-            **auth,
-            **headers,
-        },
-    )
-
-
-def _urlopen(request: urllib.request.Request, timeout_s: float) -> None:
-    """Send `request` and read the answer (urllib raises HTTPError for 4xx and 5xx)."""
-    with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 - see _request
-        response.read()
-        if not 200 <= response.status < 300:
-            raise urllib.error.HTTPError(
-                request.full_url, response.status, response.reason, response.headers, None
-            )
-
-
-def _read_quietly(exc: urllib.error.HTTPError) -> str:
-    """The first line of an HTTP error's body, if it can be read."""
-    try:
-        body = exc.read().decode(errors="replace") if exc.fp else ""
-    except (OSError, HTTPException):
-        body = ""
-    finally:
-        exc.close()
-    lines = body.strip().splitlines()
-    return lines[0][:QUOTE_CHARS] if lines else ""
-
-
-def _secrets(url: str) -> list[str]:
-    """The parts of `url` that may be secret, for scrubbing from third-party messages."""
-    parts = urllib.parse.urlsplit(url)
-    userinfo, _, hostport = parts.netloc.rpartition("@")
-    found = {url, userinfo, *userinfo.split(":")}
-    if parts.scheme.lower() not in _HTTP_SCHEMES:
-        found.add(hostport)
-    segments = [*parts.path.split("/"), parts.fragment]
-    segments += [v for _, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)]
-    found.update(segments)
-    found.update(urllib.parse.unquote(s) for s in list(found))
-    # Very short pieces ("v1", "a") are not secrets, and scrubbing them mangles the text.
-    return [s for s in found if len(s) >= 3]
-
-
-def _scrub(text: str, secrets: Sequence[str]) -> str:
-    """`text` with every secret replaced by an ellipsis, longest first."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, _ELLIPSIS)
-    return text
+        raise DeliveryError(f"{where}: {scrub(str(text), url_secrets(url))}") from None
 
 
 def _quiet_apprise() -> None:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ugro.alerts import delivery, sinks
-from ugro.alerts.engine import AlertEvent
+from ugro.alerts.book import AlertEvent
 from ugro.errors import UgroError
 from ugro.model import CLUSTER
 

@@ -19,7 +19,7 @@ from ugro.model import BAD_STATUSES
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
-    from ugro.alerts.engine import AlertEvent
+    from ugro.alerts.book import AlertEvent
     from ugro.config import MonitorSettings
     from ugro.model import NodeVerdict
     from ugro.verdict.hysteresis import Step

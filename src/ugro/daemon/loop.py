@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any
 from ugro import config, paths
 from ugro import sweep as monitor
 from ugro.alerts import sinks
+from ugro.alerts.book import book_from_json, book_to_json
 from ugro.alerts.delivery import Dispatcher
-from ugro.alerts.engine import AlertEngine, book_from_json, book_to_json
+from ugro.alerts.engine import AlertEngine
 from ugro.daemon import logs, sdnotify, service
 from ugro.daemon.pidfile import PidLock
 from ugro.errors import ConfigError, StateError, UgroError
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from wsgiref.simple_server import WSGIServer
 
-    from ugro.alerts.engine import ExternalCondition
+    from ugro.alerts.book import ExternalCondition
     from ugro.config import Config, Worker
     from ugro.model import NodeVerdict
     from ugro.recovery.scheduler import Scheduler

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from ugro.alerts.engine import SCHEDULER_KEY, ExternalCondition
+from ugro.alerts.book import SCHEDULER_KEY, ExternalCondition
 from ugro.errors import SchedulerError, StateError
 from ugro.store.cordons import Cordon
 from ugro.store.history_records import Event

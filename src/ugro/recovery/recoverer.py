@@ -14,7 +14,7 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from ugro.alerts.engine import BREAKER_KEY, ESCALATION_KEY, ExternalCondition
+from ugro.alerts.book import BREAKER_KEY, ESCALATION_KEY, ExternalCondition
 from ugro.errors import StateError
 from ugro.model import CLUSTER
 from ugro.recovery import plan as recovery
