@@ -63,8 +63,6 @@ ALERTMANAGER_RESEND_S = 60.0
 #: How long a test alert stays active in Alertmanager.
 TEST_ALERT_S = 60.0
 
-log = logging.getLogger(__name__)
-
 
 class DeliveryError(UgroError):
     """An event could not be delivered; the message names the sink and never holds a secret."""

@@ -206,10 +206,6 @@ class Xid(GpuHealth):
     default_timeout_s = 10
     hang_hint = "reading the kernel log hung: the node is overloaded or its journal is stuck"
 
-    def applies(self, node: Worker) -> bool:
-        """Only nodes that expect GPUs log Xids."""
-        return node.gpus > 0
-
     async def run(self, node: Worker, session: Session, context: Context) -> Evaluation:
         """Read the log window and the shared GPU query (to name GPUs) concurrently."""
         seconds = window_s(node, context, datetime.now(UTC))
