@@ -6,7 +6,7 @@ configs side by side (their repetitions interleaved, over the same connections):
 
 * core: `checks:` the five core checks (`config.CORE_CHECKS`), four remote commands a node;
 * default: no `checks:` (`config.DEFAULT_CHECKS`: the core five and the seven GPU health
-  checks), each distinct remote command once a node (`monitor._SharedCommands`);
+  checks), each distinct remote command once a node (`sweep._SharedCommands`);
 
 and for each:
 
@@ -58,8 +58,7 @@ from typing import TYPE_CHECKING, Any
 import asyncssh
 import psutil
 
-from ugro import config
-from ugro import sweep as monitor
+from ugro import config, sweep
 from ugro.checks import (
     Context,
     disk,
@@ -205,9 +204,9 @@ def cold(nodes: list[Worker], reps: int) -> tuple[list[float], list[float], list
     walls, cpus, problems = [], [], []
 
     async def once() -> list[Any]:
-        transports = monitor.Transports()
+        transports = sweep.Transports()
         try:
-            return await monitor.sweep(nodes, transports)
+            return await sweep.sweep(nodes, transports)
         finally:
             await transports.close()
 
@@ -241,11 +240,9 @@ async def interleaved(
     return out
 
 
-def sweeper(
-    nodes: Sequence[Worker], transports: monitor.Transports
-) -> Callable[[], Awaitable[Any]]:
+def sweeper(nodes: Sequence[Worker], transports: sweep.Transports) -> Callable[[], Awaitable[Any]]:
     """A call that sweeps `nodes` over `transports`."""
-    return lambda: monitor.sweep(nodes, transports)
+    return lambda: sweep.sweep(nodes, transports)
 
 
 def fan_out(cmds: list[tuple[asyncssh.SSHClientConnection, str]]) -> Callable[[], Awaitable[Any]]:
@@ -265,10 +262,10 @@ async def warm_and_bare(
     Every config has the same nodes (only `checks` differs), so they share the connections.
     """
     nodes = configs["default"]
-    transports = monitor.Transports()
+    transports = sweep.Transports()
     out: dict[str, Any] = {}
     try:
-        await monitor.sweep(nodes, transports)  # open the connections
+        await sweep.sweep(nodes, transports)  # open the connections
         probes0 = listeners_children_cpu(cluster, len(nodes))
         timed = await interleaved(
             reps, {key: sweeper(workers, transports) for key, workers in configs.items()}
@@ -293,7 +290,7 @@ async def warm_and_bare(
             prof = cProfile.Profile(time.process_time)  # CPU, not time spent preempted
             prof.enable()
             for _ in range(reps):
-                await monitor.sweep(nodes, transports)
+                await sweep.sweep(nodes, transports)
             prof.disable()
             out["profile"] = prof
     finally:
@@ -448,7 +445,7 @@ def daemon_figures(cluster: TestCluster, nodes: list[Worker], seconds: float) ->
             started = time.perf_counter()
             while not state.exists():  # the first sweep, connections included, is done
                 if proc.poll() is not None or time.perf_counter() - started > 60:
-                    raise RuntimeError(f"the daemon wrote no state; see {home}/monitor.log")
+                    raise RuntimeError(f"the daemon wrote no state; see {home}/sweep.log")
                 time.sleep(0.1)
             first_sweep_s = time.perf_counter() - started
             startup_cpu = sum(ps.cpu_times()[:2])
@@ -463,7 +460,7 @@ def daemon_figures(cluster: TestCluster, nodes: list[Worker], seconds: float) ->
             wall = samples[-1][0] - w0
             cpu = samples[-1][1] - c0
             hwm = vm_hwm(proc.pid)
-            log = (Path(home) / "monitor.log").read_text(errors="replace")
+            log = (Path(home) / "sweep.log").read_text(errors="replace")
             sweep_lines = [ln for ln in log.splitlines() if " INFO sweep " in ln]
             unhealthy = [ln for ln in sweep_lines if f"cluster: healthy {len(nodes)}" not in ln]
         finally:

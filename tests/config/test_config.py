@@ -11,8 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import run_ugro
-from ugro import config, paths
-from ugro import sweep as monitor
+from ugro import config, paths, sweep
 from ugro.alerts import sinks
 from ugro.cli import main
 from ugro.config import settings
@@ -564,7 +563,7 @@ def test_check_refuses_bad_config(
         checked.append(nodes)
         return []
 
-    monkeypatch.setattr(monitor, "run_checks", run_checks)
+    monkeypatch.setattr(sweep, "run_checks", run_checks)
     path = materialise(case, tmp_path)
     result = CliRunner().invoke(main, ["--config", str(path), "check"])
     assert result.exit_code == 3, result.output

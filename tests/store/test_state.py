@@ -28,7 +28,7 @@ from ugro.model import (
     Status,
 )
 from ugro.store.state import ClusterState, StateStore
-from ugro.verdict import rows as report
+from ugro.verdict import rows
 
 CHECKS = ("ssh", "gpu", "torch", "disk", "latency")
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00$")
@@ -379,10 +379,10 @@ def test_stale_after_comes_from_the_state_file() -> None:
     assert ran.json()["nodes"][0]["status"] == "healthy"
 
 
-def row(status: NodeStatus) -> report.Row:
+def row(status: NodeStatus) -> rows.Row:
     """A row showing `status` (stale rows keep a healthy checked status)."""
     checked = NodeStatus.HEALTHY if status is NodeStatus.STALE else status
-    return report.Row(verdict(status.value, checked), status, 0.0)
+    return rows.Row(verdict(status.value, checked), status, 0.0)
 
 
 @pytest.mark.parametrize(
@@ -399,7 +399,7 @@ def row(status: NodeStatus) -> report.Row:
 )
 def test_exit_code_ordering(statuses: list[str], code: int) -> None:
     """Unhealthy (2) outranks stale/unknown (3), which outranks degraded (1), then healthy."""
-    assert report.exit_code([row(NodeStatus(s)) for s in statuses]) == code
+    assert rows.exit_code([row(NodeStatus(s)) for s in statuses]) == code
 
 
 @pytest.mark.integration

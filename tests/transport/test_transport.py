@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 import pytest
 
 from conftest import nodes_of
-from ugro import transport as transport_module
 from ugro.errors import (
     AuthFailed,
     CommandTimeout,
@@ -21,6 +20,7 @@ from ugro.errors import (
 )
 from ugro.model import NodeStatus
 from ugro.sweep import Transports, sweep
+from ugro.transport import ssh as ssh_transport
 from ugro.transport.ssh import MAX_CHANNELS_PER_CONNECTION, SSHTransport
 
 if TYPE_CHECKING:
@@ -153,7 +153,7 @@ def test_waiting_for_a_connect_slot_does_not_count_against_the_connect_timeout(
     cluster: TestCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A node queued behind slow connects still gets its own full connect timeout."""
-    monkeypatch.setattr(transport_module, "MAX_CONCURRENT_CONNECTS", 1)
+    monkeypatch.setattr(ssh_transport, "MAX_CONCURRENT_CONNECTS", 1)
     path = cluster.write_config(tmp_path / "cluster.yaml", timeouts={"connect": 1})
     nodes = nodes_of(path)
     stalled = ["h0", "h1", "h2", "h3"]

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from ugro.cli.views import verdicts as view
 from ugro.model import CheckResult, NodeStatus, NodeVerdict, Status
 from ugro.verdict import drift
-from ugro.verdict import rows as report
+from ugro.verdict.rows import Row, findings
 
 TORCH = "2.4.1+cu124"
 OLD = "2.3.0+cu121"
@@ -151,21 +151,21 @@ def test_report_compares_reachable_nodes_and_lists_findings() -> None:
     """The JSON document has a top-level `findings` list; unreachable nodes are left out."""
     now = datetime(2026, 11, 28, 0, 1, tzinfo=UTC)
     rows = [
-        report.Row.of(verdict("a", NodeStatus.HEALTHY, {"torch": TORCH}), now),
-        report.Row.of(verdict("b", NodeStatus.HEALTHY, {"torch": TORCH}), now),
-        report.Row.of(verdict("c", NodeStatus.UNHEALTHY, {"torch": OLD}), now),
-        report.Row.of(verdict("d", NodeStatus.UNREACHABLE, {"torch": "0.1"}), now),
+        Row.of(verdict("a", NodeStatus.HEALTHY, {"torch": TORCH}), now),
+        Row.of(verdict("b", NodeStatus.HEALTHY, {"torch": TORCH}), now),
+        Row.of(verdict("c", NodeStatus.UNHEALTHY, {"torch": OLD}), now),
+        Row.of(verdict("d", NodeStatus.UNREACHABLE, {"torch": "0.1"}), now),
     ]
     document = view.document(rows, source="state", now=now)
     [finding] = document["findings"]
     assert finding["odd"] == {"c": OLD}
-    assert view.findings_text(report.findings(rows)) == [f"drift: {finding['message']}"]
+    assert view.findings_text(findings(rows)) == [f"drift: {finding['message']}"]
     assert document["nodes"][0]["versions"] == {"torch": TORCH}
 
 
 def test_table_shows_brackets_literally(capsys: pytest.CaptureFixture[str]) -> None:
     """Versions and node output with brackets are printed as they are, not read as markup."""
     now = datetime(2026, 11, 28, 0, 1, tzinfo=UTC)
-    rows = [report.Row.of(verdict("a", NodeStatus.HEALTHY, {"torch": "2.6.0[/]rc1"}), now)]
+    rows = [Row.of(verdict("a", NodeStatus.HEALTHY, {"torch": "2.6.0[/]rc1"}), now)]
     view.print_table(rows, footer="drift: torch differs: a 2.6.0[/]rc1 [bold]")
     assert "drift: torch differs: a 2.6.0[/]rc1 [bold]" in capsys.readouterr().out

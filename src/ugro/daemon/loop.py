@@ -22,8 +22,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ugro import config, paths
-from ugro import sweep as monitor
+from ugro import config, paths, sweep
 from ugro.alerts import sinks
 from ugro.alerts.book import book_from_json, book_to_json
 from ugro.alerts.delivery import Dispatcher
@@ -65,7 +64,7 @@ class Daemon:
         self.config_path = config_path
         self.cfg = cfg
         self.store = StateStore(paths.state_file())
-        self.transports = monitor.Transports()
+        self.transports = sweep.Transports()
         self.shown: dict[str, NodeVerdict] = {}
         self.due: dict[str, float] = {}
         self.stopping = asyncio.Event()
@@ -229,7 +228,7 @@ class Daemon:
     async def _check(self, batch: list[Worker]) -> list[NodeVerdict] | None:
         """Run the checks of `batch` concurrently; None when a stop cut them short."""
         checked = {name: v.last_check for name, v in self.shown.items()}
-        task = asyncio.create_task(monitor.sweep(batch, self.transports, checked))
+        task = asyncio.create_task(sweep.sweep(batch, self.transports, checked))
         stop = asyncio.create_task(self.stopping.wait())
         await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()
@@ -337,7 +336,7 @@ class Daemon:
             return
         # Connections are keyed by node name; a changed address or key must not reuse one.
         await self.transports.close()
-        self.transports = monitor.Transports()
+        self.transports = sweep.Transports()
         now = time.monotonic()
         for section in ("exporter", "history"):
             if getattr(new, section) != getattr(self.cfg, section):
