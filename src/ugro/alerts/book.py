@@ -4,6 +4,10 @@ An `AlertEvent` is one message to deliver; an `ActiveAlert` is one alert as kept
 sweeps, and the `AlertBook` holds them all, saved in the state file through `book_to_json`
 and `book_from_json`. The alert keys raised from outside the verdicts (by recovery) and their
 `ExternalCondition` live here too, so that their raisers need not import the engine.
+
+An event's summary and details quote what nodes printed. Kept as they came in the book, they
+are made `printable` (one line each) where an event becomes a message: `title`, `body` and
+`to_json`. The machine fields (node, key, check, severity, times) are sent as they are.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
+
+from ugro.text import printable
 
 Severity = Literal["warning", "critical"]
 Kind = Literal["firing", "reminder", "resolved", "test"]
@@ -39,19 +45,25 @@ class AlertEvent:
         return "Ugro" + "".join(w.capitalize() for w in words if w)
 
     def title(self) -> str:
-        """A one-line headline for chat and email."""
+        """A one-line headline for chat, email and the log."""
         prefix = {"firing": "", "reminder": "still: ", "resolved": "resolved: ", "test": "test: "}
-        return f"[{self.severity.upper()}] {prefix[self.kind]}{self.node}: {self.summary}"
+        return printable(
+            f"[{self.severity.upper()}] {prefix[self.kind]}{self.node}: {self.summary}"
+        )
 
     def body(self) -> str:
         """The headline's details, one per line."""
-        lines = [*self.details, f"since {self.started_at:%Y-%m-%d %H:%M:%S} UTC"]
+        lines = [*self.lines(), f"since {self.started_at:%Y-%m-%d %H:%M:%S} UTC"]
         if self.resolved_at:
             lines.append(f"resolved {self.resolved_at:%Y-%m-%d %H:%M:%S} UTC")
         return "\n".join(lines)
 
+    def lines(self) -> list[str]:
+        """The details, each printable on one line: a detail cannot pass for another."""
+        return [printable(detail) for detail in self.details]
+
     def to_json(self) -> dict[str, Any]:
-        """The event as sent to webhooks and commands."""
+        """The event as sent to webhooks and commands; summary and details printable."""
         return {
             "kind": self.kind,
             "cluster": self.cluster,
@@ -60,8 +72,8 @@ class AlertEvent:
             "alertname": self.alertname,
             "check": self.check,
             "severity": self.severity,
-            "summary": self.summary,
-            "details": list(self.details),
+            "summary": printable(self.summary),
+            "details": self.lines(),
             "started_at": self.started_at.isoformat(),
             "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None,
         }

@@ -33,6 +33,7 @@ from ugro.alerts.posting import (
 )
 from ugro.errors import UgroError
 from ugro.model import CLUSTER, as_utc
+from ugro.text import printable
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -177,6 +178,9 @@ class AppriseSink:
             "critical": apprise.NotifyType.FAILURE,
             "warning": apprise.NotifyType.WARNING,
         }
+        # Plain text: each service escapes it for its own markup (Slack's <url|text> links,
+        # HTML mail), so nothing a node printed is read as markup.
+        self._format = apprise.NotifyFormat.TEXT
 
     async def send(self, event: AlertEvent) -> None:
         """Notify every service; raise DeliveryError unless all of them accepted."""
@@ -184,7 +188,10 @@ class AppriseSink:
         try:
             result = await asyncio.wait_for(
                 self._apprise.async_notify(
-                    title=event.title(), body=event.body(), notify_type=notify_type
+                    title=event.title(),
+                    body=event.body(),
+                    notify_type=notify_type,
+                    body_format=self._format,
                 ),
                 self.timeout_s,
             )
@@ -254,7 +261,7 @@ def alertmanager_alert(event: AlertEvent, now: datetime | None = None) -> dict[s
     }
     alert: dict[str, Any] = {
         "labels": {k: v for k, v in labels.items() if v is not None},
-        "annotations": {"summary": event.summary, "description": event.body()},
+        "annotations": {"summary": printable(event.summary), "description": event.body()},
         "startsAt": as_utc(event.started_at).isoformat(),
     }
     now = now or datetime.now(UTC)

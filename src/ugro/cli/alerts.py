@@ -7,6 +7,7 @@ import sys
 import click
 
 from ugro.cli.app import errors_exit, fail, load_config, main, state_store
+from ugro.text import printable
 
 
 @main.group(invoke_without_command=True)
@@ -50,5 +51,6 @@ def alerts_test(ctx: click.Context, sink_name: str | None) -> None:
         fail("no sinks configured: add some under `alerts: sinks:` in cluster.yaml", 1)
     results = asyncio.run(trial.send_trial(configured, cfg.alerts.cluster))
     for name, error in results:
-        click.echo(f"{name}: {'delivered' if error is None else f'FAILED: {error}'}")
+        # The error may quote what a receiver answered.
+        click.echo(printable(f"{name}: {'delivered' if error is None else f'FAILED: {error}'}"))
     sys.exit(0 if all(error is None for _, error in results) else 1)

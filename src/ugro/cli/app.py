@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from ugro.errors import UgroError
+from ugro.text import LineFormatter, printable
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -32,8 +33,13 @@ NO_DATA = "no health data yet: run `ugro check`, or start the monitor with `ugro
 
 
 def fail(message: str, code: int) -> NoReturn:
-    """Say what went wrong in one line on stderr and exit `code`."""
-    click.echo(f"ugro: {message}", err=True)
+    """Say what went wrong on stderr and exit `code`.
+
+    The message may quote a node or a file: it is shown printable, and a line of its own
+    after the first is indented, so that every line at the margin is one of ugro's.
+    """
+    shown = printable(message, multiline=True).replace("\n", "\n  ")
+    click.echo(f"ugro: {shown}", err=True)
     sys.exit(code)
 
 
@@ -48,7 +54,7 @@ def errors_exit(code: int) -> Callable[[F], F]:
             except click.ClickException:
                 raise
             except UgroError as exc:
-                fail(str(exc).replace("\n", "\n  "), code)
+                fail(str(exc), code)
             except KeyboardInterrupt:
                 fail("interrupted", 130)
             except Exception as exc:  # noqa: BLE001 - the promise is: never a traceback
@@ -71,7 +77,10 @@ def errors_exit(code: int) -> Callable[[F], F]:
 @click.pass_context
 def main(ctx: click.Context, config_path: Path | None) -> None:
     """Tell which nodes of a GPU cluster can train, and why the others cannot."""
-    logging.basicConfig(level=logging.WARNING, format="ugro: %(message)s", stream=sys.stderr)
+    # What the layers below log while a command runs may quote nodes: one line each, printable.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LineFormatter("ugro: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     ctx.obj = config_path
 
 

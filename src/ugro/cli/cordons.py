@@ -12,6 +12,7 @@ import click
 
 from ugro.cli.app import cordon_store, errors_exit, fail, load_config, main
 from ugro.errors import UgroError
+from ugro.text import printable
 
 if TYPE_CHECKING:
     from ugro.config import Config
@@ -45,7 +46,7 @@ def _record(cfg: Config, event: Event) -> None:
         with opened(path_for(cfg.history)) as store:
             store.record_events([event])
     except UgroError as exc:
-        click.echo(f"ugro: warning: not recorded in the history: {exc}", err=True)
+        click.echo(printable(f"ugro: warning: not recorded in the history: {exc}"), err=True)
 
 
 def _known(cfg: Config, node: str) -> None:
@@ -82,16 +83,19 @@ def cordon(ctx: click.Context, node: str | None, reason: str | None, as_json: bo
         if as_json:
             print_json({"node": node, "changed": False, "cordon": done.to_json()})
         else:
-            click.echo(f"{node} is already cordoned {done.describe()}")
+            click.echo(printable(f"{node} is already cordoned {done.describe()}"))
         return
     _record(cfg, done.event)
     if as_json:
         print_json({"node": node, "changed": True, **done.event.detail})
     else:
-        click.echo(f"cordoned {node}: {done.cordon.reason}")
+        # Reasons are whatever their authors typed: one line each, printable.
+        click.echo(printable(f"cordoned {node}: {done.cordon.reason}"))
         if done.took_over is not None:
             click.echo(
-                f"  (took over ugro's own cordon, {done.took_over.reason}; it is yours to lift)"
+                printable(
+                    f"  (took over ugro's own cordon, {done.took_over.reason}; it is yours to lift)"
+                )
             )
     if done.error:
         fail(f"{node} is cordoned, but {done.said['name']} did not drain it: {done.error}", 1)
@@ -123,7 +127,7 @@ def uncordon(ctx: click.Context, node: str, as_json: bool) -> None:
     if as_json:
         print_json({"node": node, "changed": True, **done.event.detail})
     else:
-        click.echo(f"uncordoned {node} (was cordoned {done.cordon.describe()})")
+        click.echo(printable(f"uncordoned {node} (was cordoned {done.cordon.describe()})"))
         if "note" in done.said:
             click.echo(f"  {done.said['name']}: the drain was not placed by ugro; left as it is")
     if done.error:

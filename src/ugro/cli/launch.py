@@ -26,6 +26,7 @@ from ugro.cli.app import (
     state_store,
 )
 from ugro.cli.spans import span_option
+from ugro.text import printable
 
 if TYPE_CHECKING:
     from ugro.verdict.gating import Format
@@ -77,14 +78,16 @@ def hosts(ctx: click.Context, fmt: Format, min_score: float) -> None:
     )
     for gate in found:
         if not gate.usable:
-            click.echo(f"ugro: left out {gate.name}: {'; '.join(gate.reasons)}", err=True)
+            # The reasons quote check messages and cordon reasons: one line, printable.
+            why = "; ".join(gate.reasons)
+            click.echo(printable(f"ugro: left out {gate.name}: {why}"), err=True)
     usable = [g for g in found if g.usable]
     if not usable:
         fail(f"no usable node among {len(found)}: see above; `ugro health` shows more", 1)
     master = gating.rendezvous(usable, cfg.nodes[0].master, {n.ip for n in cfg.nodes})
     text, notes = gating.render(usable, fmt, master)
     for note in notes:
-        click.echo(f"ugro: {note}", err=True)
+        click.echo(printable(f"ugro: {note}"), err=True)
     click.echo(text)
 
 

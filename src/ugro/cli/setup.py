@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ugro.cli.app import errors_exit, fail, main
+from ugro.text import printable
 
 
 @main.command()
@@ -46,7 +47,10 @@ def validate(ctx: click.Context, path: Path | None) -> None:
 
     target = path or paths.resolve_config(ctx.obj)[0]
     nodes = config.parse_file(target).nodes()
+    # Names as the file spells them: printable.
     click.echo(
-        f"{target}: OK, {len(nodes)} worker{'s' if len(nodes) != 1 else ''}: "
-        + ", ".join(n.name for n in nodes)
+        printable(
+            f"{target}: OK, {len(nodes)} worker{'s' if len(nodes) != 1 else ''}: "
+            + ", ".join(n.name for n in nodes)
+        )
     )

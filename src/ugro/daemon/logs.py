@@ -1,7 +1,8 @@
 """The daemon's log: where it goes, and what it says about each sweep.
 
 One line per status change, per check awaiting confirmation, per backoff, per alert and per
-sweep: enough to follow a node's story in the journal without the history database.
+sweep: enough to follow a node's story in the journal without the history database. One event
+is one line, whatever a node sent: every handler formats with `ugro.text.LineFormatter`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 from ugro import paths
 from ugro.errors import UgroError
 from ugro.model import BAD_STATUSES
+from ugro.text import LineFormatter
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -52,7 +54,7 @@ def setup_logging(settings: MonitorSettings, log_file: Path | None, *, to_stderr
         root.removeHandler(old)
         old.close()
     for h in handlers:
-        h.setFormatter(logging.Formatter(LOG_FORMAT))
+        h.setFormatter(LineFormatter(LOG_FORMAT))
         root.addHandler(h)
     root.setLevel(settings.log_level.upper())
     root.propagate = False

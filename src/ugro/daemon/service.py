@@ -23,6 +23,7 @@ import psutil
 from ugro import paths
 from ugro.daemon.pidfile import read_pid, remove_if_stale
 from ugro.errors import StateError, UgroError
+from ugro.text import printable
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -47,7 +48,8 @@ def started_by() -> str:
 
 
 def _say(text: str) -> None:
-    print(text)  # noqa: T201 - these functions are the command's output
+    # It may quote the daemon's log or systemctl: printable, line by line.
+    print(printable(text, multiline=True))  # noqa: T201 - these functions are the command's output
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from ugro.cli.views import cell
+from ugro.text import printable
+
 
 def document(book: dict[str, Any]) -> dict[str, Any]:
     """The `--json` document: firing and resolved alerts, and per-sink delivery counters."""
@@ -43,12 +46,13 @@ def print_alerts(book: dict[str, Any]) -> None:
         for a in rows:
             moment = datetime.fromisoformat(a[when])
             held = " (held)" if a.get("grouped") else ""
+            # Every field may quote a node: cells, never markup, one detail a line.
             table.add_row(
-                a["severity"],
-                a["node"],
-                a["summary"] + held,
+                cell(a["severity"]),
+                cell(a["node"]),
+                cell(f"{a['summary']}{held}"),
                 f"{moment:%m-%d %H:%M}",
-                "\n".join(a["details"]),
+                cell("\n".join(printable(d) for d in a["details"]), multiline=True),
             )
         console.print(table)
     delivery = book.get("delivery", {})
@@ -58,10 +62,11 @@ def print_alerts(book: dict[str, Any]) -> None:
             table.add_column(column, overflow="fold")
         for name, stats in delivery.items():
             table.add_row(
-                name,
-                str(stats.get("sent", 0)),
-                str(stats.get("retries", 0)),
-                str(stats.get("failed", 0)),
-                str(stats.get("last_error") or "-"),
+                cell(name),
+                cell(stats.get("sent", 0)),
+                cell(stats.get("retries", 0)),
+                cell(stats.get("failed", 0)),
+                # A receiver's answer or a command's stderr: data.
+                cell(stats.get("last_error") or "-"),
             )
         console.print(table)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ugro.cli.views import print_json
+from ugro.cli.views import cell, print_json
 
 if TYPE_CHECKING:
     from ugro.store.cordons import Cordon
@@ -35,5 +35,6 @@ def print_cordons(cordons: dict[str, Cordon], as_json: bool) -> None:
             if c.escalated
             else "ugro"
         )
-        table.add_row(c.node, by, f"{c.since:%Y-%m-%d %H:%M:%S}", c.reason)
+        # The reason is whatever its author typed, brackets included: data, never markup.
+        table.add_row(cell(c.node), cell(by), f"{c.since:%Y-%m-%d %H:%M:%S}", cell(c.reason))
     Console(highlight=False).print(table)

@@ -7,40 +7,45 @@ from typing import Any
 
 import click
 
+from ugro.text import printable
+
+
+def _say(line: str) -> None:
+    """One line of the report: it quotes node names, paths and sinks' errors, so printable."""
+    click.echo(printable(line))
+
 
 def print_status(report: dict[str, Any]) -> None:
     """`ugro daemon status` for a person: the report of `service.status_report`."""
     if report["note"]:
-        click.echo(report["note"])
+        _say(report["note"])
     if not report["running"]:
-        click.echo("the monitor is not running; start it with `ugro daemon start`")
+        _say("the monitor is not running; start it with `ugro daemon start`")
     else:
-        click.echo(
-            f"the monitor is running: pid {report['pid']}, up {_duration(report['uptime_s'])}"
-        )
-        click.echo(f"started by: {report['started_by'] or 'unknown (no sweep yet)'}")
+        _say(f"the monitor is running: pid {report['pid']}, up {_duration(report['uptime_s'])}")
+        _say(f"started by: {report['started_by'] or 'unknown (no sweep yet)'}")
         if report["last_sweep_at"]:
             last = datetime.fromisoformat(report["last_sweep_at"])
             age = (datetime.now(UTC) - last).total_seconds()
-            click.echo(
+            _say(
                 f"last sweep: {_duration(age)} ago, took {report['last_sweep_duration_s']:.2f} s "
                 f"({report['sweeps']} sweeps)"
             )
         else:
-            click.echo("last sweep: none yet")
+            _say("last sweep: none yet")
     if report["nodes"]:
-        click.echo(
+        _say(
             "nodes: " + ", ".join(f"{n} {status}" for status, n in sorted(report["nodes"].items()))
         )
     if report["alerts_firing"] is not None:
-        click.echo(f"alerts firing: {report['alerts_firing']} (`ugro alerts` lists them)")
+        _say(f"alerts firing: {report['alerts_firing']} (`ugro alerts` lists them)")
     for name, stats in report["delivery"].items():
         error = f", last error: {stats['last_error']}" if stats.get("last_error") else ""
-        click.echo(
+        _say(
             f"sink {name}: {stats.get('sent', 0)} sent, {stats.get('retries', 0)} retries, "
             f"{stats.get('failed', 0)} failed{error}"
         )
-    click.echo(f"log: {report['log_file']}")
+    _say(f"log: {report['log_file']}")
 
 
 def _duration(seconds: float | None) -> str:

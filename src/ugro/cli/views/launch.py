@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TextIO
 
 import click
 
+from ugro.cli.views import dumps
 from ugro.cli.views.verdicts import JSON_SCHEMA_VERSION
+from ugro.text import printable
 
 if TYPE_CHECKING:
     from ugro.verdict.gating import Gate
@@ -60,7 +61,8 @@ def print_preflight(  # noqa: PLR0913 - the parts of one report
         f"verdict{'s' if reused != 1 else ''} reused"
         + (f"; {skipped} cordoned, not checked" if skipped else "")
     )
-    click.echo("\n".join(lines), file=out)
+    # One line each, whatever the reasons quote (check messages, cordon reasons).
+    click.echo("\n".join(map(printable, lines)), file=out)
 
 
 def _nodes(count: int) -> str:
@@ -90,4 +92,4 @@ def print_preflight_json(  # noqa: PLR0913, PLR0917 - the parts of one report
         "env": env,
         "nodes": [g.to_json() for g in found],
     }
-    click.echo(json.dumps(document, indent=2, ensure_ascii=False), file=out)
+    click.echo(dumps(document), file=out)

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ugro.cli.views import cell
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
@@ -76,7 +78,13 @@ def print_report(period: Period) -> None:
         for column in ("TIME (UTC)", "NODE", "CHANGE", "REASON"):
             changes.add_column(column, overflow="fold")
         for t in period.transitions:
-            changes.add_row(f"{t.at:%m-%d %H:%M:%S}", t.node, f"{t.before} → {t.after}", t.reason)
+            # The reason quotes the checks' messages, which quote the node: data, never markup.
+            changes.add_row(
+                f"{t.at:%m-%d %H:%M:%S}",
+                cell(t.node),
+                cell(f"{t.before} → {t.after}"),
+                cell(t.reason),
+            )
         console.print(changes)
     else:
         console.print("no status changes")
@@ -90,7 +98,7 @@ def print_report(period: Period) -> None:
     table.add_column("SCORE", no_wrap=True)
     for s in period.summaries:
         table.add_row(
-            s.node,
+            cell(s.node),
             _number(s.availability_pct, "%"),
             _duration(s.unhealthy_s),
             str(s.flaps),
@@ -108,8 +116,8 @@ def print_report(period: Period) -> None:
         for at, node, check, status, value, duration in period.checks[-CHECK_ROWS:]:
             samples.add_row(
                 f"{at:%m-%d %H:%M:%S}",
-                node,
-                check,
+                cell(node),
+                cell(check),
                 _label(status),
                 _number(value),
                 f"{duration} ms",
@@ -124,7 +132,9 @@ def _events_table(events: Sequence[Event]) -> Any:  # noqa: ANN401 - a rich Tabl
     for column in ("TIME (UTC)", "NODE", "EVENT", "DETAIL"):
         table.add_column(column, overflow="fold")
     for e in events:
-        table.add_row(f"{e.at:%m-%d %H:%M:%S}", e.node, e.kind, describe_event(e.detail))
+        table.add_row(
+            f"{e.at:%m-%d %H:%M:%S}", cell(e.node), cell(e.kind), cell(describe_event(e.detail))
+        )
     return table
 
 

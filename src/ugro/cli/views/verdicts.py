@@ -8,7 +8,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from ugro.cli.views import cell
 from ugro.model import NodeStatus
+from ugro.text import printable
 from ugro.verdict.rows import Row, age, exit_code, findings
 
 if TYPE_CHECKING:
@@ -83,26 +85,28 @@ def print_table(rows: Sequence[Row], *, footer: str | None = None) -> None:
         )
     for row in rows:
         v = row.verdict
-        problems = "\n".join(a.text for a in v.alerts) or "-"
+        # One line per problem, whatever the node printed: messages quote its output.
+        problems = "\n".join(printable(a.text) for a in v.alerts) or "-"
         if row.status is NodeStatus.STALE:
             problems = f"last checked {age(row.age_s)} ago ({v.status.value} then)\n" + problems
         status = Text(row.status.value, style=_STYLE[row.status])
         if row.cordon is not None:
             own = [] if problems == "-" else [problems]
-            problems = "\n".join([f"CORDONED {row.cordon.describe()}", *own])
+            problems = "\n".join([printable(f"CORDONED {row.cordon.describe()}"), *own])
             status.append("\ncordoned", style="bold yellow")
         table.add_row(
-            v.name,
+            cell(v.name),
             status,
             f"{v.health_score:.0f}",
             f"{age(row.age_s)} ago",
             # Text, not markup: messages quote what nodes printed, brackets included.
-            Text(problems),
+            cell(problems, multiline=True),
         )
     console = Console(highlight=False)
     console.print(table)
     if footer:
-        console.print(Text(footer))
+        # Node names, and versions the nodes reported.
+        console.print(cell(footer, multiline=True))
 
 
 def summary_line(rows: Sequence[Row]) -> str:
