@@ -7,6 +7,10 @@ Two lanes: a test marked `integration` needs something real and slow (sshd, Prom
 Alertmanager, Slurm, root, a daemon process, `ugro` run as a process); the rest is the fast
 lane, `scripts/test --fast`. A test that uses one of INTEGRATION_FIXTURES, or lives in
 tests/integration/, is marked here; `run_ugro` fails a test that is not marked.
+
+Every `ugro` a test runs, as a process (`run_ugro`) or in-process (click's `CliRunner`), fails
+the test when it prints "internal error": that is an exception ugro did not expect, a bug
+even where the test expected the command to fail.
 """
 
 from __future__ import annotations
@@ -78,6 +82,32 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object
         _RUNNING.pop("item", None)
 
 
+#: What `ugro.cli.app.errors_exit` prints for an exception it did not expect.
+INTERNAL_ERROR = "internal error"
+
+
+def refuse_internal_error(output: str) -> None:
+    """Fail the running test if a command's output says "internal error"."""
+    if INTERNAL_ERROR in output:
+        pytest.fail(f"ugro printed an internal error (a bug):\n{output}", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def no_internal_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every in-process CLI run (click's `CliRunner.invoke`) refuse an internal error."""
+    from click.testing import CliRunner, Result
+
+    invoke = CliRunner.invoke
+
+    def checked(self: CliRunner, *args: Any, **kwargs: Any) -> Result:
+        result = invoke(self, *args, **kwargs)
+        # Since click 8.2, output is stdout and stderr as they were interleaved.
+        refuse_internal_error(result.output)
+        return result
+
+    monkeypatch.setattr(CliRunner, "invoke", checked)
+
+
 def require_integration(what: str) -> None:
     """Fail the running test if it does `what` (something slow) without the integration mark.
 
@@ -128,6 +158,7 @@ def run_ugro(
         check=False,
     )
     assert "Traceback" not in done.stderr, done.stderr
+    refuse_internal_error(done.stderr)
     return Ran(done.returncode, done.stdout, done.stderr)
 
 
