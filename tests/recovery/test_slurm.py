@@ -96,11 +96,12 @@ def test_empty_output_has_no_nodes() -> None:
         ("gpu: driver not loaded", "ugro: gpu: driver not loaded"),
         ("ugro: already marked", "ugro: already marked"),
         ("two\nlines\tand  spaces", "ugro: two lines and spaces"),
+        ("gpu: A100\x1b]0;owned\x07\x1b[2J gone", "ugro: gpu: A100 gone"),
         ("", "ugro:"),
     ],
 )
 def test_reasons_are_marked(reason: str, expected: str) -> None:
-    """Every Reason ugro sets starts with the mark, once, on one line."""
+    """Every Reason ugro sets starts with the mark, once, on one line, without escapes."""
     assert marked(reason) == expected
 
 

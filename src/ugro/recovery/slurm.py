@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ugro.errors import SchedulerError
+from ugro.text import printable
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -103,8 +104,11 @@ def parse_nodes(text: str) -> dict[str, NodeInfo]:
 
 
 def marked(reason: str) -> str:
-    """`reason` as ugro gives it to Slurm: on one line, short, and starting with the mark."""
-    text = " ".join(reason.split())
+    """`reason` as ugro gives it to Slurm: on one line, short, and starting with the mark.
+
+    It may quote a node, and `sinfo -R` shows it on operators' terminals: printable.
+    """
+    text = " ".join(printable(reason, multiline=True).split())
     if not text.startswith(MARK):
         text = f"{MARK} {text}" if text else MARK
     if len(text) > MAX_REASON_CHARS:
