@@ -294,3 +294,20 @@ def test_escapes_in_a_cordon_reason_are_not_let_out() -> None:
     document: dict[str, Any] = json.loads(ugro("cordon", "--json").output)
     assert document["cordons"][0]["reason"] == f"fan\x1b]0;owned\x07 broken {FORGED}"
     assert CordonStore().read()["gpu2"] == Cordon.from_json(document["cordons"][0])
+
+
+@pytest.mark.usefixtures("cordons")
+def test_a_reason_that_is_not_utf8_is_shown_and_kept() -> None:
+    """A reason with a stray byte (a lone surrogate), an 8-bit CSI and a bidi override."""
+    reason = "bad byte \udcff, \x9b2Jan 8-bit CSI, \u202egnp.exe"
+    placed = ugro("cordon", "gpu1", "--reason", reason)
+    assert placed.exit_code == 0, placed.output
+    assert placed.output == "cordoned gpu1: bad byte \ufffd, an 8-bit CSI, \ufffdgnp.exe\n"
+    listed = ugro("cordon")
+    assert listed.exit_code == 0, listed.output
+    assert_shown_as_data(listed.output)
+    shown = ugro("cordon", "--json")
+    assert shown.exit_code == 0, shown.output
+    assert_shown_as_data(shown.output)
+    assert "\\u202e" in shown.output
+    assert json.loads(shown.output)["cordons"][0]["reason"] == reason

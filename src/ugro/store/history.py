@@ -161,7 +161,9 @@ class History:
                             self._id("cluster" if e.node == CLUSTER else "node", e.node),
                             _ms(e.at),
                             e.kind,
-                            json.dumps(e.detail, ensure_ascii=False, default=str),
+                            # ASCII: a reason typed with a stray byte holds a lone
+                            # surrogate, which SQLite cannot store as text.
+                            json.dumps(e.detail, default=str),
                         ),
                     )
         except sqlite3.Error as exc:
