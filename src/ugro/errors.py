@@ -12,6 +12,7 @@
         │   ├── ConnectionRefused   nothing listens on the SSH port
         │   ├── ConnectTimeout      no SSH handshake within connect_timeout
         │   ├── AuthFailed          the server refused every key we offered
+        │   ├── CredentialsError    our identity file or known_hosts cannot be used
         │   ├── HostKeyUnknown      no known_hosts entry for the node (strict policy)
         │   └── HostKeyChanged      the node's key differs from known_hosts
         ├── CommandTimeout     a command did not finish within its timeout
@@ -55,6 +56,10 @@ class ConnectTimeout(ConnectError):
 
 class AuthFailed(ConnectError):
     """The SSH server refused every key offered."""
+
+
+class CredentialsError(ConnectError):
+    """The node's identity file or known_hosts is unreadable, encrypted or not what it claims."""
 
 
 class HostKeyUnknown(ConnectError):

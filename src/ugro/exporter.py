@@ -3,6 +3,10 @@
 A custom collector reads the latest state on every scrape, so what Prometheus sees is what
 `ugro health` sees; a node removed from the cluster disappears with its series. Names follow
 Prometheus conventions: base units, `_ratio` for 0–1, `_seconds`, `_bytes`, `_info`.
+
+The state file is untrusted input: a node whose data cannot be read or rendered is left out
+and counted in `ugro_exporter_skipped_nodes`, and every other node is served as usual. The
+daemon serves the metrics with `serve`, on `ugro.httpserver`'s bounded server.
 """
 
 from __future__ import annotations
@@ -15,21 +19,80 @@ from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from ugro.errors import StateError
-from ugro.model import NodeStatus
+from ugro.model import NodeStatus, number
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Iterator
     from pathlib import Path
-    from wsgiref.simple_server import WSGIServer
 
     from prometheus_client.metrics_core import Metric
 
-    from ugro.model import NodeVerdict
+    from ugro.httpserver import BoundedServer
+    from ugro.verdict.rows import Row
 
 log = logging.getLogger(__name__)
 
 STATUSES = [s.value for s in NodeStatus]
 MIB = 1024 * 1024
+
+NODE, CHECK = ("node",), ("node", "check")
+DISK, GPU = ("node", "path", "mountpoint"), ("node", "gpu", "gpu_uuid", "model")
+_NA = " Absent when the driver reports N/A."
+# Every per-node family: its help and label names, in the order they are served.
+FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "ugro_node_up": ("1 when ugro could open a session to the node at its last check.", NODE),
+    "ugro_node_health_ratio": ("The node's health score, 0-1 (the CLI shows it as 0-100).", NODE),
+    "ugro_node_status": (
+        "The node's status as shown by `ugro health`, one-hot over the statuses.",
+        ("node", "status"),
+    ),
+    "ugro_node_last_check_timestamp_seconds": ("When the node was last checked (Unix time).", NODE),
+    "ugro_check_success": (
+        "1 when the check passed (ok or warn), 0 when it failed or is unknown.",
+        CHECK,
+    ),
+    "ugro_check_status": (
+        "The check's status on the Nagios scale: 0 ok, 1 warn, 2 fail, 3 unknown.",
+        CHECK,
+    ),
+    "ugro_check_duration_seconds": ("How long the check took at the last check.", CHECK),
+    "ugro_latency_seconds": (
+        "Median TCP connect round trip from the control node to the node's SSH port.",
+        NODE,
+    ),
+    "ugro_disk_free_bytes": ("Free space under each configured path.", DISK),
+    "ugro_disk_size_bytes": ("Size of the filesystem under each configured path.", DISK),
+    "ugro_node_version_info": (
+        "1 for each software version the node reported (driver, cuda, torch, nccl, python).",
+        ("node", "component", "version"),
+    ),
+    "ugro_gpu_temperature_celsius": ("GPU core temperature." + _NA, GPU),
+    "ugro_gpu_utilization_ratio": ("GPU utilisation, 0-1." + _NA, GPU),
+    "ugro_gpu_memory_used_bytes": ("GPU memory in use." + _NA, GPU),
+    "ugro_gpu_memory_total_bytes": ("GPU memory in all." + _NA, GPU),
+    "ugro_gpu_power_watts": ("GPU power draw." + _NA, GPU),
+    "ugro_gpu_power_limit_watts": ("GPU power limit." + _NA, GPU),
+    "ugro_host_load1": ("1-minute load average of the node.", NODE),
+    "ugro_host_cpus": ("CPUs online on the node.", NODE),
+    "ugro_host_memory_available_bytes": ("Memory available on the node (MemAvailable).", NODE),
+    "ugro_host_memory_total_bytes": ("Memory of the node (MemTotal).", NODE),
+}
+GPU_READINGS = (
+    ("ugro_gpu_temperature_celsius", "temperature_c", 1.0),
+    ("ugro_gpu_utilization_ratio", "utilization_pct", 0.01),
+    ("ugro_gpu_memory_used_bytes", "memory_used_mib", MIB),
+    ("ugro_gpu_memory_total_bytes", "memory_total_mib", MIB),
+    ("ugro_gpu_power_watts", "power_draw_w", 1.0),
+    ("ugro_gpu_power_limit_watts", "power_limit_w", 1.0),
+)
+
+_SKIPPED = "ugro_exporter_skipped_nodes"
+_SKIPPED_HELP = (
+    "Nodes of the state file left out of this scrape because their data could not be read or "
+    "rendered (absurd or malformed values); the log names each."
+)
+
+Sample = tuple[str, tuple[str, ...], float]
 
 
 class StateCollector(Collector):
@@ -43,6 +106,7 @@ class StateCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         """Every metric family, read from the state file now."""
         from ugro.store.state import StateStore
+        from ugro.verdict.rows import Row
 
         info = InfoMetricFamily("ugro_build", "The ugro version serving these metrics.")
         info.add_metric([], {"version": self.version})
@@ -60,6 +124,7 @@ class StateCollector(Collector):
         readable.add_metric([], 1)
         yield readable
         if state is None:
+            yield _gauge(_SKIPPED, _SKIPPED_HELP, (), [((), 0.0)])
             return
         now = datetime.now(UTC)
         interval = state.daemon.interval_s if state.daemon else None
@@ -67,17 +132,75 @@ class StateCollector(Collector):
             yield _gauge(
                 "ugro_last_sweep_timestamp_seconds",
                 "When the daemon's last sweep started (Unix time).",
-                [],
+                (),
                 [((), state.daemon.last_sweep_at.timestamp())],
             )
             yield _gauge(
                 "ugro_sweep_duration_seconds",
                 "How long the daemon's last sweep took.",
-                [],
+                (),
                 [((), state.daemon.last_sweep_duration_s or 0.0)],
             )
-        yield from _node_families(list(state.nodes.values()), now, state.stale_after_s, interval)
-        yield from _cordon_family(list(state.nodes))
+        samples: dict[str, list[tuple[tuple[str, ...], float]]] = {name: [] for name in FAMILIES}
+        served, skipped = [], len(state.rejected)
+        for verdict in state.nodes.values():
+            try:
+                row = Row.of(verdict, now, state.stale_after_s, interval)
+                rendered = [_checked(sample) for sample in _node_samples(row)]
+            except Exception as exc:  # noqa: BLE001 - one node's data must not cost the others theirs
+                skipped += 1
+                log.warning(
+                    "exporter left out node %r: cannot render its data (%r)", verdict.name, exc
+                )
+                continue
+            served.append(verdict.name)
+            for name, labels, value in rendered:
+                samples[name].append((labels, value))
+        for name, (doc, labels) in FAMILIES.items():
+            yield _gauge(name, doc, labels, samples[name])
+        yield _gauge(_SKIPPED, _SKIPPED_HELP, (), [((), float(skipped))])
+        yield from _cordon_family(served)
+
+
+def _checked(sample: tuple[str, tuple[object, ...], object]) -> Sample:
+    """A sample whose labels are strings and whose value is a finite number, or ValueError."""
+    name, labels, value = sample
+    if not all(isinstance(label, str) for label in labels):
+        raise ValueError(f"{name}: a label is not a string: {labels!r:.80}")
+    return name, tuple(str(label) for label in labels), number(value)
+
+
+def _node_samples(row: Row) -> Iterator[tuple[str, tuple[object, ...], object]]:
+    """Every sample of one node, as (family, label values, value), unchecked."""
+    v = row.verdict
+    n = v.name
+    yield "ugro_node_up", (n,), float(v.status is not NodeStatus.UNREACHABLE)
+    yield "ugro_node_health_ratio", (n,), v.health_score / 100
+    for s in STATUSES:
+        yield "ugro_node_status", (n, s), float(row.status.value == s)
+    yield "ugro_node_last_check_timestamp_seconds", (n,), v.last_check.timestamp()
+    for c in v.checks:
+        yield "ugro_check_success", (n, c.name), float(c.status.passed)
+        yield "ugro_check_status", (n, c.name), float(c.status)
+        yield "ugro_check_duration_seconds", (n, c.name), c.duration_ms / 1000
+        if c.name == "latency" and c.value is not None:
+            yield "ugro_latency_seconds", (n,), c.value / 1000
+    for d in v.disks:
+        yield "ugro_disk_free_bytes", (n, d.path, d.mount), d.free_bytes
+        yield "ugro_disk_size_bytes", (n, d.path, d.mount), d.total_bytes
+    for component, version in v.versions.items():
+        yield "ugro_node_version_info", (n, component, version), 1.0
+    for g in v.gpus:
+        key = (n, str(g.index), g.uuid, g.name)
+        for name, field, scale in GPU_READINGS:
+            reading = getattr(g, field)
+            if reading is not None:
+                yield name, key, reading * scale
+    if v.host is not None:
+        yield "ugro_host_load1", (n,), v.host.load_1m
+        yield "ugro_host_cpus", (n,), v.host.cpus
+        yield "ugro_host_memory_available_bytes", (n,), v.host.memory_available_bytes
+        yield "ugro_host_memory_total_bytes", (n,), v.host.memory_total_bytes
 
 
 def _cordon_family(nodes: list[str]) -> Iterator[Metric]:
@@ -92,144 +215,18 @@ def _cordon_family(nodes: list[str]) -> Iterator[Metric]:
     yield _gauge(
         "ugro_node_cordoned",
         "1 when the node is cordoned (kept out of launches), by a person or by ugro.",
-        ["node"],
+        NODE,
         [((n,), float(n in cordons)) for n in nodes],
     )
 
 
 def _gauge(
-    name: str, doc: str, labels: list[str], samples: Sequence[tuple[tuple[str, ...], float]]
+    name: str, doc: str, labels: tuple[str, ...], samples: list[tuple[tuple[str, ...], float]]
 ) -> GaugeMetricFamily:
-    family = GaugeMetricFamily(name, doc, labels=labels)
+    family = GaugeMetricFamily(name, doc, labels=list(labels))
     for values, value in samples:
         family.add_metric(list(values), value)
     return family
-
-
-def _node_families(
-    verdicts: list[NodeVerdict], now: datetime, stale_after_s: float, interval_s: float | None
-) -> Iterator[Metric]:
-    from ugro.verdict.rows import Row
-
-    rows = [Row.of(v, now, stale_after_s, interval_s) for v in verdicts]
-    node = ["node"]
-    yield _gauge(
-        "ugro_node_up",
-        "1 when ugro could open a session to the node at its last check.",
-        node,
-        [((v.name,), float(v.status is not NodeStatus.UNREACHABLE)) for v in verdicts],
-    )
-    yield _gauge(
-        "ugro_node_health_ratio",
-        "The node's health score, 0-1 (the CLI shows it as 0-100).",
-        node,
-        [((v.name,), v.health_score / 100) for v in verdicts],
-    )
-    yield _gauge(
-        "ugro_node_status",
-        "The node's status as shown by `ugro health`, one-hot over the statuses.",
-        ["node", "status"],
-        [((r.verdict.name, s), float(r.status.value == s)) for r in rows for s in STATUSES],
-    )
-    yield _gauge(
-        "ugro_node_last_check_timestamp_seconds",
-        "When the node was last checked (Unix time).",
-        node,
-        [((v.name,), v.last_check.timestamp()) for v in verdicts],
-    )
-    checks = [(v.name, c) for v in verdicts for c in v.checks]
-    yield _gauge(
-        "ugro_check_success",
-        "1 when the check passed (ok or warn), 0 when it failed or is unknown.",
-        ["node", "check"],
-        [((n, c.name), float(c.status.passed)) for n, c in checks],
-    )
-    yield _gauge(
-        "ugro_check_status",
-        "The check's status on the Nagios scale: 0 ok, 1 warn, 2 fail, 3 unknown.",
-        ["node", "check"],
-        [((n, c.name), float(c.status)) for n, c in checks],
-    )
-    yield _gauge(
-        "ugro_check_duration_seconds",
-        "How long the check took at the last check.",
-        ["node", "check"],
-        [((n, c.name), c.duration_ms / 1000) for n, c in checks],
-    )
-    yield _gauge(
-        "ugro_latency_seconds",
-        "Median TCP connect round trip from the control node to the node's SSH port.",
-        node,
-        [((n,), c.value / 1000) for n, c in checks if c.name == "latency" and c.value is not None],
-    )
-    yield _gauge(
-        "ugro_disk_free_bytes",
-        "Free space under each configured path.",
-        ["node", "path", "mountpoint"],
-        [((v.name, d.path, d.mount), float(d.free_bytes)) for v in verdicts for d in v.disks],
-    )
-    yield _gauge(
-        "ugro_disk_size_bytes",
-        "Size of the filesystem under each configured path.",
-        ["node", "path", "mountpoint"],
-        [((v.name, d.path, d.mount), float(d.total_bytes)) for v in verdicts for d in v.disks],
-    )
-    yield _gauge(
-        "ugro_node_version_info",
-        "1 for each software version the node reported (driver, cuda, torch, nccl, python).",
-        ["node", "component", "version"],
-        [((v.name, k, version), 1.0) for v in verdicts for k, version in v.versions.items()],
-    )
-    yield from _gpu_families(verdicts)
-    yield from _host_families(verdicts)
-
-
-def _gpu_families(verdicts: list[NodeVerdict]) -> Iterator[Metric]:
-    labels = ["node", "gpu", "gpu_uuid", "model"]
-    gpus = [((v.name, str(g.index), g.uuid, g.name), g) for v in verdicts for g in v.gpus]
-    readings = (
-        ("ugro_gpu_temperature_celsius", "GPU core temperature.", "temperature_c", 1.0),
-        ("ugro_gpu_utilization_ratio", "GPU utilisation, 0-1.", "utilization_pct", 0.01),
-        ("ugro_gpu_memory_used_bytes", "GPU memory in use.", "memory_used_mib", MIB),
-        ("ugro_gpu_memory_total_bytes", "GPU memory in all.", "memory_total_mib", MIB),
-        ("ugro_gpu_power_watts", "GPU power draw.", "power_draw_w", 1.0),
-        ("ugro_gpu_power_limit_watts", "GPU power limit.", "power_limit_w", 1.0),
-    )
-    for name, doc, field, scale in readings:
-        samples = [
-            (key, float(getattr(g, field)) * scale)
-            for key, g in gpus
-            if getattr(g, field) is not None
-        ]
-        yield _gauge(name, doc + " Absent when the driver reports N/A.", labels, samples)
-
-
-def _host_families(verdicts: list[NodeVerdict]) -> Iterator[Metric]:
-    hosts = [(v.name, v.host) for v in verdicts if v.host is not None]
-    yield _gauge(
-        "ugro_host_load1",
-        "1-minute load average of the node.",
-        ["node"],
-        [((n,), h.load_1m) for n, h in hosts],
-    )
-    yield _gauge(
-        "ugro_host_cpus",
-        "CPUs online on the node.",
-        ["node"],
-        [((n,), float(h.cpus)) for n, h in hosts],
-    )
-    yield _gauge(
-        "ugro_host_memory_available_bytes",
-        "Memory available on the node (MemAvailable).",
-        ["node"],
-        [((n,), float(h.memory_available_bytes)) for n, h in hosts],
-    )
-    yield _gauge(
-        "ugro_host_memory_total_bytes",
-        "Memory of the node (MemTotal).",
-        ["node"],
-        [((n,), float(h.memory_total_bytes)) for n, h in hosts],
-    )
 
 
 def registry(state_path: Path) -> CollectorRegistry:
@@ -241,9 +238,23 @@ def registry(state_path: Path) -> CollectorRegistry:
     return reg
 
 
-def serve(state_path: Path, address: str, port: int) -> WSGIServer:
-    """Serve /metrics on address:port in a background thread; the caller shuts it down."""
-    from prometheus_client import start_http_server
+def serve(state_path: Path, address: str, port: int) -> BoundedServer:
+    """Serve the state's metrics at http://address:port/metrics from background threads.
 
-    server, _ = start_http_server(port, addr=address, registry=registry(state_path))
-    return server
+    Raises OSError when the port cannot be bound; the caller stops the server with
+    `shutdown()` and then `server_close()`.
+    """
+    from prometheus_client.exposition import choose_encoder
+
+    from ugro import httpserver
+
+    metrics = registry(state_path)
+
+    def exposition(accept: str) -> tuple[bytes, str]:
+        encoder, content_type = choose_encoder(accept)
+        return encoder(metrics), content_type
+
+    def index(_accept: str) -> tuple[bytes, str]:
+        return b"ugro exporter: the metrics are at /metrics\n", httpserver.TEXT
+
+    return httpserver.serve(address, port, {"/metrics": exposition, "/": index})

@@ -6,14 +6,21 @@ Kept free of third-party imports: `ugro health` loads this module and nothing he
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
+    from _typeshed import DataclassInstance
+
 _Key = TypeVar("_Key")
+_Record = TypeVar("_Record", bound="DataclassInstance")
+
+# The largest magnitude a number read back from a file may have: a signed 64-bit counter's,
+# which bounds every byte count, reading and duration ugro stores.
+LIMIT = 2**63
 
 
 class Status(enum.IntEnum):
@@ -238,6 +245,56 @@ def as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def number(value: object, low: float = -LIMIT, high: float = LIMIT) -> float:
+    """`value` as a float when it is a finite number in [low, high]; TypeError or ValueError.
+
+    For numbers read back from a file: JSON allows a 310-digit integer, on which float()
+    overflows, and NaN, which no comparison or metric can use.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected a number, got {type(value).__name__}")
+    # Compared before converting: exact for big integers, and false for NaN.
+    if not low <= value <= high:
+        raise ValueError(f"{value!r:.40} is not a number in [{low:g}, {high:g}]")
+    return float(value)
+
+
+def _integer(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected an integer, got {type(value).__name__}")
+    if not -LIMIT <= value <= LIMIT:
+        raise ValueError(f"{value!r:.40} is not an integer in [{-LIMIT:g}, {LIMIT:g}]")
+    return value
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+_PARSERS: dict[str, Callable[[object], object]] = {"int": _integer, "float": number, "str": _text}
+
+
+def _record(kind: type[_Record], data: dict[str, Any]) -> _Record:
+    """One of the flat records above from a file, each field checked against its declared type.
+
+    Unknown keys are ignored; a missing key is a KeyError, a wrong or absurd value a ValueError
+    that names the field.
+    """
+    values: dict[str, object] = {}
+    for f in fields(kind):
+        declared, value = str(f.type), data[f.name]
+        if value is None and declared.endswith(" | None"):
+            values[f.name] = None
+            continue
+        try:
+            values[f.name] = _PARSERS[declared.removesuffix(" | None")](value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{kind.__name__}.{f.name}: {exc}") from exc
+    return kind(**values)
+
+
 @dataclass(frozen=True, slots=True)
 class NodeVerdict:
     """Everything ugro concluded about one node in one check."""
@@ -289,31 +346,35 @@ class NodeVerdict:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> NodeVerdict:
-        """Inverse of `to_json`; raises AttributeError, KeyError, TypeError or ValueError."""
+        """Inverse of `to_json`; raises AttributeError, KeyError, TypeError or ValueError.
+
+        The file is untrusted input: every number must be finite and in range, every name a
+        string, or the node is refused here rather than failing whoever renders it.
+        """
         host = data.get("host")
         tracking = data.get("tracking")
         return cls(
-            name=data["name"],
-            address=data["address"],
+            name=_text(data["name"]),
+            address=_text(data["address"]),
             status=NodeStatus(data["status"]),
-            health_score=float(data["health_score"]),
-            pass_rate=float(data["pass_rate"]),
+            health_score=number(data["health_score"], 0, 100),
+            pass_rate=number(data["pass_rate"], 0, 1),
             last_check=parse_utc(data["last_check"]),
             checks=tuple(
                 CheckResult(
-                    name=name,
+                    name=_text(name),
                     status=Status[c["status"].upper()],
-                    message=c["message"],
-                    value=c["value"],
-                    unit=c["unit"],
-                    duration_ms=float(c["duration_ms"]),
+                    message=_text(c["message"]),
+                    value=None if c["value"] is None else number(c["value"]),
+                    unit=None if c["unit"] is None else _text(c["unit"]),
+                    duration_ms=number(c["duration_ms"], 0),
                 )
                 for name, c in data["checks"].items()
             ),
-            gpus=tuple(GpuMetrics(**g) for g in data["gpus"]),
-            host=HostMetrics(**host) if host else None,
-            disks=tuple(DiskSpace(**d) for d in data.get("disks", ())),
-            alerts=tuple(Alert(**a) for a in data["alerts"]),
+            gpus=tuple(_record(GpuMetrics, g) for g in data["gpus"]),
+            host=_record(HostMetrics, host) if host else None,
+            disks=tuple(_record(DiskSpace, d) for d in data.get("disks", ())),
+            alerts=tuple(_record(Alert, a) for a in data["alerts"]),
             tracking=Tracking.from_json(tracking) if tracking else None,
             versions={str(k): str(v) for k, v in data.get("versions", {}).items()},
         )

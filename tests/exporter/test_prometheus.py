@@ -26,7 +26,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import REPO, run_ugro, wait_for
-from ugro import config
+from hostile import HUGE_DISK, write_state
+from ugro import config, exporter, paths
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -346,6 +347,7 @@ def test_exposition_has_every_family(exposition: str) -> None:
         "ugro_host_memory_total_bytes",
         "ugro_node_version_info",
         "ugro_node_cordoned",
+        "ugro_exporter_skipped_nodes",
     }
     assert set(served) == expected
     assert nodes_in(exposition) == {"h0", "h1", "h2"}
@@ -533,6 +535,35 @@ def test_real_prometheus_scrapes_the_daemon_and_loads_the_rules(
     assert daemon.returncode == 0, daemon_log.read_text(encoding="utf-8")
     assert server.returncode == 0, prometheus_log.read_text(encoding="utf-8")
     assert isolated_home.joinpath("cluster_state.json").exists()
+
+
+def test_real_prometheus_scrapes_past_a_hostile_node(tmp_path: Path) -> None:
+    """A node with a 310-digit disk value: the scrape succeeds (up 1) with the other nodes."""
+    write_state(paths.state_file(), HUGE_DISK)
+    ran = run_ugro("metrics")
+    assert ran.code == 0, ran.err
+    assert nodes_in(ran.out) == {"gpu1", "gpu3"}
+    server = exporter.serve(paths.state_file(), "127.0.0.1", 0)
+    web_port, log = free_port(), tmp_path / "prometheus.out"
+    prometheus = [
+        tool("prometheus"),
+        f"--config.file={prometheus_config(tmp_path, server.server_address[1])}",
+        f"--storage.tsdb.path={tmp_path / 'data'}",
+        f"--web.listen-address=127.0.0.1:{web_port}",
+        "--log.level=warn",
+    ]
+    try:
+        with process(prometheus, log) as proc:
+            api = PrometheusAPI(web_port, proc, log)
+            wait_for(api.ready, "Prometheus to be ready")
+            wait_for(lambda: api.value('up{job="ugro"}') == 1, "a successful scrape")
+            assert api.value('ugro_node_up{node="gpu1"}') == 1
+            assert api.value('ugro_disk_free_bytes{node="gpu3"}') == 100 * 2**30
+            assert api.value("ugro_exporter_skipped_nodes") == 1
+            assert not api.query('{node="gpu2"}')
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_textfile_is_written_atomically(cluster: TestCluster, tmp_path: Path) -> None:

@@ -12,10 +12,12 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from conftest import run_ugro
+from hostile import HOSTILE, Entry, healthy, write_state
 from ugro import paths
 from ugro.errors import StateError
 from ugro.model import (
@@ -29,6 +31,9 @@ from ugro.model import (
 )
 from ugro.store.state import ClusterState, StateStore
 from ugro.verdict import rows
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 CHECKS = ("ssh", "gpu", "torch", "disk", "latency")
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00$")
@@ -225,8 +230,11 @@ CORRUPT = [
     pytest.param(b"[1, 2, 3]", id="json-array"),
     pytest.param(b'{"schema_version": 1}', id="no-nodes"),
     pytest.param(b'{"schema_version": 1, "nodes": []}', id="nodes-a-list"),
-    pytest.param(b'{"schema_version": 1, "nodes": {"gpu1": "healthy"}}', id="node-a-string"),
-    pytest.param(b'{"schema_version": 1, "nodes": {"gpu1": {"name": "gpu1"}}}', id="node-fields"),
+    pytest.param(b"[" * 100_000, id="nested-too-deep"),
+    pytest.param(
+        valid_document().replace(b'"stale_after_s": 90.0', b'"stale_after_s": 1e999'),
+        id="infinite-staleness",
+    ),
     pytest.param(valid_document().replace(b'"schema_version": 1', b'"schema_version": 0'), id="v0"),
 ]
 
@@ -262,6 +270,38 @@ def test_update_moves_corrupt_file_aside(
     state = store.read()
     assert state is not None
     assert set(state.nodes) == {"gpu2"}
+
+
+@pytest.mark.parametrize("mutate", HOSTILE)
+def test_hostile_node_is_left_out_and_the_others_read(
+    store: StateStore, mutate: Callable[[Entry], object], caplog: pytest.LogCaptureFixture
+) -> None:
+    """One node with absurd or malformed data is left out with a warning; the rest read."""
+    write_state(store.path, mutate)
+    content = store.path.read_bytes()
+    state = store.read()
+    assert state is not None
+    assert set(state.nodes) == {"gpu1", "gpu3"}
+    assert state.nodes["gpu1"].disks == healthy("gpu1").disks
+    assert set(state.rejected) == {"gpu2"}
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "node 'gpu2' left out" in warning
+    assert len(warning) < 300, "a 310-digit value is cut, not copied whole into the log"
+    assert store.path.read_bytes() == content, "a reader never changes the file"
+
+
+@pytest.mark.parametrize("mutate", HOSTILE[:3])
+def test_update_drops_a_hostile_node_without_moving_the_file_aside(
+    store: StateStore, mutate: Callable[[Entry], object]
+) -> None:
+    """The next writer rewrites the file without the hostile node; nothing is quarantined."""
+    write_state(store.path, mutate)
+    store.update([verdict("gpu4")])
+    state = store.read()
+    assert state is not None
+    assert set(state.nodes) == {"gpu1", "gpu3", "gpu4"}
+    assert state.rejected == {}
+    assert not list(store.path.parent.glob("*.corrupt-*"))
 
 
 def test_newer_schema_is_never_moved_aside(
@@ -438,7 +478,7 @@ store = StateStore(Path(sys.argv[1]))
 checks = tuple(CheckResult(c, Status.OK, "fine " * 20, 1.0, "ms", 2.0) for c in "abcdefgh")
 for i in range(200):
     store.update(
-        NodeVerdict(f"node{n:03}", "10.0.0.1", NodeStatus.HEALTHY, float(i), 1.0,
+        NodeVerdict(f"node{n:03}", "10.0.0.1", NodeStatus.HEALTHY, i / 2, 1.0,
                     datetime.now(UTC), checks)
         for n in range(40)
     )

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
 import subprocess
 from typing import TYPE_CHECKING
 
 import pytest
 
-from conftest import nodes_of
+from conftest import nodes_of, run_ugro
+from daemonharness import FAST_TIMEOUTS, GOOD, SSH_ONLY, daemon_starter, monitor
 from ugro.errors import (
     AuthFailed,
     CommandTimeout,
     ConnectionRefused,
     ConnectTimeout,
+    CredentialsError,
     HostKeyChanged,
     HostKeyUnknown,
     TransportError,
@@ -266,3 +270,132 @@ def test_reads_ssh_config_for_unset_settings(
         return await session.run("echo via-alias", timeout=5)
 
     assert with_transport(body).stdout == "via-alias\n"  # type: ignore[attr-defined]
+
+
+# --- credentials that cannot be used: the node's own error, never an aborted run ----------------
+
+#: Bytes that are neither a key nor text: the first is not UTF-8.
+BINARY = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+
+
+def keygen(path: Path, passphrase: str = "") -> Path:
+    """A new ed25519 key pair at `path` (and `path`.pub), protected by `passphrase`."""
+    subprocess.run(
+        ["/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", passphrase, "-f", str(path)],
+        check=True,
+    )
+    return path
+
+
+Settings = dict[str, object]
+
+
+def passphrase(tmp: Path) -> tuple[Settings, str]:
+    """A key that needs a passphrase ugro cannot type."""
+    key = keygen(tmp / "locked", "secret")
+    return {"identity_file": str(key)}, (
+        f"identity_file {key} is passphrase-protected: load it into ssh-agent "
+        f"(`ssh-add {key}`) and remove identity_file"
+    )
+
+
+def garbage_key(tmp: Path) -> tuple[Settings, str]:
+    """An identity file that holds no key at all."""
+    key = tmp / "garbage"
+    key.write_bytes(BINARY)
+    return {"identity_file": str(key)}, f"identity_file {key} is not a private key"
+
+
+def key_a_directory(tmp: Path) -> tuple[Settings, str]:
+    """An identity file that cannot be read: a directory (root reads a mode-000 file)."""
+    return {"identity_file": str(tmp)}, f"identity_file {tmp} cannot be read (Is a directory)"
+
+
+def key_a_dangling_symlink(tmp: Path) -> tuple[Settings, str]:
+    """An identity file that cannot be read: a symlink to a key moved away."""
+    key = tmp / "moved-key"
+    key.symlink_to(tmp / "nowhere")
+    return {"identity_file": str(key)}, f"identity_file {key} cannot be read (No such file"
+
+
+def binary_known_hosts(tmp: Path) -> tuple[Settings, str]:
+    """A known_hosts that is not text."""
+    known = tmp / "known_hosts"
+    known.write_bytes(BINARY)
+    return {"known_hosts": str(known)}, f"known_hosts {known} is not a text file (byte 0"
+
+
+def known_hosts_a_directory(tmp: Path) -> tuple[Settings, str]:
+    """A known_hosts that cannot be read: a directory."""
+    known = tmp / "known_hosts"
+    known.mkdir()
+    return {"known_hosts": str(known)}, f"known_hosts {known} is not a file"
+
+
+def malformed_known_hosts(tmp: Path) -> tuple[Settings, str]:
+    """A known_hosts with a line that is no entry ssh can read."""
+    known = tmp / "known_hosts"
+    known.write_text("@cert-authority\n", encoding="utf-8")
+    return {"known_hosts": str(known)}, f"known_hosts {known} has an entry ssh cannot read"
+
+
+#: Each credential that cannot be used: its settings and what the error says, made in a directory.
+CREDENTIALS = [
+    passphrase,
+    garbage_key,
+    key_a_directory,
+    key_a_dangling_symlink,
+    binary_known_hosts,
+    known_hosts_a_directory,
+    malformed_known_hosts,
+]
+
+
+@pytest.mark.parametrize("bad", CREDENTIALS, ids=lambda f: f.__name__.replace("_", "-"))
+def test_unusable_credentials_are_a_credentials_error(
+    cluster: TestCluster, tmp_path: Path, bad: Callable[[Path], tuple[Settings, str]]
+) -> None:
+    """An encrypted, garbage or unreadable key or known_hosts is a CredentialsError saying why."""
+    settings, message = bad(tmp_path)
+    error = open_error(node(cluster, tmp_path, **settings))
+    assert type(error) is CredentialsError
+    assert message in str(error)
+
+
+def test_check_reports_bad_credentials_per_node(cluster: TestCluster, tmp_path: Path) -> None:
+    """`ugro check`: each node with bad credentials fails its ssh check; the others pass."""
+    broken = {"h1": passphrase, "h2": binary_known_hosts, "h3": garbage_key}
+    extra: dict[str, Settings] = {}
+    said: dict[str, str] = {}
+    for name, bad in broken.items():
+        (tmp_path / name).mkdir()
+        extra[name], said[name] = bad(tmp_path / name)
+    path = cluster.write_config(tmp_path / "cluster.yaml", None, extra, checks=SSH_ONLY)
+    ran = run_ugro("--config", path, "check", "--json")
+    assert ran.code == 2, ran.err  # the worst node's: unreachable, not 3 for an internal error
+    assert "internal error" not in ran.err
+    nodes = {n["name"]: n for n in json.loads(ran.out)["nodes"]}
+    for name, message in said.items():
+        assert nodes[name]["status"] == "unreachable"
+        assert message in nodes[name]["checks"]["ssh"]["message"]
+    for name in ("h0", "h4"):
+        assert nodes[name]["checks"]["ssh"]["status"] == "ok", nodes[name]
+
+
+def test_daemon_keeps_running_past_bad_credentials(
+    cluster: TestCluster, tmp_path: Path, isolated_home: Path
+) -> None:
+    """A node with a passphrase-protected key is unreachable with why; the daemon sweeps on."""
+    extra, message = passphrase(tmp_path)
+    top = {"timeouts": FAST_TIMEOUTS, "monitor": monitor(), "exporter": {"enabled": False}}
+    path = cluster.write_config(
+        tmp_path / "cluster.yaml", cluster.hosts[:2], {"h1": extra}, checks=SSH_ONLY, **top
+    )
+    with daemon_starter(isolated_home, tmp_path) as start:
+        daemon = start(path)
+        state = daemon.wait_sweeps(3)
+        assert state["nodes"]["h0"]["status"] in GOOD
+        assert state["nodes"]["h1"]["status"] == "unreachable"
+        assert message in state["nodes"]["h1"]["checks"]["ssh"]["message"]
+        daemon.send(signal.SIGTERM)
+        assert daemon.wait(timeout=30) == 0, daemon.err()

@@ -39,10 +39,10 @@ from ugro.verdict import hysteresis
 
 if TYPE_CHECKING:
     from pathlib import Path
-    from wsgiref.simple_server import WSGIServer
 
     from ugro.alerts.book import ExternalCondition
     from ugro.config import Config, Worker
+    from ugro.httpserver import BoundedServer
     from ugro.model import NodeVerdict
     from ugro.recovery.scheduler import Scheduler
 
@@ -121,7 +121,7 @@ class Daemon:
             watchdog.cancel()
             await self._shut_down(exporter)
 
-    async def _shut_down(self, exporter: WSGIServer | None) -> None:
+    async def _shut_down(self, exporter: BoundedServer | None) -> None:
         """Stop what runs beside the sweeps, close every connection, and write the state."""
         await self.recoverer.close()
         await self.dispatcher.close()
@@ -145,7 +145,7 @@ class Daemon:
             )
         log.info("monitor stopped")
 
-    def _start_exporter(self) -> WSGIServer | None:
+    def _start_exporter(self) -> BoundedServer | None:
         """Serve /metrics when enabled; a taken port stops the start with a clear message."""
         settings = self.cfg.exporter
         if not settings.enabled:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ugro.errors import StateError
-from ugro.model import NodeVerdict
+from ugro.model import NodeVerdict, number
 from ugro.store import atomicfile
 
 if TYPE_CHECKING:
@@ -27,6 +27,10 @@ STALE_SWEEPS = 3
 DEFAULT_STALE_AFTER_S = STALE_SWEEPS * 30.0
 
 log = logging.getLogger(__name__)
+
+# What parsing a malformed document can raise: besides the usual, float() and int() overflow on
+# huge or infinite numbers, and json.loads recurses into deeply nested arrays.
+MALFORMED = (ArithmeticError, AttributeError, LookupError, RecursionError, TypeError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -60,15 +64,15 @@ class DaemonInfo:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> DaemonInfo:
         """Inverse of `to_json`."""
-        last = data.get("last_sweep_at")
+        last, duration = data.get("last_sweep_at"), data.get("last_sweep_duration_s")
         return cls(
             pid=int(data["pid"]),
             started_at=datetime.fromisoformat(data["started_at"]),
             running=bool(data["running"]),
-            interval_s=float(data["interval_s"]),
+            interval_s=number(data["interval_s"], 0),
             sweeps=int(data.get("sweeps", 0)),
             last_sweep_at=datetime.fromisoformat(last) if last else None,
-            last_sweep_duration_s=data.get("last_sweep_duration_s"),
+            last_sweep_duration_s=None if duration is None else number(duration, 0),
             config=data.get("config"),
             started_by=str(data.get("started_by", "foreground")),
         )
@@ -84,6 +88,8 @@ class ClusterState:
     daemon: DaemonInfo | None = None
     # The daemon's alert book and delivery counters, as ugro.alerts writes them.
     alerts: dict[str, Any] | None = None
+    # Nodes whose entry could not be read, with why: left out of `nodes`, never written back.
+    rejected: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The file's JSON document."""
@@ -98,17 +104,30 @@ class ClusterState:
 
     @classmethod
     def from_json(cls, data: Any) -> ClusterState:  # noqa: ANN401 - whatever json.loads returned
-        """Parse the document; raise ValueError/KeyError/TypeError when malformed."""
+        """Parse the document; raise ValueError/KeyError/TypeError when malformed.
+
+        A node whose entry is malformed or absurd (a 310-digit byte count, NaN, a wrong type)
+        is left out and named in `rejected`, with a warning: one node's bad data must not cost
+        every reader the whole file.
+        """
         if not isinstance(data, dict):
             raise TypeError("the document is not a JSON object")
         updated = data.get("updated_at")
         daemon = data.get("daemon")
+        nodes, rejected = {}, {}
+        for name, entry in data["nodes"].items():
+            try:
+                nodes[name] = NodeVerdict.from_json(entry)
+            except MALFORMED as exc:
+                rejected[str(name)] = f"{type(exc).__name__}: {exc}"
+                log.warning("state file: node %r left out, its entry is unusable (%s)", name, exc)
         return cls(
-            nodes={name: NodeVerdict.from_json(v) for name, v in data["nodes"].items()},
+            nodes=nodes,
             updated_at=datetime.fromisoformat(updated) if updated else None,
-            stale_after_s=float(data.get("stale_after_s", DEFAULT_STALE_AFTER_S)),
+            stale_after_s=number(data.get("stale_after_s", DEFAULT_STALE_AFTER_S), 0),
             daemon=DaemonInfo.from_json(daemon) if daemon else None,
             alerts=data.get("alerts"),
+            rejected=rejected,
         )
 
 
@@ -132,7 +151,7 @@ class StateStore:
             return None
         try:
             return ClusterState.from_json(self._document(raw))
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        except MALFORMED as exc:
             why = f"{type(exc).__name__}: {exc}"
             if not repair:
                 raise StateError(
