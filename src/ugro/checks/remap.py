@@ -15,9 +15,12 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from ugro.checks.gpu import cause, failure
+from ugro.checks import cut_short
+from ugro.checks.gpu import UUID_CHARS, cause, failure
 from ugro.checks.gpuquery import COMMAND as SHARED_QUERY
 from ugro.checks.gpuquery import GpuHealth, GpuRow, driver_versions, hung, models, parse, query
+from ugro.checks.readings import COUNT, MAX_GPUS, name, whole
+from ugro.errors import InvalidOutput
 from ugro.model import CommandResult, Evaluation, Status
 
 if TYPE_CHECKING:
@@ -63,7 +66,9 @@ def parse_remapped(stdout: str) -> dict[str, tuple[str, ...]] | None:
                 f"expected {len(REMAP_FIELDS)} comma-separated remapped-row fields, got "
                 f"{line.strip()[:120]!r}"
             )
-        rows[values[0]] = values
+        if len(rows) == MAX_GPUS:
+            raise InvalidOutput(f"nvidia-smi lists more than {MAX_GPUS} GPUs, more than any node")
+        rows[name(values[0], "gpu_uuid", UUID_CHARS)] = values
     if not rows or all(_flag(v[3]) is None and _flag(v[4]) is None for v in rows.values()):
         return None
     return rows
@@ -90,6 +95,9 @@ class Remap(GpuHealth):
     def evaluate(self, remapped: CommandResult, shared: CommandResult, node: Worker) -> Evaluation:
         """Judge both answers; pure, so tests feed it captured output."""
         del node
+        short = cut_short(shared, "nvidia-smi") or cut_short(remapped, "nvidia-smi")
+        if short is not None:
+            return short
         if shared.exit_status != 0:
             return Evaluation(
                 Status.UNKNOWN,
@@ -126,7 +134,11 @@ def _judge(  # noqa: C901 - one pass over the GPUs collects every finding
             failed.append(f"{label}: row remapping failed")
         if _flag(is_pending):
             pending.append(f"{label}: a row remap waits for a GPU reset")
-        count = sum(float(c) for c in (correctable, uncorrectable) if c.isdigit())
+        count = sum(
+            whole(c, f"{field} of {short}", COUNT)
+            for field, c in zip(REMAP_FIELDS[1:3], (correctable, uncorrectable), strict=True)
+            if c.isdigit()
+        )
         remapped_total += count
         if count:
             notes.append(f"{short} {count:g} rows remapped")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -176,8 +177,17 @@ class StateStore:
             return state
 
     def _document(self, raw: bytes) -> Any:  # noqa: ANN401 - parsed JSON
-        """The parsed document; ValueError when it is not one this version can read."""
-        document = json.loads(raw)
+        """The parsed document; ValueError when it is not one this version can read.
+
+        Strict JSON only: NaN, Infinity and numbers no float or 64-bit integer holds are
+        refused here, so no reader of the state (`--json`, the exporter) ever meets one.
+        """
+        try:
+            document = json.loads(
+                raw, parse_constant=_refuse, parse_float=_finite, parse_int=_int64
+            )
+        except RecursionError as exc:
+            raise ValueError("nested too deep") from exc
         version = document.get("schema_version") if isinstance(document, dict) else None
         if isinstance(version, int) and version > SCHEMA_VERSION:
             raise StateError(
@@ -205,4 +215,22 @@ class StateStore:
         )
 
     def _write(self, state: ClusterState) -> None:
-        atomicfile.write(self.path, json.dumps(state.to_json(), indent=1).encode())
+        atomicfile.write(self.path, json.dumps(state.to_json(), indent=1, allow_nan=False).encode())
+
+
+def _refuse(constant: str) -> float:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} is beyond a float")
+    return value
+
+
+def _int64(text: str) -> int:
+    value = int(text)
+    if not -(2**63) <= value < 2**63:
+        raise ValueError(f"{text[:40]} is beyond a 64-bit integer")
+    return value

@@ -13,4 +13,4 @@ from typing import Any
 
 def print_json(data: dict[str, Any]) -> None:
     """Write a JSON document to stdout."""
-    print(json.dumps(data, indent=2, ensure_ascii=False))  # noqa: T201 - the command's output
+    print(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False))  # noqa: T201 - the command's output

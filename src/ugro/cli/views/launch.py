@@ -90,4 +90,4 @@ def print_preflight_json(  # noqa: PLR0913, PLR0917 - the parts of one report
         "env": env,
         "nodes": [g.to_json() for g in found],
     }
-    click.echo(json.dumps(document, indent=2, ensure_ascii=False), file=out)
+    click.echo(json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False), file=out)
