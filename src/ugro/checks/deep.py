@@ -325,7 +325,7 @@ def _problem(gpu: dict[str, Any], scale: float) -> str | None:
         if not isinstance(measured, dict) or "ms" not in measured:
             return f"GPU {index}: no {kind} result in the report"
         number(measured["ms"], f"the {kind} time of GPU {index}", MILLISECONDS)
-        err = _error(measured.get("err"))
+        err = _error(measured.get("err"), f"the {kind} error of GPU {index}")
         if err is None:
             return (
                 f"GPU {index}: {kind} matmul gave {shown(measured.get('err'))} (not a number): "
@@ -340,10 +340,11 @@ def _problem(gpu: dict[str, Any], scale: float) -> str | None:
     return None
 
 
-def _error(value: object) -> float | None:
+def _error(value: object, field: str) -> float | None:
     """A matmul's error as a finite float; None for nan, infinity or not a number at all.
 
-    Not a refused reading: a GPU that computes nan is what this check exists to catch.
+    Not a refused reading: a GPU that computes nan is what this check exists to catch. A
+    negative one is (InvalidOutput): the error is a largest absolute difference.
     """
     if not isinstance(value, int | float) or isinstance(value, bool):
         return None
@@ -351,6 +352,8 @@ def _error(value: object) -> float | None:
         err = float(value)
     except OverflowError:
         return None
+    if err < 0:
+        raise InvalidOutput(f"{field} is {shown(value)}, below 0")
     return err if math.isfinite(err) else None
 
 

@@ -33,6 +33,7 @@ from ugro.checks.readings import (
     Range,
     name,
     number,
+    shown,
     version,
     whole,
 )
@@ -90,8 +91,11 @@ RANGES: dict[str, Range] = {
     "pcie.link.width.current": PCIE_WIDTH,
     "pcie.link.width.max": PCIE_WIDTH,
 }
-# Fields that are a hexadecimal bitmask (`GpuRow.bits`).
+# Fields that are a hexadecimal bitmask (`GpuRow.bits`), and those that are Yes or No (`flag`).
 BITMASKS = ("clocks_throttle_reasons.active",)
+FLAGS = ("retired_pages.pending",)
+_YES = frozenset({"1", "yes", "true"})
+_NO = frozenset({"0", "no", "false"})
 # NVML_DEVICE_PCI_BUS_ID_BUFFER_SIZE.
 BUS_ID_CHARS = 32
 
@@ -137,6 +141,10 @@ class GpuRow:
             return None
         return number(text, f"{field} of GPU {self.index}", RANGES[field])
 
+    def flag(self, field: str) -> bool | None:
+        """A Yes/No field (FLAGS) as a bool; None when unsupported or failed (see `flag`)."""
+        return flag(self.fields[field], f"{field} of GPU {self.index}")
+
     def bits(self, field: str) -> int | None:
         """A bitmask field (BITMASKS) as an int; None when unsupported or failed.
 
@@ -146,6 +154,26 @@ class GpuRow:
         if self.unsupported(field) or self.failed(field) is not None:
             return None
         return whole(text, f"{field} of GPU {self.index}", BITMASK, base=16)
+
+
+def unread(text: str) -> bool:
+    """Whether nvidia-smi printed no value: [N/A], [Not Supported], [Unknown Error], ..."""
+    return bool(_UNSUPPORTED.match(text) or _FAILED.match(text))
+
+
+def flag(text: str, field: str) -> bool | None:
+    """A Yes/No (or 1/0) answer; None where nvidia-smi printed no value (`unread`).
+
+    InvalidOutput for anything else: a flag that says neither cannot be taken for No.
+    """
+    word = text.strip().lower()
+    if word in _YES:
+        return True
+    if word in _NO:
+        return False
+    if unread(text.strip()):
+        return None
+    raise InvalidOutput(f"{field} is {shown(text)}, not Yes or No")
 
 
 def parse(stdout: str) -> tuple[GpuRow, ...]:
@@ -180,6 +208,8 @@ def parse(stdout: str) -> tuple[GpuRow, ...]:
             row.number(field)
         for field in BITMASKS:
             row.bits(field)
+        for field in FLAGS:
+            row.flag(field)
         rows.append(row)
     return tuple(rows)
 

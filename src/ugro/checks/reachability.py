@@ -69,7 +69,7 @@ def parse_host(lines: list[str]) -> HostMetrics | None:
             if not all(_looks_numeric(f) for f in fields[:3]):
                 continue  # not /proc/loadavg: a login banner, say
             load = [number(f, "a load average", LOAD) for f in fields[:3]]
-        elif len(fields) == 1 and fields[0].isdigit():
+        elif len(fields) == 1 and _looks_numeric(fields[0]):
             cpus = whole(fields[0], "the CPU count", CPUS)
         elif len(fields) == 3 and fields[0] in ("MemTotal:", "MemAvailable:") and fields[2] == "kB":
             key = fields[0].rstrip(":")

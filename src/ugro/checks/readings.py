@@ -74,7 +74,8 @@ MILLISECONDS = Range(0, 86_400_000, "ms")
 MAX_CHARS = 40
 # Characters shown of a refused value: a message names it, a megabyte of it is no use.
 SHOWN_CHARS = 40
-_INTEGER = {10: re.compile(r"-?[0-9]+"), 16: re.compile(r"(0[xX])?[0-9a-fA-F]+")}
+# Integers as nvidia-smi, /proc and ps print them: decimal, or hexadecimal with its 0x.
+_INTEGER = {10: re.compile(r"-?[0-9]+"), 16: re.compile(r"0[xX][0-9a-fA-F]+")}
 # A version as drivers, CUDA, torch, NCCL and Python spell them: 550.54.15, 2.4.1+cu124,
 # 2.5.0a0+git9a1b2c3.
 _VERSION = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_~-]{0,63}")

@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING
 from ugro.checks import cut_note, cut_short
 from ugro.checks.gpuquery import COMMAND as SHARED_QUERY
 from ugro.checks.gpuquery import GpuHealth, GpuRow, parse, query
-from ugro.checks.readings import SECONDS, UNIX_TIME, XID, number, whole
+from ugro.checks.readings import SECONDS, UNIX_TIME, XID, number, shown, whole
+from ugro.errors import InvalidOutput
 from ugro.model import CommandResult, Evaluation, Status
 
 if TYPE_CHECKING:
@@ -90,9 +91,11 @@ MARK = "@@ugro "
 # Matched where the line says "NVRM: Xid (" first: searched for, a line of a million of them
 # with no ")" would cost a scan to its end for each.
 XID_TAG = "NVRM: Xid ("
-_XID = re.compile(r"NVRM: Xid \((?P<where>[^)]*)\): (?P<xid>[0-9]+),?\s*(?P<rest>.*)$")
-_DMESG_TIME = re.compile(r"^(?:<\d+>)?\[\s*(?P<ts>\d+(?:\.\d+)?)\]")
-_JOURNAL_TIME = re.compile(r"^(?P<ts>\d+(?:\.\d+)?)\s")
+_XID = re.compile(r"NVRM: Xid \((?P<where>[^)]*)\): (?P<xid>[^,\s]*),?\s*(?P<rest>.*)$")
+# A dmesg line's stamp, and a journal line's (-o short-unix): whatever stands there is read as
+# the time, so a garbled one is refused rather than taken for a line without one.
+_DMESG_TIME = re.compile(r"^(?:<\d+>)?\[(?P<ts>[^\]]*)\]")
+_JOURNAL_TIME = re.compile(r"^(?P<ts>\S+)\s")
 _BUS = re.compile(r"(?P<domain>[0-9a-fA-F]{4,8}):(?P<bus>[0-9a-fA-F]{2}):(?P<dev>[0-9a-fA-F]{2})")
 # journalctl run by a user who may not read the system journal says so and shows nothing.
 _JOURNAL_DENIED = ("not seeing messages", "insufficient permissions", "no journal files")
@@ -184,18 +187,30 @@ def parse_log(stdout: str) -> KernelLog:
             errors.append(f"journalctl: {line.strip()}")
             source = None
             continue
-        match = _XID.match(line, line.find(XID_TAG)) if XID_TAG in line else None
-        if match is None:
-            continue
-        if source == "dmesg":
-            stamp = _DMESG_TIME.match(line)
-            when = now - uptime + number(stamp["ts"], "a dmesg time", SECONDS) if stamp else now
-        else:
-            stamp = _JOURNAL_TIME.match(line)
-            when = number(stamp["ts"], "a journal time", UNIX_TIME) if stamp else now
-        xid = whole(match["xid"], "an Xid number", XID)
-        events.append(XidEvent(when, match["where"], xid, match["rest"].strip()))
+        if XID_TAG in line:
+            # dmesg stamps seconds since boot; the node's clock less its uptime is the boot.
+            boot = now - uptime if source == "dmesg" else None
+            events.append(_event(line, boot, now))
     return KernelLog(now, source, tuple(events), tuple(e for e in errors if e))
+
+
+def _event(line: str, boot: float | None, now: float) -> XidEvent:
+    """The Xid of one line, timed from its dmesg stamp (after `boot`) or its journal stamp.
+
+    A line without a stamp happened `now`; one whose stamp or Xid is garbled is refused.
+    """
+    match = _XID.match(line, line.find(XID_TAG))
+    if match is None:
+        # The driver writes every Xid line alike: one it did not is garbled, not absent.
+        raise InvalidOutput(f"an Xid line is not the driver's: {shown(line)}")
+    if boot is not None:
+        stamp = _DMESG_TIME.match(line)
+        when = boot + number(stamp["ts"], "a dmesg time", SECONDS) if stamp else now
+    else:
+        stamp = _JOURNAL_TIME.match(line)
+        when = number(stamp["ts"], "a journal time", UNIX_TIME) if stamp else now
+    xid = whole(match["xid"], "an Xid number", XID)
+    return XidEvent(when, match["where"], xid, match["rest"].strip())
 
 
 def _time(when: float) -> str:
