@@ -57,6 +57,7 @@ GPU_MODES = frozenset(
         "hang",
         "garbage",
         "empty",
+        "flood",
     }
 )
 #: What `nvidia-smi --query-compute-apps` lists on a host (tests/stubs/nvidia-smi): nothing,

@@ -7,6 +7,7 @@
     ├── StateError             the state file cannot be read or written
     ├── SchedulerError         the workload manager (Slurm) refused or did not answer
     ├── DuplicateCheckError    two checks of the registry have one name (ugro.checks)
+    ├── InvalidOutput          a node printed what its command cannot (also a ValueError)
     └── TransportError         talking to a node failed
         ├── ConnectError       no session could be opened
         │   ├── ConnectionRefused   nothing listens on the SSH port
@@ -36,6 +37,14 @@ class StateError(UgroError):
 
 class SchedulerError(UgroError):
     """The workload manager refused a drain or resume, or did not answer in time."""
+
+
+class InvalidOutput(UgroError, ValueError):
+    """A node's answer is not what its command prints: a field garbled or out of its range.
+
+    Also a ValueError, which is what a check's parser raises for output it cannot read; the
+    sweep makes the check unknown with this message.
+    """
 
 
 class TransportError(UgroError):

@@ -96,6 +96,10 @@ class CommandResult:
     stdout: str = ""
     stderr: str = ""
     exit_signal: str | None = None
+    # The command printed more than the transport reads (ugro.subprocesses.STDOUT_LIMIT,
+    # STDERR_LIMIT): it kept the first bytes of each stream and stopped the command, so the
+    # exit status is unknown (None).
+    truncated: bool = False
 
     def said(self, *, first: bool = False, limit: int = 200) -> str:
         """`: <line>`, a line of what a failed command printed (stderr, else stdout), or "".

@@ -7,12 +7,14 @@ a check raises becomes a result that names the check.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ugro.checks import Check, Context, registry
-from ugro.errors import CommandTimeout, ConnectError, TransportError
+from ugro.checks.readings import shown
+from ugro.errors import CommandTimeout, ConnectError, InvalidOutput, TransportError
 from ugro.model import (
     CheckResult,
     CommandResult,
@@ -35,6 +37,9 @@ if TYPE_CHECKING:
 
 # Beyond a check's own timeout, how long to wait for the transport to give up by itself.
 GRACE_S = 2.0
+# Characters of a check's message that the state file keeps: a message may quote what a node
+# printed, and the longest a check writes itself (four Xids, each with its advice) is shorter.
+MAX_MESSAGE_CHARS = 1000
 
 
 class Transports:
@@ -120,7 +125,7 @@ async def check_node(
         # sweep of a large cluster would call the nodes at the back of the queue unreachable.
         session = await transport.open(node)
     except ConnectError as exc:
-        reason = str(exc)
+        reason = _bounded(str(exc))
         elapsed = _ms(start)
         results = tuple(
             CheckResult(c.name, Status.FAIL, reason, duration_ms=elapsed)
@@ -145,21 +150,50 @@ async def check_node(
     for (check, _), (evaluation, duration) in zip(enabled, outcomes, strict=True):
         # The ssh check's time is the whole round trip: connect, then the command.
         elapsed = duration + connect_ms if check.name == "ssh" else duration
-        checked.append(
-            CheckResult(
-                check.name,
-                evaluation.status,
-                evaluation.message,
-                evaluation.value,
-                evaluation.unit,
-                round(elapsed, 1),
-            )
-        )
+        checked.append(_result(check, evaluation, round(elapsed, 1)))
         gpus = gpus or evaluation.gpus
         host = host or evaluation.host
         disks = disks or evaluation.disks
         versions |= evaluation.versions
     return _judge(node, when, tuple(checked), gpus=gpus, host=host, disks=disks, versions=versions)
+
+
+def _bounded(message: str) -> str:
+    """`message` cut to MAX_MESSAGE_CHARS, saying so."""
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    return message[: MAX_MESSAGE_CHARS - 7] + " […cut]"
+
+
+def _result(check: Check, evaluation: Evaluation, duration_ms: float) -> CheckResult:
+    """The persisted result of `evaluation`: its message bounded, its value a finite float.
+
+    Every check validates what it reads (`ugro.checks.readings`); this is the sweep's own
+    guarantee that nothing non-finite or too large for a float reaches the state file, the
+    history or the exporter, whatever a check returns.
+    """
+    value: float | None = None
+    if evaluation.value is not None:
+        try:
+            value = float(evaluation.value)
+        except OverflowError:
+            value = math.inf
+        if not math.isfinite(value):
+            return CheckResult(
+                check.name,
+                Status.UNKNOWN,
+                f"{check.name} check could not judge the result: its value "
+                f"{shown(evaluation.value)} is not a finite number",
+                duration_ms=duration_ms,
+            )
+    return CheckResult(
+        check.name,
+        evaluation.status,
+        _bounded(evaluation.message),
+        value,
+        evaluation.unit,
+        duration_ms,
+    )
 
 
 def _judge(  # noqa: PLR0913 - the keyword-only parts of one verdict
@@ -234,7 +268,13 @@ async def _evaluate(check: Check, node: Worker, session: Session, context: Conte
 
 
 def _broken(check: Check, exc: Exception) -> Evaluation:
-    """What a check that raised is: unknown, naming the check and what it raised."""
+    """What a check that raised is: unknown, naming the check and what it raised.
+
+    InvalidOutput is the node's fault, not the check's: its message says what was wrong, and
+    the checks that read the same answer say it alike, so their alerts are one.
+    """
+    if isinstance(exc, InvalidOutput):
+        return Evaluation(Status.UNKNOWN, f"not judged, the node's answer is not plausible: {exc}")
     try:
         said = f": {exc}"
     except Exception:  # noqa: BLE001 - an exception's own __str__ may be what is broken

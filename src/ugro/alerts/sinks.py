@@ -287,7 +287,7 @@ class CommandSink:
 
     async def send(self, event: AlertEvent) -> None:
         """Run the command; raise DeliveryError on a non-zero exit, or kill it on timeout."""
-        data = json.dumps(event.to_json()).encode()
+        data = json.dumps(event.to_json(), allow_nan=False).encode()
         try:
             done = await subprocesses.run(self.argv, stdin=data, timeout=self.timeout_s)
         except TimeoutError:  # before OSError, of which it is a subclass
@@ -311,7 +311,7 @@ async def _post_json(
     name: str, url: str, payload: object, headers: Mapping[str, str], timeout_s: float
 ) -> None:
     """POST `payload` as JSON; raise DeliveryError, with `url` redacted, unless answered 2xx."""
-    request = post_request(url, json.dumps(payload).encode(), headers)
+    request = post_request(url, json.dumps(payload, allow_nan=False).encode(), headers)
     where = f"sink {name!r}: POST {redact(url)}"
     try:
         # urllib's timeout bounds each socket operation; wait_for bounds the whole exchange.

@@ -18,13 +18,15 @@ from functools import cache
 from typing import TYPE_CHECKING, ClassVar
 
 from ugro.errors import UgroError
+from ugro.model import Evaluation, Status
+from ugro.subprocesses import STDERR_LIMIT, STDOUT_LIMIT
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from datetime import datetime
 
     from ugro.config import Worker
-    from ugro.model import CommandResult, Evaluation
+    from ugro.model import CommandResult
     from ugro.transport import Session
 
 # The modules of ugro.checks that define a check (as `CHECK`), in the order the checks run
@@ -113,6 +115,26 @@ class RemoteCheck(Check):
         """Run the command on the node and evaluate what came back."""
         result = await session.run(self.command(node), timeout=self.timeout(node))
         return self.evaluate(result, node)
+
+
+def cut_short(result: CommandResult, what: str) -> Evaluation | None:
+    """UNKNOWN when the transport cut `what`'s output at its limit; None when it did not.
+
+    A parser needs the whole output: judged from its first megabyte, a node would pass or
+    fail on what it happened to print first.
+    """
+    if not result.truncated:
+        return None
+    return Evaluation(Status.UNKNOWN, f"not judged: {cut_note(what)}")
+
+
+def cut_note(what: str) -> str:
+    """What a message says of a command whose output the transport cut."""
+    return (
+        f"{what} printed more than {STDOUT_LIMIT // 2**20} MiB (or {STDERR_LIMIT // 2**10} KiB "
+        "of errors), far more than a healthy node; its output was cut there and the command "
+        "stopped. Run it on the node to see what it prints"
+    )
 
 
 def index(checks: Iterable[Check]) -> dict[str, Check]:

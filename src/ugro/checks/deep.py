@@ -21,7 +21,18 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ugro.checks import Check, Context, probe
+from ugro.checks import Check, Context, cut_note, cut_short, probe
+from ugro.checks.readings import (
+    COUNT,
+    CUDA_DEVICES,
+    MILLISECONDS,
+    Range,
+    number,
+    said,
+    shown,
+    whole,
+)
+from ugro.errors import InvalidOutput
 from ugro.model import CommandResult, Evaluation, Status
 
 if TYPE_CHECKING:
@@ -47,6 +58,8 @@ REPS = 10
 # share only absorbs a different summation order); bf16 keeps 8 significant bits, and with
 # reduced-precision split-K reductions a few roundings add up.
 TOLERANCE = {"fp32": 1e-6, "bf16": 2**-5}
+# Matrix sides a report may claim: the probe's own SIZE, within reason.
+SIZES = Range(0, 65536)
 
 # Runs on the node under whatever Python it has (3.8 and later): no syntax newer than 3.8,
 # and it never raises; argv[1] is the JSON list of [gpu_uuid, pid, process_name] of the
@@ -212,6 +225,8 @@ class Deep(Check):
 
 def parse_apps(result: CommandResult) -> tuple[Busy, ...] | str:
     """The compute processes nvidia-smi lists, or why it is not known which GPUs are busy."""
+    if result.truncated:
+        return f"not run: cannot tell which GPUs a job is using, {cut_note('nvidia-smi')}"
     if result.exit_status != 0:
         said = (result.stdout + result.stderr).strip().splitlines()
         return (
@@ -225,13 +240,18 @@ def parse_apps(result: CommandResult) -> tuple[Busy, ...] | str:
             continue
         fields = [f.strip() for f in line.split(",")]
         if len(fields) < 3 or not fields[0]:
-            return f"not run: nvidia-smi listed compute processes unreadably: {line!r}"
+            return f"not run: nvidia-smi listed compute processes unreadably: {line[:120]!r}"
         busy.append(Busy(fields[0], fields[1], fields[2]))
     return tuple(busy)
 
 
 def evaluate(result: CommandResult, node: Worker) -> Evaluation:  # noqa: PLR0911 - one return per cause
-    """Judge the probe's report: numbers right on every idle GPU, and how fast."""
+    """Judge the probe's report: numbers right on every idle GPU, and how fast.
+
+    InvalidOutput when the report's numbers are not plausible (`ugro.checks.readings`).
+    """
+    if (short := cut_short(result, node.python)) is not None:
+        return short
     if result.exit_status == 127:
         return Evaluation(
             Status.FAIL,
@@ -241,24 +261,31 @@ def evaluate(result: CommandResult, node: Worker) -> Evaluation:  # noqa: PLR091
     if report is None:
         return probe.no_report(result, "no deep probe report")
     if "error" in report:
-        return Evaluation(Status.FAIL, f"{report['error']}: the node cannot train")
+        return Evaluation(Status.FAIL, f"{said(report['error'])}: the node cannot train")
     gpus = report.get("gpus")
-    scale = report.get("scale")
-    if not isinstance(gpus, list) or not isinstance(scale, int | float):
-        return Evaluation(Status.UNKNOWN, f"deep probe report not understood: {report!r:.200}")
+    if not isinstance(gpus, list) or not all(isinstance(g, dict) for g in gpus):
+        return Evaluation(Status.UNKNOWN, f"deep probe report not understood: gpus {shown(gpus)}")
     if not gpus:
         return Evaluation(Status.FAIL, "torch sees no CUDA device: the node cannot train")
-    size = int(report.get("size") or 0)
-    problems = [p for gpu in gpus if (p := _problem(gpu, float(scale)))]
+    if len(gpus) > CUDA_DEVICES.hi:
+        raise InvalidOutput(f"the deep probe reports {len(gpus)} GPUs, more than any node has")
+    scale = number(report.get("scale"), "the reference's largest value", COUNT)
+    size = whole(report.get("size") or 0, "the matrix size", SIZES)
+    problems = [p for gpu in gpus if (p := _problem(gpu, scale))]
     if problems:
         return Evaluation(Status.FAIL, "; ".join(problems))
     skipped = [g for g in gpus if g.get("skipped")]
     tested = [g for g in gpus if not g.get("skipped")]
-    skips = "; ".join(f"GPU {g.get('index')} skipped, {g['skipped']}" for g in skipped)
+    skips = "; ".join(f"GPU {g['index']} skipped, {said(g['skipped'])}" for g in skipped)
     if not tested:
         return Evaluation(
             Status.OK, f"not run: every GPU is in use ({skips}); a running job is proof enough"
         )
+    return Evaluation(Status.OK, *_verified(tested, size, skips), "ms")
+
+
+def _verified(tested: list[dict[str, Any]], size: int, skips: str) -> tuple[str, float]:
+    """The message and value (the slowest fp32 time) of GPUs that all computed right."""
     fp32 = max(float(g["fp32"]["ms"]) for g in tested)
     bf16 = [float(g["bf16"]["ms"]) for g in tested if g.get("bf16")]
     count = len(tested)
@@ -272,18 +299,22 @@ def evaluate(result: CommandResult, node: Worker) -> Evaluation:  # noqa: PLR091
         message += "; no bf16 support" if not bf16 else "; bf16 only on some"
     if skips:
         message += f"; {skips}"
-    return Evaluation(Status.OK, message, round(fp32, 3), "ms")
+    return message, round(fp32, 3)
 
 
 def _problem(gpu: dict[str, Any], scale: float) -> str | None:
-    """What is wrong with one GPU's result, if anything."""
-    index = gpu.get("index")
+    """What is wrong with one GPU's result, if anything.
+
+    Its index and timings must be plausible (InvalidOutput); they are checked in place, so
+    `evaluate` reads them as numbers afterwards.
+    """
+    index = gpu["index"] = whole(gpu.get("index"), "a GPU index", CUDA_DEVICES)
     if gpu.get("error"):
         step = gpu.get("step")
         during = f" ({step} matmul)" if step in TOLERANCE else ""
         return (
-            f"GPU {index}: {gpu['error']}{during}: drain the node, check `dmesg` for Xid "
-            "errors and `nvidia-smi -q -d ECC`"
+            f"GPU {index}: {said(gpu['error'])}{during}: drain the node, check `dmesg` for "
+            "Xid errors and `nvidia-smi -q -d ECC`"
         )
     if gpu.get("skipped"):
         return None
@@ -291,13 +322,15 @@ def _problem(gpu: dict[str, Any], scale: float) -> str | None:
         measured = gpu.get(kind)
         if measured is None and kind != "fp32":
             continue
-        if not isinstance(measured, dict) or not isinstance(measured.get("ms"), int | float):
+        if not isinstance(measured, dict) or "ms" not in measured:
             return f"GPU {index}: no {kind} result in the report"
-        err = measured.get("err")
-        if not isinstance(err, int | float) or not math.isfinite(err):
+        number(measured["ms"], f"the {kind} time of GPU {index}", MILLISECONDS)
+        err = _error(measured.get("err"), f"the {kind} error of GPU {index}")
+        if err is None:
             return (
-                f"GPU {index}: {kind} matmul gave {err} (not a number): the GPU computes "
-                "incorrectly; drain it and run the vendor's diagnostics (dcgmi diag -r 3)"
+                f"GPU {index}: {kind} matmul gave {shown(measured.get('err'))} (not a number): "
+                "the GPU computes incorrectly; drain it and run the vendor's diagnostics "
+                "(dcgmi diag -r 3)"
             )
         if err > tolerance * max(scale, 1.0):
             return (
@@ -305,6 +338,23 @@ def _problem(gpu: dict[str, Any], scale: float) -> str | None:
                 "drain it and run the vendor's diagnostics (dcgmi diag -r 3)"
             )
     return None
+
+
+def _error(value: object, field: str) -> float | None:
+    """A matmul's error as a finite float; None for nan, infinity or not a number at all.
+
+    Not a refused reading: a GPU that computes nan is what this check exists to catch. A
+    negative one is (InvalidOutput): the error is a largest absolute difference.
+    """
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        err = float(value)
+    except OverflowError:
+        return None
+    if err < 0:
+        raise InvalidOutput(f"{field} is {shown(value)}, below 0")
+    return err if math.isfinite(err) else None
 
 
 def _ms(value: float) -> str:

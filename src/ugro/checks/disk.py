@@ -6,7 +6,8 @@ import re
 import shlex
 from typing import TYPE_CHECKING
 
-from ugro.checks import RemoteCheck
+from ugro.checks import RemoteCheck, cut_short
+from ugro.checks.readings import BYTES, Range, name, whole
 from ugro.model import CommandResult, DiskSpace, Evaluation, Status
 
 if TYPE_CHECKING:
@@ -14,11 +15,17 @@ if TYPE_CHECKING:
 
 GB = 1_000_000_000
 SECTION = "@@ugro-path "
+# df counts 1024-byte blocks; in bytes, a count must stay within readings.BYTES.
+KIB = Range(0, BYTES.hi // 1024, "KiB")
+# Linux's PATH_MAX.
+PATH_CHARS = 4096
 
 # POSIX `df -P -k` line: filesystem (may hold spaces), 1024-blocks, used, available,
-# capacity%, mount point (may hold spaces).
-_DF_LINE = re.compile(
-    r"^(?P<fs>.+?)\s+(?P<blocks>\d+)\s+(?P<used>\d+)\s+(?P<avail>\d+)\s+\d+%\s+(?P<mount>/.*)$"
+# capacity%, mount point (may hold spaces). Searched for, after the filesystem's name, rather
+# than matched with a lazy `^.+?\s+`: that backtracks quadratically over a line of spaces, and
+# a node's line may be a megabyte long.
+_DF_NUMBERS = re.compile(
+    r"\s(?P<blocks>[0-9]+)\s+(?P<used>[0-9]+)\s+(?P<avail>[0-9]+)\s+[0-9]+%\s+(?P<mount>/.*)$"
 )
 
 
@@ -41,6 +48,8 @@ class Disk(RemoteCheck):
 
     def evaluate(self, result: CommandResult, node: Worker) -> Evaluation:
         """FAIL naming each path that is missing or short of space; value = least free GB."""
+        if (short := cut_short(result, "df")) is not None:
+            return short
         answers = parse(result.stdout)
         missing = [p for p in node.disk_paths if p not in answers]
         if missing:
@@ -73,6 +82,12 @@ def _gb(value: float) -> str:
     return f"{value:.1f}" if value < 100 else f"{value:.0f}"
 
 
+def _df_line(line: str) -> re.Match[str] | None:
+    """The numbers and mount point of a df line that has a filesystem name before them."""
+    match = _DF_NUMBERS.search(line)
+    return match if match and match.start() > 0 else None
+
+
 def parse(stdout: str) -> dict[str, DiskSpace | str]:
     """The answer of df for each path (its error, when it gave one), from the marked output."""
     sections: dict[str, list[str]] = {}
@@ -84,10 +99,13 @@ def parse(stdout: str) -> dict[str, DiskSpace | str]:
             current.append(line)
     result: dict[str, DiskSpace | str] = {}
     for path, lines in sections.items():
-        match = next((m for m in map(_DF_LINE.match, lines[1:]) if m), None)
+        match = next((m for m in map(_df_line, lines[1:]) if m), None)
         if match:
-            blocks, avail = int(match["blocks"]), int(match["avail"])
-            result[path] = DiskSpace(path, match["mount"], avail * 1024, blocks * 1024)
+            size = whole(match["blocks"], f"size of {path}", KIB)
+            whole(match["used"], f"used space of {path}", KIB)
+            avail = whole(match["avail"], f"available space of {path}", KIB)
+            mount = name(match["mount"], f"mount point of {path}", PATH_CHARS)
+            result[path] = DiskSpace(path, mount, avail * 1024, size * 1024)
         elif lines and lines[0].startswith("Filesystem"):
             result[path] = "df's answer was cut short"
         else:

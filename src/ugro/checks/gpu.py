@@ -9,7 +9,20 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from ugro.checks import RemoteCheck
+from ugro.checks import RemoteCheck, cut_short
+from ugro.checks.readings import (
+    CELSIUS,
+    GPU_INDEX,
+    GPU_MEMORY_MIB,
+    MAX_GPUS,
+    PERCENT,
+    WATTS,
+    Range,
+    name,
+    number,
+    whole,
+)
+from ugro.errors import InvalidOutput
 from ugro.model import CommandResult, Evaluation, GpuMetrics, Status
 
 if TYPE_CHECKING:
@@ -55,6 +68,9 @@ EXIT_CAUSES = {
 }
 
 _NOT_AVAILABLE = re.compile(r"^\[?(N/A|Not Supported|Unknown Error|Insufficient Permissions)\]?$")
+# NVML's buffers: NVML_DEVICE_UUID_V2_BUFFER_SIZE and NVML_DEVICE_NAME_V2_BUFFER_SIZE.
+UUID_CHARS = 96
+NAME_CHARS = 96
 
 
 class Gpu(RemoteCheck):
@@ -75,6 +91,8 @@ class Gpu(RemoteCheck):
 
     def evaluate(self, result: CommandResult, node: Worker) -> Evaluation:
         """Map failures to causes; compare the GPU count and model with the config."""
+        if (short := cut_short(result, "nvidia-smi")) is not None:
+            return short
         if result.exit_status != 0:
             return Evaluation(Status.FAIL, failure(result))
         gpus = parse(result.stdout)
@@ -135,33 +153,42 @@ def _same_model(configured: str, reported: str) -> bool:
     return all(w in words for w in configured.lower().replace("-", " ").split())
 
 
-def _number(text: str) -> float | None:
-    text = text.strip()
+def _reading(fields: list[str], at: int, allowed: Range) -> float | None:
+    """Field `at` of a GPU's line as a number in `allowed`; None where the driver says N/A."""
+    text = fields[at]
     if _NOT_AVAILABLE.match(text):
         return None
-    return float(text)
+    return number(text, f"{FIELDS[at]} of GPU {fields[0]}", allowed)
 
 
 def parse(stdout: str) -> tuple[GpuMetrics, ...]:
-    """One GpuMetrics per CSV line; raise ValueError on anything that is not the query's CSV."""
-    gpus = []
+    """One GpuMetrics per CSV line; raise ValueError on anything that is not the query's CSV.
+
+    Every reading must be plausible (`ugro.checks.readings`): InvalidOutput names the first
+    that is not.
+    """
+    gpus: list[GpuMetrics] = []
     for line in stdout.splitlines():
         if not line.strip():
             continue
         fields = [f.strip() for f in line.split(",")]
         if len(fields) != len(FIELDS):
-            raise ValueError(f"expected {len(FIELDS)} comma-separated fields, got {line.strip()!r}")
+            raise ValueError(
+                f"expected {len(FIELDS)} comma-separated fields, got {line.strip()[:120]!r}"
+            )
+        if len(gpus) == MAX_GPUS:
+            raise InvalidOutput(f"nvidia-smi lists more than {MAX_GPUS} GPUs, more than any node")
         gpus.append(
             GpuMetrics(
-                index=int(fields[0]),
-                uuid=fields[1],
-                name=fields[2],
-                temperature_c=_number(fields[3]),
-                utilization_pct=_number(fields[4]),
-                memory_used_mib=_number(fields[5]),
-                memory_total_mib=_number(fields[6]),
-                power_draw_w=_number(fields[7]),
-                power_limit_w=_number(fields[8]),
+                index=whole(fields[0], "GPU index", GPU_INDEX),
+                uuid=name(fields[1], f"uuid of GPU {fields[0]}", UUID_CHARS),
+                name=name(fields[2], f"name of GPU {fields[0]}", NAME_CHARS),
+                temperature_c=_reading(fields, 3, CELSIUS),
+                utilization_pct=_reading(fields, 4, PERCENT),
+                memory_used_mib=_reading(fields, 5, GPU_MEMORY_MIB),
+                memory_total_mib=_reading(fields, 6, GPU_MEMORY_MIB),
+                power_draw_w=_reading(fields, 7, WATTS),
+                power_limit_w=_reading(fields, 8, WATTS),
             )
         )
     return tuple(gpus)

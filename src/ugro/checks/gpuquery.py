@@ -19,9 +19,25 @@ from abc import abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ugro.checks import Check, Context, RemoteCheck
-from ugro.checks.gpu import cause
-from ugro.errors import CommandTimeout
+from ugro.checks import Check, Context, RemoteCheck, cut_short
+from ugro.checks.gpu import NAME_CHARS, UUID_CHARS, cause
+from ugro.checks.readings import (
+    BITMASK,
+    CELSIUS,
+    COUNT,
+    GPU_INDEX,
+    MAX_GPUS,
+    PCIE_GEN,
+    PCIE_WIDTH,
+    PERCENT,
+    Range,
+    name,
+    number,
+    shown,
+    version,
+    whole,
+)
+from ugro.errors import CommandTimeout, InvalidOutput
 from ugro.model import CommandResult, Evaluation, Status
 
 if TYPE_CHECKING:
@@ -60,6 +76,28 @@ COMMAND = f"nvidia-smi --query-gpu={','.join(FIELDS)} --format=csv,noheader,noun
 _UNSUPPORTED = re.compile(r"^\[?(N/A|Not Supported)\]?$")
 # Any other bracketed word means the reading failed: [Unknown Error], [GPU is lost], ...
 _FAILED = re.compile(r"^\[(?P<why>[^\]]*)\]$")
+# What each numeric field can be (`ugro.checks.readings`); `GpuRow.number` refuses the rest.
+RANGES: dict[str, Range] = {
+    "utilization.gpu": PERCENT,
+    "temperature.gpu": CELSIUS,
+    "ecc.errors.corrected.volatile.total": COUNT,
+    "ecc.errors.uncorrected.volatile.total": COUNT,
+    "ecc.errors.corrected.aggregate.total": COUNT,
+    "ecc.errors.uncorrected.aggregate.total": COUNT,
+    "retired_pages.sbe": COUNT,
+    "retired_pages.dbe": COUNT,
+    "pcie.link.gen.current": PCIE_GEN,
+    "pcie.link.gen.max": PCIE_GEN,
+    "pcie.link.width.current": PCIE_WIDTH,
+    "pcie.link.width.max": PCIE_WIDTH,
+}
+# Fields that are a hexadecimal bitmask (`GpuRow.bits`), and those that are Yes or No (`flag`).
+BITMASKS = ("clocks_throttle_reasons.active",)
+FLAGS = ("retired_pages.pending",)
+_YES = frozenset({"1", "yes", "true"})
+_NO = frozenset({"0", "no", "false"})
+# NVML_DEVICE_PCI_BUS_ID_BUFFER_SIZE.
+BUS_ID_CHARS = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,19 +132,58 @@ class GpuRow:
         return match["why"] if match else None
 
     def number(self, field: str) -> float | None:
-        """The field as a number; None when unsupported or failed; ValueError on garbage."""
+        """The field as a number; None when unsupported or failed.
+
+        InvalidOutput when it is not a number in the field's range (RANGES).
+        """
         text = self.fields[field]
         if self.unsupported(field) or self.failed(field) is not None:
             return None
-        try:
-            return float(text)
-        except ValueError as exc:
-            raise ValueError(f"{field} of GPU {self.index} is not a number: {text!r}") from exc
+        return number(text, f"{field} of GPU {self.index}", RANGES[field])
+
+    def flag(self, field: str) -> bool | None:
+        """A Yes/No field (FLAGS) as a bool; None when unsupported or failed (see `flag`)."""
+        return flag(self.fields[field], f"{field} of GPU {self.index}")
+
+    def bits(self, field: str) -> int | None:
+        """A bitmask field (BITMASKS) as an int; None when unsupported or failed.
+
+        InvalidOutput when it is not a 64-bit hexadecimal mask.
+        """
+        text = self.fields[field]
+        if self.unsupported(field) or self.failed(field) is not None:
+            return None
+        return whole(text, f"{field} of GPU {self.index}", BITMASK, base=16)
+
+
+def unread(text: str) -> bool:
+    """Whether nvidia-smi printed no value: [N/A], [Not Supported], [Unknown Error], ..."""
+    return bool(_UNSUPPORTED.match(text) or _FAILED.match(text))
+
+
+def flag(text: str, field: str) -> bool | None:
+    """A Yes/No (or 1/0) answer; None where nvidia-smi printed no value (`unread`).
+
+    InvalidOutput for anything else: a flag that says neither cannot be taken for No.
+    """
+    word = text.strip().lower()
+    if word in _YES:
+        return True
+    if word in _NO:
+        return False
+    if unread(text.strip()):
+        return None
+    raise InvalidOutput(f"{field} is {shown(text)}, not Yes or No")
 
 
 def parse(stdout: str) -> tuple[GpuRow, ...]:
-    """One GpuRow per CSV line; raise ValueError on anything that is not the query's CSV."""
-    rows = []
+    """One GpuRow per CSV line; raise ValueError on anything that is not the query's CSV.
+
+    Every number of every row must be plausible, whichever check reads it: InvalidOutput
+    names the first that is not, and each check of the query is unknown. A node whose
+    nvidia-smi prints a nan anywhere is not one to believe elsewhere.
+    """
+    rows: list[GpuRow] = []
     for line in stdout.splitlines():
         if not line.strip():
             continue
@@ -116,19 +193,35 @@ def parse(stdout: str) -> tuple[GpuRow, ...]:
                 f"expected {len(FIELDS)} comma-separated fields, got {len(values)}: "
                 f"{line.strip()[:120]!r}"
             )
+        if len(rows) == MAX_GPUS:
+            raise InvalidOutput(f"nvidia-smi lists more than {MAX_GPUS} GPUs, more than any node")
         fields = dict(zip(FIELDS, values, strict=True))
-        try:
-            index = int(fields["index"])
-        except ValueError as exc:
-            raise ValueError(f"GPU index is not a number: {fields['index']!r}") from exc
-        rows.append(GpuRow(index, fields["uuid"], fields["pci.bus_id"], fields["name"], fields))
+        index = whole(fields["index"], "GPU index", GPU_INDEX)
+        row = GpuRow(
+            index,
+            name(fields["uuid"], f"uuid of GPU {index}", UUID_CHARS),
+            name(fields["pci.bus_id"], f"pci.bus_id of GPU {index}", BUS_ID_CHARS),
+            name(fields["name"], f"name of GPU {index}", NAME_CHARS),
+            fields,
+        )
+        for field in RANGES:
+            row.number(field)
+        for field in BITMASKS:
+            row.bits(field)
+        for field in FLAGS:
+            row.flag(field)
+        rows.append(row)
     return tuple(rows)
 
 
 def driver_versions(rows: tuple[GpuRow, ...]) -> dict[str, str]:
-    """{"driver": <version>} for the version-drift view, when nvidia-smi reported one."""
+    """{"driver": <version>} for the version-drift view, when nvidia-smi reported one.
+
+    A version that is not spelled as one (`readings.version`) is left out, never stored.
+    """
     versions = {r.text("driver_version") for r in rows if not r.unsupported("driver_version")}
-    return {"driver": next(iter(versions))} if len(versions) == 1 else {}
+    driver = version(next(iter(versions))) if len(versions) == 1 else None
+    return {"driver": driver} if driver else {}
 
 
 def models(rows: tuple[GpuRow, ...]) -> str:
@@ -181,6 +274,8 @@ class GpuHealthCheck(GpuHealth, RemoteCheck):
 
     def evaluate(self, result: CommandResult, node: Worker) -> Evaluation:
         """UNKNOWN when nvidia-smi fails (the gpu check fails for that); else `judge` the rows."""
+        if (short := cut_short(result, "nvidia-smi")) is not None:
+            return short
         if result.exit_status != 0:
             return Evaluation(Status.UNKNOWN, f"not read: {cause(result)} (see the gpu check)")
         rows = parse(result.stdout)

@@ -10,6 +10,7 @@ import statistics
 from typing import TYPE_CHECKING
 
 from ugro.checks import Check, Context
+from ugro.checks.readings import MILLISECONDS, number
 from ugro.errors import TransportError
 from ugro.model import Evaluation, Status
 from ugro.transport.tcp import tcp_connect_ms
@@ -60,8 +61,12 @@ class Latency(Check):
 
 
 def evaluate(samples: list[float | str], node: Worker) -> Evaluation:
-    """Judge handshake times in ms (a string is a failed probe's error)."""
-    times = [s for s in samples if isinstance(s, float)]
+    """Judge handshake times in ms (a string is a failed probe's error).
+
+    The kernel's round-trip estimate is the node's to steer (it delays its answers), so a
+    time is a reading like any other: InvalidOutput unless it is plausible.
+    """
+    times = [number(s, "a TCP round trip", MILLISECONDS) for s in samples if isinstance(s, float)]
     errors = [s for s in samples if isinstance(s, str)]
     if not times:
         return Evaluation(

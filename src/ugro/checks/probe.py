@@ -44,13 +44,13 @@ def read(stdout: str, marker: str) -> dict[str, Any] | None:
     """The JSON object a probe printed after `marker`, on the last such line.
 
     Other lines (a conda banner, a warning) are ignored; None when there is no such line, or
-    it is cut short or not an object.
+    it is cut short, not an object, or nested deeper than Python parses.
     """
     for line in reversed(stdout.splitlines()):
         if line.startswith(marker):
             try:
                 data = json.loads(line.removeprefix(marker))
-            except ValueError:
+            except (ValueError, RecursionError):
                 return None
             return data if isinstance(data, dict) else None
     return None

@@ -18,9 +18,12 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
+from ugro.checks import cut_short
 from ugro.checks.gpu import cause
 from ugro.checks.gpuquery import COMMAND as SHARED_QUERY
 from ugro.checks.gpuquery import GpuHealth, GpuRow, hung, parse, query
+from ugro.checks.readings import GPU_MEMORY_MIB as MIB
+from ugro.checks.readings import PID, SECONDS, number, whole
 from ugro.model import CommandResult, Evaluation, Status
 
 if TYPE_CHECKING:
@@ -36,6 +39,8 @@ COMMAND = (
 PS_COMMAND = "ps -e -o pid=,stat=,etimes=,comm="
 MIB_PER_GIB = 1024
 _PS_LINE = re.compile(r"^\s*(?P<pid>\d+)\s+(?P<stat>\S+)\s+(?P<etimes>\d+)\s+(?P<comm>.*)$")
+# What nvidia-smi prints for memory it cannot read: [N/A], [Not Supported].
+_NOT_REPORTED = re.compile(r"^(\[[^\]]*\]|N/A|Not Supported)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +72,13 @@ def parse_apps(stdout: str) -> tuple[Holder, ...]:
         # The process name may hold commas; the memory is the last field.
         parts = [v.strip() for v in line.split(",")]
         if len(parts) < 4 or not parts[1].isdigit():
-            raise ValueError(f"expected gpu_uuid, pid, process_name, used_memory; got {line!r}")
-        uuid, pid, name, used = parts[0], int(parts[1]), ",".join(parts[2:-1]), parts[-1]
-        try:
-            memory: float | None = float(used)
-        except ValueError:
-            memory = None  # [N/A]: not reported inside some containers and on MIG
+            raise ValueError(
+                f"expected gpu_uuid, pid, process_name, used_memory; got {line[:120]!r}"
+            )
+        uuid, name, used = parts[0], ",".join(parts[2:-1]), parts[-1]
+        pid = whole(parts[1], "a GPU process's pid", PID)
+        # [N/A]: not reported inside some containers and on MIG.
+        memory = None if _NOT_REPORTED.match(used) else number(used, f"memory of pid {pid}", MIB)
         holders.append(Holder(uuid, pid, name, memory))
     return tuple(holders)
 
@@ -83,8 +89,9 @@ def parse_ps(stdout: str) -> dict[int, Process]:
     for line in stdout.splitlines():
         match = _PS_LINE.match(line)
         if match:
-            pid = int(match["pid"])
-            table[pid] = Process(pid, match["stat"], int(match["etimes"]), match["comm"].strip())
+            pid = whole(match["pid"], "a pid in ps", PID)
+            elapsed = whole(match["etimes"], f"the age of pid {pid}", SECONDS)
+            table[pid] = Process(pid, match["stat"], elapsed, match["comm"].strip())
     return table
 
 
@@ -95,6 +102,23 @@ def _gib(mib: float) -> str:
 def _who(holder: Holder) -> str:
     held = f", {_gib(holder.used_mib)}" if holder.used_mib is not None else ""
     return f"{PurePosixPath(holder.name).name} (pid {holder.pid}{held})"
+
+
+def _sort(
+    holders: tuple[Holder, ...], table: dict[int, Process], names: dict[str, str]
+) -> tuple[list[str], list[str]]:
+    """The holders whose memory is held for nothing, and those worth a note (D state)."""
+    stuck, notes = [], []
+    for holder in holders:
+        process = table.get(holder.pid)
+        where = names.get(holder.gpu_uuid, holder.gpu_uuid)
+        if process is None:
+            stuck.append(f"{_who(holder)} on {where} is not in the node's process table")
+        elif process.stat.startswith("Z"):
+            stuck.append(f"{_who(holder)} on {where} is a zombie")
+        elif process.stat.startswith("D"):
+            notes.append(f"pid {holder.pid} in uninterruptible sleep (D)")
+    return stuck, notes
 
 
 class Processes(GpuHealth):
@@ -116,7 +140,7 @@ class Processes(GpuHealth):
         if apps is None:
             return hung(timeout)
         gpus: tuple[GpuRow, ...] = ()
-        if shared is not None and shared.exit_status == 0:
+        if shared is not None and shared.exit_status == 0 and not shared.truncated:
             try:
                 gpus = parse(shared.stdout)
             except ValueError:
@@ -137,6 +161,9 @@ class Processes(GpuHealth):
         """
         del node
         names = {g.uuid: f"GPU {g.index}" for g in gpus}
+        short = cut_short(apps, "nvidia-smi --query-compute-apps") or cut_short(ps, "ps")
+        if short is not None:
+            return short
         if apps.exit_status != 0:
             return Evaluation(Status.UNKNOWN, f"not read: {cause(apps)} (see the gpu check)")
         holders = parse_apps(apps.stdout)
@@ -150,17 +177,7 @@ class Processes(GpuHealth):
                 value=total,
                 unit="MiB",
             )
-        table = parse_ps(ps.stdout)
-        stuck, notes = [], []
-        for holder in holders:
-            process = table.get(holder.pid)
-            where = names.get(holder.gpu_uuid, holder.gpu_uuid)
-            if process is None:
-                stuck.append(f"{_who(holder)} on {where} is not in the node's process table")
-            elif process.stat.startswith("Z"):
-                stuck.append(f"{_who(holder)} on {where} is a zombie")
-            elif process.stat.startswith("D"):
-                notes.append(f"pid {holder.pid} in uninterruptible sleep (D)")
+        stuck, notes = _sort(holders, parse_ps(ps.stdout), names)
         count = "1 process holds" if len(holders) == 1 else f"{len(holders)} processes hold"
         if stuck:
             return Evaluation(

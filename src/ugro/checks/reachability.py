@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ugro.checks import RemoteCheck
+from ugro.checks import RemoteCheck, cut_short
+from ugro.checks.readings import CPUS, LOAD, MAX_CHARS, MEMORY_BYTES, Range, number, whole
 from ugro.model import CommandResult, Evaluation, HostMetrics, Status
 
 if TYPE_CHECKING:
     from ugro.config import Worker
 
 MARKER = "ugro-ok"
+# /proc/meminfo counts kB; in bytes, within readings.MEMORY_BYTES.
+MEMORY_KB = Range(0, MEMORY_BYTES.hi // 1024, "kB")
 
 COMMAND = (
     f"echo {MARKER}; cat /proc/loadavg 2>/dev/null; getconf _NPROCESSORS_ONLN 2>/dev/null; "
@@ -39,6 +42,8 @@ class Reachability(RemoteCheck):
 
     def evaluate(self, result: CommandResult, node: Worker) -> Evaluation:
         """OK when the marker came back; host metrics when /proc was readable."""
+        if (short := cut_short(result, "the shell")) is not None:
+            return short
         lines = result.stdout.splitlines()
         if MARKER not in lines:
             return Evaluation(
@@ -51,21 +56,24 @@ class Reachability(RemoteCheck):
 
 
 def parse_host(lines: list[str]) -> HostMetrics | None:
-    """Host metrics from the command's output lines; None when any part is missing."""
+    """Host metrics from the command's output lines; None when any part is missing.
+
+    InvalidOutput when a part is there but implausible (`ugro.checks.readings`).
+    """
     load: list[float] | None = None
     cpus: int | None = None
     memory: dict[str, int] = {}
     for line in lines:
         fields = line.split()
         if len(fields) == 5 and "/" in fields[3]:
-            try:
-                load = [float(f) for f in fields[:3]]
-            except ValueError:
-                continue
-        elif len(fields) == 1 and fields[0].isdigit():
-            cpus = int(fields[0])
+            if not all(_looks_numeric(f) for f in fields[:3]):
+                continue  # not /proc/loadavg: a login banner, say
+            load = [number(f, "a load average", LOAD) for f in fields[:3]]
+        elif len(fields) == 1 and _looks_numeric(fields[0]):
+            cpus = whole(fields[0], "the CPU count", CPUS)
         elif len(fields) == 3 and fields[0] in ("MemTotal:", "MemAvailable:") and fields[2] == "kB":
-            memory[fields[0].rstrip(":")] = int(fields[1]) * 1024
+            key = fields[0].rstrip(":")
+            memory[key] = whole(fields[1], key, MEMORY_KB) * 1024
     if load is None or not cpus or len(memory) != 2:
         return None
     return HostMetrics(
@@ -76,6 +84,15 @@ def parse_host(lines: list[str]) -> HostMetrics | None:
         memory_total_bytes=memory["MemTotal"],
         memory_available_bytes=memory["MemAvailable"],
     )
+
+
+def _looks_numeric(text: str) -> bool:
+    """Whether `text` is meant as a number: float() reads it, whatever the value."""
+    try:
+        float(text[:MAX_CHARS])
+    except ValueError:
+        return False
+    return True
 
 
 CHECK = Reachability()

@@ -15,9 +15,22 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from ugro.checks.gpu import cause, failure
+from ugro.checks import cut_short
+from ugro.checks.gpu import UUID_CHARS, cause, failure
 from ugro.checks.gpuquery import COMMAND as SHARED_QUERY
-from ugro.checks.gpuquery import GpuHealth, GpuRow, driver_versions, hung, models, parse, query
+from ugro.checks.gpuquery import (
+    GpuHealth,
+    GpuRow,
+    driver_versions,
+    flag,
+    hung,
+    models,
+    parse,
+    query,
+    unread,
+)
+from ugro.checks.readings import COUNT, MAX_GPUS, name, whole
+from ugro.errors import InvalidOutput
 from ugro.model import CommandResult, Evaluation, Status
 
 if TYPE_CHECKING:
@@ -35,18 +48,6 @@ REMAP_FIELDS = (
 COMMAND = f"nvidia-smi --query-remapped-rows={','.join(REMAP_FIELDS)} --format=csv,noheader,nounits"
 # nvidia-smi's exit code for "not supported on this GPU".
 NOT_SUPPORTED_EXIT = 3
-_YES = frozenset({"1", "yes", "true"})
-_NO = frozenset({"0", "no", "false"})
-
-
-def _flag(text: str) -> bool | None:
-    """A Yes/No (or 1/0) answer; None when it is neither (N/A, an error)."""
-    word = text.strip().strip("[]").lower()
-    if word in _YES:
-        return True
-    if word in _NO:
-        return False
-    return None
 
 
 def parse_remapped(stdout: str) -> dict[str, tuple[str, ...]] | None:
@@ -63,10 +64,32 @@ def parse_remapped(stdout: str) -> dict[str, tuple[str, ...]] | None:
                 f"expected {len(REMAP_FIELDS)} comma-separated remapped-row fields, got "
                 f"{line.strip()[:120]!r}"
             )
-        rows[values[0]] = values
-    if not rows or all(_flag(v[3]) is None and _flag(v[4]) is None for v in rows.values()):
+        if len(rows) == MAX_GPUS:
+            raise InvalidOutput(f"nvidia-smi lists more than {MAX_GPUS} GPUs, more than any node")
+        rows[name(values[0], "gpu_uuid", UUID_CHARS)] = values
+    flags = []
+    for values in rows.values():
+        # Every field is read, whatever the verdict will need: a nan count is no GPU to believe.
+        _rows_remapped(values)
+        flags.append(_flags(values))
+    if all(pending is None and failure is None for pending, failure in flags):
         return None
     return rows
+
+
+def _rows_remapped(values: tuple[str, ...]) -> float | None:
+    """How many rows a GPU's remapper used (correctable and uncorrectable); None if not said."""
+    counts = [
+        whole(c, f"{field} of {values[0]}", COUNT)
+        for field, c in zip(REMAP_FIELDS[1:3], values[1:3], strict=True)
+        if not unread(c)
+    ]
+    return float(sum(counts)) if counts else None
+
+
+def _flags(values: tuple[str, ...]) -> tuple[bool | None, bool | None]:
+    """A GPU's remapped_rows.pending and remapped_rows.failure."""
+    return flag(values[3], "remapped_rows.pending"), flag(values[4], "remapped_rows.failure")
 
 
 class Remap(GpuHealth):
@@ -90,6 +113,9 @@ class Remap(GpuHealth):
     def evaluate(self, remapped: CommandResult, shared: CommandResult, node: Worker) -> Evaluation:
         """Judge both answers; pure, so tests feed it captured output."""
         del node
+        short = cut_short(shared, "nvidia-smi") or cut_short(remapped, "nvidia-smi")
+        if short is not None:
+            return short
         if shared.exit_status != 0:
             return Evaluation(
                 Status.UNKNOWN,
@@ -121,19 +147,19 @@ def _judge(  # noqa: C901 - one pass over the GPUs collects every finding
     labels = {g.uuid: (g.label, f"GPU {g.index}") for g in gpus}
     for uuid, row in (remap_rows or {}).items():
         label, short = labels.get(uuid, (uuid, uuid))
-        _, correctable, uncorrectable, is_pending, is_failure = row
-        if _flag(is_failure):
+        is_pending, is_failure = _flags(row)
+        if is_failure:
             failed.append(f"{label}: row remapping failed")
-        if _flag(is_pending):
+        if is_pending:
             pending.append(f"{label}: a row remap waits for a GPU reset")
-        count = sum(float(c) for c in (correctable, uncorrectable) if c.isdigit())
+        count = _rows_remapped(row) or 0
         remapped_total += count
         if count:
             notes.append(f"{short} {count:g} rows remapped")
     for gpu in gpus:
         if not gpu.unsupported("retired_pages.pending"):
             retirement = True
-            if _flag(gpu.text("retired_pages.pending")):
+            if gpu.flag("retired_pages.pending"):
                 pending.append(f"{gpu.label}: pages wait for retirement at the next reboot")
             dbe = gpu.number("retired_pages.dbe")
             if dbe:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ugro.checks import RemoteCheck, probe
+from ugro.checks import RemoteCheck, cut_short, probe
+from ugro.checks.readings import MILLISECONDS, number, said, shown
 from ugro.model import CommandResult, Evaluation, Status
 
 if TYPE_CHECKING:
@@ -80,6 +81,8 @@ class Rendezvous(RemoteCheck):
             raise ValueError(f"{node.name}: no `master:` configured")
         target = f"{node.master.addr}:{node.master.port}"
         where = " (the master itself, over loopback)" if node.ip == node.master.addr else ""
+        if (short := cut_short(result, node.python)) is not None:
+            return short
         if result.exit_status == 127:
             return Evaluation(
                 Status.FAIL,
@@ -90,8 +93,8 @@ class Rendezvous(RemoteCheck):
         if out is None:
             return probe.no_report(result, "no rendezvous report")
         kind, ms = out.get("result"), out.get("ms")
-        value = float(ms) if isinstance(ms, int | float) else None
-        error = str(out.get("error") or "")
+        value = None if ms is None else number(ms, "the connect time", MILLISECONDS)
+        error = said(out.get("error") or "")
         if kind == "connected":
             return Evaluation(
                 Status.OK, f"reaches {target}{where}: a rendezvous is listening", value, "ms"
@@ -126,7 +129,7 @@ class Rendezvous(RemoteCheck):
                 value,
                 "ms",
             )
-        return Evaluation(Status.UNKNOWN, f"rendezvous report not understood: {out!r}")
+        return Evaluation(Status.UNKNOWN, f"rendezvous report not understood: {shown(kind)}")
 
 
 CHECK = Rendezvous()

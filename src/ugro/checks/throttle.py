@@ -50,17 +50,13 @@ class Throttle(GpuHealthCheck):
         unread: list[str] = []
         unsupported = 0
         for row in rows:
-            text = row.text(FIELD)
             if row.unsupported(FIELD):
                 unsupported += 1
                 continue
             if row.failed(FIELD) is not None:
                 unread.append(f"GPU {row.index} ({row.failed(FIELD)})")
                 continue
-            try:
-                mask = int(text, 16)
-            except ValueError as exc:
-                raise ValueError(f"{FIELD} of GPU {row.index} is not a bitmask: {text!r}") from exc
+            mask = row.bits(FIELD) or 0
             bad = [(what, hint) for bit, (what, hint) in TROUBLE.items() if mask & bit]
             if bad:
                 reasons = ", ".join(what for what, _ in bad)

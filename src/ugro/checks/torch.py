@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from ugro.checks import RemoteCheck, probe
+from ugro.checks import RemoteCheck, cut_short, probe, readings
 from ugro.model import CommandResult, Evaluation, Status
 
 if TYPE_CHECKING:
@@ -81,14 +81,19 @@ class Torch(RemoteCheck):
     def evaluate(self, result: CommandResult, node: Worker) -> Evaluation:
         """Tell a missing interpreter, a missing torch, a CPU build and too few devices apart.
 
-        The versions the probe saw travel with the verdict, whatever it is.
+        The versions the probe saw travel with the verdict, whatever it is; one not spelled as
+        a version (`readings.version`) is left out.
         """
+        if (short := cut_short(result, node.python)) is not None:
+            return short
         info = probe.read(result.stdout, MARKER)
         evaluation = self._judge(result, info, node)
         if info is None:
             return evaluation
         versions = {
-            key: str(info[key]) for key in VERSION_KEYS if isinstance(info.get(key), str | int)
+            key: found
+            for key in VERSION_KEYS
+            if (found := readings.version(info.get(key))) is not None
         }
         return replace(evaluation, versions=versions)
 
@@ -117,7 +122,9 @@ class Torch(RemoteCheck):
                 f"import torch failed: {error}; reinstall torch or fix its CUDA libraries",
             )
         version, cuda = info.get("torch"), info.get("cuda")
-        devices = int(info.get("devices") or 0)
+        devices = readings.whole(
+            info.get("devices") or 0, "the CUDA device count", readings.CUDA_DEVICES
+        )
         if not info.get("available"):
             if cuda is None:
                 return Evaluation(

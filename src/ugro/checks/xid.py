@@ -28,8 +28,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from ugro.checks import cut_note, cut_short
 from ugro.checks.gpuquery import COMMAND as SHARED_QUERY
 from ugro.checks.gpuquery import GpuHealth, GpuRow, parse, query
+from ugro.checks.readings import SECONDS, UNIX_TIME, XID, number, shown, whole
+from ugro.errors import InvalidOutput
 from ugro.model import CommandResult, Evaluation, Status
 
 if TYPE_CHECKING:
@@ -85,11 +88,14 @@ SLACK_S = 5
 # Distinct (Xid, GPU) pairs a message spells out; the rest are counted.
 MAX_SHOWN = 4
 MARK = "@@ugro "
-_XID = re.compile(
-    r"NVRM: Xid \((?P<where>[^)]*)\): (?P<xid>\d+),?\s*(?P<rest>.*)$",
-)
-_DMESG_TIME = re.compile(r"^(?:<\d+>)?\[\s*(?P<ts>\d+(?:\.\d+)?)\]")
-_JOURNAL_TIME = re.compile(r"^(?P<ts>\d+(?:\.\d+)?)\s")
+# Matched where the line says "NVRM: Xid (" first: searched for, a line of a million of them
+# with no ")" would cost a scan to its end for each.
+XID_TAG = "NVRM: Xid ("
+_XID = re.compile(r"NVRM: Xid \((?P<where>[^)]*)\): (?P<xid>[^,\s]*),?\s*(?P<rest>.*)$")
+# A dmesg line's stamp, and a journal line's (-o short-unix): whatever stands there is read as
+# the time, so a garbled one is refused rather than taken for a line without one.
+_DMESG_TIME = re.compile(r"^(?:<\d+>)?\[(?P<ts>[^\]]*)\]")
+_JOURNAL_TIME = re.compile(r"^(?P<ts>\S+)\s")
 _BUS = re.compile(r"(?P<domain>[0-9a-fA-F]{4,8}):(?P<bus>[0-9a-fA-F]{2}):(?P<dev>[0-9a-fA-F]{2})")
 # journalctl run by a user who may not read the system journal says so and shows nothing.
 _JOURNAL_DENIED = ("not seeing messages", "insufficient permissions", "no journal files")
@@ -167,10 +173,10 @@ def parse_log(stdout: str) -> KernelLog:
             marks[key] = value.strip()
         elif line.strip():
             lines.append(line)
-    try:
-        now, uptime = float(marks["now"]), float(marks["uptime"])
-    except (KeyError, ValueError) as exc:
-        raise ValueError(f"the node reported no clock and uptime: {stdout[:120]!r}") from exc
+    if "now" not in marks or "uptime" not in marks:
+        raise ValueError(f"the node reported no clock and uptime: {stdout[:120]!r}")
+    now = number(marks["now"], "the node's clock (date +%s)", UNIX_TIME)
+    uptime = number(marks["uptime"], "the node's uptime", SECONDS)
     source = marks.get("source")
     errors = [f"dmesg: {marks['dmesg-error']}" if "dmesg-error" in marks else ""]
     if "journal-error" in marks:
@@ -181,17 +187,30 @@ def parse_log(stdout: str) -> KernelLog:
             errors.append(f"journalctl: {line.strip()}")
             source = None
             continue
-        match = _XID.search(line)
-        if match is None:
-            continue
-        if source == "dmesg":
-            stamp = _DMESG_TIME.match(line)
-            when = now - uptime + float(stamp["ts"]) if stamp else now
-        else:
-            stamp = _JOURNAL_TIME.match(line)
-            when = float(stamp["ts"]) if stamp else now
-        events.append(XidEvent(when, match["where"], int(match["xid"]), match["rest"].strip()))
+        if XID_TAG in line:
+            # dmesg stamps seconds since boot; the node's clock less its uptime is the boot.
+            boot = now - uptime if source == "dmesg" else None
+            events.append(_event(line, boot, now))
     return KernelLog(now, source, tuple(events), tuple(e for e in errors if e))
+
+
+def _event(line: str, boot: float | None, now: float) -> XidEvent:
+    """The Xid of one line, timed from its dmesg stamp (after `boot`) or its journal stamp.
+
+    A line without a stamp happened `now`; one whose stamp or Xid is garbled is refused.
+    """
+    match = _XID.match(line, line.find(XID_TAG))
+    if match is None:
+        # The driver writes every Xid line alike: one it did not is garbled, not absent.
+        raise InvalidOutput(f"an Xid line is not the driver's: {shown(line)}")
+    if boot is not None:
+        stamp = _DMESG_TIME.match(line)
+        when = boot + number(stamp["ts"], "a dmesg time", SECONDS) if stamp else now
+    else:
+        stamp = _JOURNAL_TIME.match(line)
+        when = number(stamp["ts"], "a journal time", UNIX_TIME) if stamp else now
+    xid = whole(match["xid"], "an Xid number", XID)
+    return XidEvent(when, match["where"], xid, match["rest"].strip())
 
 
 def _time(when: float) -> str:
@@ -214,7 +233,7 @@ class Xid(GpuHealth):
             session.run(command(seconds), timeout=timeout), query(session, SHARED_QUERY, timeout)
         )
         gpus: tuple[GpuRow, ...] = ()
-        if shared is not None and shared.exit_status == 0:
+        if shared is not None and shared.exit_status == 0 and not shared.truncated:
             try:
                 gpus = parse(shared.stdout)
             except ValueError:
@@ -229,13 +248,18 @@ class Xid(GpuHealth):
         window: int,
         gpus: tuple[GpuRow, ...] = (),
     ) -> Evaluation:
-        """Judge the Xids of the last `window` seconds; pure, so tests feed it fixtures."""
-        if result.exit_status != 0:
+        """Judge the Xids of the last `window` seconds; pure, so tests feed it fixtures.
+
+        Output the transport cut still proves a hardware Xid it shows (the log's lines are in
+        order, the marks first); without one it proves nothing, and the check is unknown.
+        """
+        if result.exit_status != 0 and not result.truncated:
             return Evaluation(
                 Status.UNKNOWN,
                 f"cannot read the kernel log (exit {result.exit_status}){result.said(first=True)}",
             )
-        log = parse_log(result.stdout)
+        # A cut output's last line may be cut in the middle ("Xid 7" of "Xid 79"): dropped.
+        log = parse_log(result.stdout.rpartition("\n")[0] if result.truncated else result.stdout)
         if log.source is None:
             return Evaluation(
                 Status.UNKNOWN,
@@ -254,10 +278,13 @@ class Xid(GpuHealth):
             return Evaluation(
                 Status.FAIL,
                 _join([_describe(e, n, names) for e, n in _latest(hardware)])
-                + f" (kernel log, last {span})",
+                + f" (kernel log, last {span})"
+                + (f"; and more: {cut_note('the kernel log')}" if result.truncated else ""),
                 value=len(hardware),
                 unit="xids",
             )
+        if (short := cut_short(result, "the kernel log")) is not None:
+            return short
         if others:
             shown = _join([_describe(e, n, names) for e, n in _latest(others)])
             return Evaluation(

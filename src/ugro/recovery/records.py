@@ -58,7 +58,7 @@ class RemediationStore:
             "updated_at": datetime.now(UTC).isoformat(),
             "nodes": {node: r.to_json() for node, r in sorted(records.items())},
         }
-        atomicfile.write(self.path, json.dumps(document, indent=1).encode())
+        atomicfile.write(self.path, json.dumps(document, indent=1, allow_nan=False).encode())
 
 
 def _parse(document: Any) -> dict[str, NodeRemediation]:  # noqa: ANN401 - parsed JSON

@@ -153,4 +153,4 @@ class CordonStore:
             "updated_at": datetime.now(UTC).isoformat(),
             "cordons": {name: c.to_json() for name, c in sorted(cordons.items())},
         }
-        atomicfile.write(self.path, json.dumps(document, indent=1).encode())
+        atomicfile.write(self.path, json.dumps(document, indent=1, allow_nan=False).encode())

@@ -137,7 +137,11 @@ class History:
         return int(row[0]) if row else None
 
     def record(self, samples: Sequence[Sample], transitions: Sequence[Transition] = ()) -> None:
-        """Store one sweep in one transaction: samples, rollups and status changes."""
+        """Store one sweep in one transaction: samples, rollups and status changes.
+
+        sqlite3 raises OverflowError for an integer beyond 64 bits: a database error like any
+        other, raised as UgroError (the sweep makes every value a float, so none should come).
+        """
         try:
             with self._db:
                 for sample in samples:
@@ -147,7 +151,7 @@ class History:
                         "INSERT OR REPLACE INTO transitions VALUES (?, ?, ?, ?, ?)",
                         (self._id("node", t.node), _ms(t.at), t.before, t.after, t.reason),
                     )
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OverflowError) as exc:
             raise UgroError(f"{self.path}: cannot record history: {exc}") from exc
 
     def record_events(self, events: Sequence[Event]) -> None:
@@ -163,7 +167,7 @@ class History:
                             e.kind,
                             # ASCII: a reason typed with a stray byte holds a lone
                             # surrogate, which SQLite cannot store as text.
-                            json.dumps(e.detail, default=str),
+                            json.dumps(e.detail, default=str, allow_nan=False),
                         ),
                     )
         except sqlite3.Error as exc:

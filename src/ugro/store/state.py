@@ -195,8 +195,16 @@ class StateStore:
             return state
 
     def _document(self, raw: bytes) -> Any:  # noqa: ANN401 - parsed JSON
-        """The parsed document; ValueError when it is not one this version can read."""
-        document = json.loads(raw)
+        """The parsed document; ValueError when it is not one this version can read.
+
+        Numbers no float or 64-bit integer holds, and NaN or Infinity, are read as they are:
+        `ClusterState.from_json` refuses them node by node, so one node's bad entry costs
+        that node, not the file.
+        """
+        try:
+            document = json.loads(raw)
+        except RecursionError as exc:
+            raise ValueError("nested too deep") from exc
         version = document.get("schema_version") if isinstance(document, dict) else None
         if isinstance(version, int) and version > SCHEMA_VERSION:
             raise StateError(
@@ -224,4 +232,4 @@ class StateStore:
         )
 
     def _write(self, state: ClusterState) -> None:
-        atomicfile.write(self.path, json.dumps(state.to_json(), indent=1).encode())
+        atomicfile.write(self.path, json.dumps(state.to_json(), indent=1, allow_nan=False).encode())

@@ -19,15 +19,19 @@ class LocalSession:
     peer = None
 
     async def run(self, command: str, *, timeout: float) -> CommandResult:
-        """Run `command` with /bin/sh; kill it and raise CommandTimeout after `timeout`."""
+        """Run `command` with /bin/sh; kill it and raise CommandTimeout after `timeout`.
+
+        A command that prints more than the limits is killed too, its result `truncated`.
+        """
         try:
             done = await subprocesses.run(["/bin/sh", "-c", command], stdin=None, timeout=timeout)
         except TimeoutError as exc:
             raise CommandTimeout(f"did not finish within {timeout:g} s") from exc
         return CommandResult(
-            exit_status=done.returncode,
+            exit_status=None if done.truncated else done.returncode,
             stdout=done.stdout.decode(errors="replace"),
             stderr=done.stderr.decode(errors="replace"),
+            truncated=done.truncated,
         )
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncssh
 
+from ugro import subprocesses
 from ugro.errors import (
     AuthFailed,
     CommandTimeout,
@@ -57,11 +58,25 @@ class SSHSession:
         return self._connection.is_closed()
 
     async def run(self, command: str, *, timeout: float) -> CommandResult:
-        """Run `command` on the node; translate asyncssh's errors into ugro's."""
+        """Run `command` on the node; translate asyncssh's errors into ugro's.
+
+        The output is read as it comes, at most the limits of `ugro.subprocesses` (asyncssh's
+        own `run` would hold all of it): a command that prints more is stopped by closing its
+        channel, and its result is `truncated`. The timeout covers opening the channel too.
+        """
         async with self._channels:
             try:
-                done = await self._connection.run(command, check=False, timeout=timeout)
-            except asyncssh.TimeoutError as exc:
+                async with asyncio.timeout(timeout):
+                    process = await self._connection.create_process(command, encoding=None)
+                    try:
+                        output = await subprocesses.read_bounded(process.stdout, process.stderr)
+                        if not output.truncated:
+                            await process.wait_closed()
+                    finally:
+                        # Stops a command that overran its time or its output: the server
+                        # closes its pipes, and it dies of SIGPIPE at its next write.
+                        process.close()
+            except TimeoutError as exc:  # before OSError, of which it is a subclass
                 raise CommandTimeout(f"did not finish within {timeout:g} s") from exc
             except asyncssh.ChannelOpenError as exc:
                 raise Disconnected(
@@ -69,14 +84,16 @@ class SSHSession:
                 ) from exc
             except (asyncssh.Error, OSError) as exc:
                 raise Disconnected(f"{self._name}: connection lost: {_reason(exc)}") from exc
+        if output.truncated:
+            return CommandResult(None, _text(output.stdout), _text(output.stderr), truncated=True)
         # asyncssh reports a channel that closed before an exit status came as None or -1.
-        if done.exit_status in (None, -1) and not done.exit_signal:
+        if process.exit_status in (None, -1) and not process.exit_signal:
             raise Disconnected(f"{self._name}: connection lost while the command ran")
         return CommandResult(
-            exit_status=done.exit_status,
-            stdout=_text(done.stdout),
-            stderr=_text(done.stderr),
-            exit_signal=done.exit_signal[0] if done.exit_signal else None,
+            exit_status=process.exit_status,
+            stdout=_text(output.stdout),
+            stderr=_text(output.stderr),
+            exit_signal=process.exit_signal[0] if process.exit_signal else None,
         )
 
     def close(self) -> None:
@@ -339,9 +356,5 @@ def _remember(judge: _HostKeyJudge, node: Worker) -> None:
         handle.write(line)
 
 
-def _text(data: object) -> str:
-    if data is None:
-        return ""
-    if isinstance(data, bytes):
-        return data.decode(errors="replace")
-    return str(data)
+def _text(data: bytes) -> str:
+    return data.decode(errors="replace")

@@ -256,6 +256,7 @@ def render(
                 for g in usable
             ],
             indent=2,
+            allow_nan=False,
         )
     return text, notes
 

@@ -16,6 +16,7 @@ makes the node unhealthy by itself.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING
@@ -67,19 +68,19 @@ def pressures(gpus: tuple[GpuMetrics, ...], host: HostMetrics | None) -> list[Pr
     full = [
         str(g.index)
         for g in gpus
-        if g.memory_used_mib is not None
-        and g.memory_total_mib
-        and g.memory_used_mib / g.memory_total_mib >= GPU_MEMORY_FULL
+        if (used := _share(g.memory_used_mib, g.memory_total_mib)) is not None
+        and used >= GPU_MEMORY_FULL
     ]
     if full:
         text = f"GPU {', '.join(full)}: memory ≥ {GPU_MEMORY_FULL:.0%} used by another process"
         found.append(Pressure("gpu", Fraction(1, 5), Alert("warning", text)))
     if host is not None:
-        if host.cpus and host.load_1m / host.cpus >= LOAD_PER_CPU:
+        load = _share(host.load_1m, host.cpus)
+        if load is not None and load >= LOAD_PER_CPU:
             text = f"load {host.load_1m:g} on {host.cpus} CPUs"
             found.append(Pressure("ssh", Fraction(1, 5), Alert("warning", text)))
-        if host.memory_total_bytes:
-            available = host.memory_available_bytes / host.memory_total_bytes
+        available = _share(host.memory_available_bytes, host.memory_total_bytes)
+        if available is not None:
             if available < MEMORY_CRITICAL:
                 text = f"only {available:.0%} of memory available: the node may swap or OOM-kill"
                 found.append(Pressure("ssh", Fraction(2, 5), Alert("warning", text)))
@@ -87,6 +88,21 @@ def pressures(gpus: tuple[GpuMetrics, ...], host: HostMetrics | None) -> list[Pr
                 text = f"only {available:.0%} of memory available"
                 found.append(Pressure("ssh", Fraction(1, 5), Alert("warning", text)))
     return found
+
+
+def _share(part: float | None, whole: float | None) -> float | None:
+    """`part / whole`; None when either is missing or the ratio is not a finite number.
+
+    The checks refuse implausible readings; this keeps the verdict total all the same, so a
+    reading a check let through (a 400-digit CPU count) cannot take the sweep down.
+    """
+    if part is None or not whole:
+        return None
+    try:
+        ratio = part / whole
+    except OverflowError:
+        return None
+    return ratio if math.isfinite(ratio) else None
 
 
 def score(
@@ -148,7 +164,10 @@ def verdict(  # noqa: PLR0913 - one verdict needs all of these, and they are key
         status = NodeStatus.UNREACHABLE
     elif decisive or rate < Fraction(str(thresholds.pass_rate)):
         status = NodeStatus.UNHEALTHY
-    elif any(c.status is Status.WARN for c in checks) or health < thresholds.degraded_score:
+    elif (
+        any(c.status in (Status.WARN, Status.UNKNOWN) for c in checks)
+        or health < thresholds.degraded_score
+    ):
         status = NodeStatus.DEGRADED
     else:
         status = NodeStatus.HEALTHY

@@ -28,7 +28,7 @@ _JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u206
 
 def dumps(data: object) -> str:
     """`data` as an indented JSON document that is safe on a terminal and exact for a program."""
-    text = json.dumps(data, indent=2, ensure_ascii=False)
+    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
     # Outside strings a JSON document is ASCII, so every match is inside a string.
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
 
