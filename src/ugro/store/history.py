@@ -130,6 +130,16 @@ class History:
             self._ids[key] = int(row[0])
         return self._ids[key]
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One transaction; if it fails, the names it added are gone, and so are their ids."""
+        try:
+            with self._db:
+                yield
+        except BaseException:
+            self._ids.clear()
+            raise
+
     def _lookup(self, kind: str, name: str) -> int | None:
         row = self._db.execute(
             "SELECT id FROM names WHERE kind = ? AND name = ?", (kind, name)
@@ -139,7 +149,7 @@ class History:
     def record(self, samples: Sequence[Sample], transitions: Sequence[Transition] = ()) -> None:
         """Store one sweep in one transaction: samples, rollups and status changes."""
         try:
-            with self._db:
+            with self._transaction():
                 for sample in samples:
                     self._record_sample(sample)
                 for t in transitions:
@@ -153,7 +163,7 @@ class History:
     def record_events(self, events: Sequence[Event]) -> None:
         """Append events in one transaction."""
         try:
-            with self._db:
+            with self._transaction():
                 for e in events:
                     self._db.execute(
                         "INSERT INTO events (node, ts, kind, detail) VALUES (?, ?, ?, ?)",

@@ -24,10 +24,15 @@ def print_status(report: dict[str, Any]) -> None:
             age = (datetime.now(UTC) - last).total_seconds()
             click.echo(
                 f"last sweep: {_duration(age)} ago, took {report['last_sweep_duration_s']:.2f} s "
-                f"({report['sweeps']} sweeps)"
+                f"({report['sweeps']} sweeps, {report['checks']} node checks)"
             )
         else:
             click.echo("last sweep: none yet")
+        if report["errors"] or report["log_errors"]:
+            click.echo(
+                f"errors: {report['errors']} contained, {report['log_errors']} log records "
+                "not written (see the log)"
+            )
     if report["nodes"]:
         click.echo(
             "nodes: " + ", ".join(f"{n} {status}" for status, n in sorted(report["nodes"].items()))
