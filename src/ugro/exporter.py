@@ -66,13 +66,13 @@ class StateCollector(Collector):
         if state.daemon and state.daemon.last_sweep_at:
             yield _gauge(
                 "ugro_last_sweep_timestamp_seconds",
-                "When the daemon settled its last pass of node checks (Unix time).",
+                "When the daemon settled its last sweep of node checks (Unix time).",
                 [],
                 [((), state.daemon.last_sweep_at.timestamp())],
             )
             yield _gauge(
                 "ugro_sweep_duration_seconds",
-                "How long the daemon's last pass took, from its earliest node check's start.",
+                "How long the daemon's last sweep took, from its earliest node check's start.",
                 [],
                 [((), state.daemon.last_sweep_duration_s or 0.0)],
             )

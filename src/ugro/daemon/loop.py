@@ -2,7 +2,7 @@
 
 Each node is checked when it is due, on its own schedule (`ugro.daemon.schedule`): a hung
 node costs its own timeout, never another node's cadence. Checks that complete together
-are settled as one pass (`ugro.daemon.settle`): hysteresis, recovery, alerts, the state
+are settled as one sweep (`ugro.daemon.settle`): hysteresis, recovery, alerts, the state
 file, the history and the log. Whatever fails for one node is contained
 (`ugro.daemon.containment`): the daemon stops only on a signal. SIGTERM/SIGINT abandon the
 checks in flight, write the state and exit 0 within seconds; SIGHUP reloads the config,
@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 # How long completed checks wait for the rest of their cohort (`ugro.daemon.schedule`) before
 # they are settled without it; at most half an interval.
 SETTLE_WAIT_S = 1.0
-# And at least this many times as long as the last pass took to settle, so that judging and
+# And at least this many times as long as the last sweep took to settle, so that judging and
 # writing take at most about a fifth of the daemon's time, however many nodes it has.
 SETTLE_SHARE = 4
 # After an unexpected failure of the loop itself, how long to wait before going on.
@@ -113,7 +113,7 @@ class Daemon:
             await self._shut_down(exporter)
 
     async def _turn(self) -> None:
-        """Reload if asked; start the due checks; settle a pass when it is time, else sleep."""
+        """Reload if asked; start the due checks; settle a sweep when it is time, else sleep."""
         if self.reload_requested:
             await self._reload()
         now = time.monotonic()
@@ -143,13 +143,13 @@ class Daemon:
             return containment.unchecked(node, when, exc)
 
     async def _settle(self, completed: list[Completed]) -> None:
-        """Settle a pass, and schedule each of its nodes' next check from its check's start."""
+        """Settle a sweep, and schedule each of its nodes' next check from its check's start."""
         started = time.monotonic()
         delays: dict[str, float] = {}
         try:
             delays = await self.settler.settle(completed, self.cfg, self.transports)
         except Exception as exc:  # noqa: BLE001 - only a signal stops the daemon
-            self.errors.contain("settling a pass", exc)
+            self.errors.contain("settling a sweep", exc)
         finally:
             for done in completed:
                 if done.name in self.schedule.due:

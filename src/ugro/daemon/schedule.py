@@ -5,9 +5,9 @@ never another node's cadence. A node is busy from the start of its check until t
 has settled the result and set its next due time; a busy node is not started again.
 
 Checks started together (nodes due at the same moment) form a cohort. Completed checks are
-taken together, as one pass, once every check of their cohorts has completed, or a short
+taken together, as one sweep, once every check of their cohorts has completed, or a short
 wait after the first of them, whichever comes first: nodes that fail together (a switch, a
-shared filesystem) land in one pass, which is what the alert engine's cluster grouping
+shared filesystem) land in one sweep, which is what the alert engine's cluster grouping
 counts, and a hung node holds the others' verdicts back by that wait at most.
 """
 

@@ -1,10 +1,10 @@
-"""Settling a pass: the node checks that completed together, judged and recorded as one.
+"""Settling a sweep: the node checks that completed together, judged and recorded as one.
 
-A pass goes through its steps in order, each done by its own module: hysteresis
+A sweep goes through its steps in order, each done by its own module: hysteresis
 (`ugro.verdict.hysteresis`), recovery, alerts, the state file, the history and the log
 (`ugro.daemon.logs`). Whatever fails in a step for one node is that node's problem: it is
-contained (`ugro.daemon.containment`), and the other nodes of the pass go on to the next step.
-The state file is written once per pass, with the writers' rule (`ugro.store.state`): what
+contained (`ugro.daemon.containment`), and the other nodes of the sweep go on to the next step.
+The state file is written once per sweep, with the writers' rule (`ugro.store.state`): what
 another writer (`ugro check`) recorded meanwhile is folded in, never overwritten.
 """
 
@@ -30,7 +30,7 @@ from ugro.recovery.recoverer import Recoverer
 from ugro.recovery.scheduler import for_config
 from ugro.store.history import History, path_for
 from ugro.store.history_records import Event, Sample, Transition
-from ugro.store.state import DaemonInfo, StateStore
+from ugro.store.state import DaemonInfo, StateStore, newer
 from ugro.verdict import hysteresis
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ PRUNE_EVERY_S = 3600
 
 
 class Settler:
-    """What the daemon remembers between passes, and the steps that settle each pass."""
+    """What the daemon remembers between sweeps, and the steps that settle each sweep."""
 
     def __init__(self, cfg: Config, scheduler: Scheduler | None, errors: Errors) -> None:
         """Settle for `cfg`; `scheduler` (tests) is told about every cordon, else the config's."""
@@ -96,7 +96,7 @@ class Settler:
     async def settle(
         self, completed: list[Completed], cfg: Config, transports: Transports
     ) -> dict[str, float]:
-        """Settle one pass of `completed` checks; each settled node's delay to its next check."""
+        """Settle one sweep of `completed` checks; each settled node's delay to its next check."""
         now = datetime.now(UTC)
         names = frozenset(n.name for n in cfg.nodes)
         recorded = await self._catch_up(names)
@@ -128,7 +128,7 @@ class Settler:
     async def _catch_up(self, names: frozenset[str]) -> list[Transition]:
         """Take in what another writer (`ugro check`) recorded since the daemon last wrote.
 
-        Its checks then count in the hysteresis of this pass like the daemon's own.
+        Its checks then count in the hysteresis of this sweep like the daemon's own.
         """
         if not self.store.changed():
             return []
@@ -145,8 +145,12 @@ class Settler:
         """Fold each check into what its node shows; when each was last checked before it."""
         judged: list[Judged] = []
         known: dict[str, datetime | None] = {}
+        now = datetime.now(UTC)
         for done in completed:
             previous = self.shown.get(done.name)
+            if previous is not None and newer(previous, done.verdict, now):
+                # Another writer checked the node after this check started: that one stands.
+                continue
             try:
                 step = hysteresis.advance(
                     previous, done.verdict, cfg.monitor, done.verdict.last_check
@@ -166,7 +170,7 @@ class Settler:
     async def _recover(
         self, judged: list[Judged], cfg: Config, transports: Transports, now: datetime
     ) -> tuple[list[Event], list[ExternalCondition] | None]:
-        """Cordons and remediation after a pass; a failure of them never stops monitoring.
+        """Cordons and remediation after a sweep; a failure of them never stops monitoring.
 
         No conditions (None) leaves recovery's alerts as they were.
         """
@@ -204,7 +208,7 @@ class Settler:
     def alert_state(self) -> dict[str, Any]:
         """The alert book and delivery counters as the state file keeps them.
 
-        Counters are as of now: this pass's events are still on their way.
+        Counters are as of now: this sweep's events are still on their way.
         """
         return {**book_to_json(self.engine.book), "delivery": self.dispatcher.stats()}
 
@@ -220,7 +224,7 @@ class Settler:
         alerts: dict[str, Any] | None,
         names: frozenset[str],
     ) -> dict[str, NodeVerdict]:
-        """Write the pass to the state file; every node's verdict as the file now holds it.
+        """Write the sweep to the state file; every node's verdict as the file now holds it.
 
         A verdict that cannot be written (a bug: it does not serialise) is left out, and
         the others are written without it. Nothing written: empty.
@@ -255,7 +259,7 @@ class Settler:
         for verdict in verdicts:
             try:
                 json.dumps(verdict.to_json())
-            except Exception as exc:  # noqa: BLE001 - that node's problem, not the pass's
+            except Exception as exc:  # noqa: BLE001 - that node's problem, not the sweep's
                 self.errors.contain("persisting the verdict of", exc, verdict.name)
             else:
                 writable.append(verdict)
@@ -264,7 +268,7 @@ class Settler:
     def _adopt(self, persisted: Mapping[str, NodeVerdict]) -> list[Transition]:
         """Show what the state file holds where it is newer; the changes another writer made.
 
-        That is this pass's verdicts as written (folded into another writer's record when
+        That is this sweep's verdicts as written (folded into another writer's record when
         there was one) and any node that another writer checked since the daemon did.
         """
         changes = []
@@ -300,7 +304,7 @@ class Settler:
         events: list[Event],
         cfg: Config,
     ) -> None:
-        """Append the pass to the history, and prune it once an hour; failures are logged.
+        """Append the sweep to the history, and prune it once an hour; failures are logged.
 
         A node whose sample cannot be written is contained; the others are written.
         """
@@ -329,13 +333,13 @@ class Settler:
             self.errors.contain("recording events in the history", exc)
 
     def _report(self, checked: int, names: frozenset[str]) -> None:
-        """The pass's log line and the STATUS systemd shows."""
+        """The sweep's log line and the STATUS systemd shows."""
         try:
             cluster = logs.summary(self.shown, names)
             logs.sweep(self.info.sweeps, checked, self.info.last_sweep_duration_s or 0.0, cluster)
             sdnotify.notify(f"STATUS={cluster}")
         except Exception as exc:  # noqa: BLE001 - a log line is no reason to stop
-            self.errors.contain("reporting the pass", exc)
+            self.errors.contain("reporting the sweep", exc)
 
     async def write_final(self, names: Collection[str]) -> None:
         """Write the state once more as the daemon stops: the schedule, alerts, running false."""

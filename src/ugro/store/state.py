@@ -45,15 +45,15 @@ class DaemonInfo:
     started_at: datetime
     running: bool
     interval_s: float
-    # Passes settled: each judges and persists the node checks that completed together.
+    # Sweeps settled: each judges and persists the node checks that completed together.
     sweeps: int = 0
-    # When the last pass was settled, and how long it took: from the start of its earliest
+    # When the last sweep was settled, and how long it took: from the start of its earliest
     # node check until it was judged and alerted on (its verdicts are persisted next).
     last_sweep_at: datetime | None = None
     last_sweep_duration_s: float | None = None
     config: str | None = None
     started_by: str = "foreground"
-    # Node checks settled, over every pass.
+    # Node checks settled, over every sweep.
     checks: int = 0
     # Failures the daemon contained and logged (a bug, or input nothing anticipated), and
     # log records it could not write (a full disk).
@@ -195,7 +195,7 @@ class StateStore:
             now = datetime.now(UTC)
             for v in verdicts:
                 stored = state.nodes.get(v.name)
-                if stored is not None and _newer(stored, v, now):
+                if stored is not None and newer(stored, v, now):
                     continue
                 state.nodes[v.name] = fold(stored, v) if fold else v
             if alerts is not None:
@@ -245,8 +245,8 @@ class StateStore:
         atomicfile.write(self.path, json.dumps(state.to_json(), indent=1).encode())
 
 
-def _newer(stored: NodeVerdict, new: NodeVerdict, now: datetime) -> bool:
-    """Whether `stored` was checked after `new`, and so stays.
+def newer(stored: NodeVerdict, new: NodeVerdict, now: datetime) -> bool:
+    """Whether `stored` was checked after `new`, and so stays (the writers' rule).
 
     One dated in the future does not count: the clock was set back, and refusing every
     verdict until it catches up would leave the node stale for that long.
