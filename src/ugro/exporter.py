@@ -15,7 +15,7 @@ import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from ugro.errors import StateError
@@ -131,16 +131,26 @@ class StateCollector(Collector):
         if state.daemon and state.daemon.last_sweep_at:
             yield _gauge(
                 "ugro_last_sweep_timestamp_seconds",
-                "When the daemon's last sweep started (Unix time).",
+                "When the daemon settled its last sweep of node checks (Unix time).",
                 (),
                 [((), state.daemon.last_sweep_at.timestamp())],
             )
             yield _gauge(
                 "ugro_sweep_duration_seconds",
-                "How long the daemon's last sweep took.",
+                "How long the daemon's last sweep took, from its earliest node check's start.",
                 (),
                 [((), state.daemon.last_sweep_duration_s or 0.0)],
             )
+        if state.daemon:
+            errors = CounterMetricFamily(
+                "ugro_daemon_errors",
+                "Failures the daemon survived: contained (logged with a traceback) or a log "
+                "record it could not write.",
+                labels=["kind"],
+            )
+            errors.add_metric(["contained"], state.daemon.errors)
+            errors.add_metric(["logging"], state.daemon.log_errors)
+            yield errors
         samples: dict[str, list[tuple[tuple[str, ...], float]]] = {name: [] for name in FAMILIES}
         served, skipped = [], len(state.rejected)
         for verdict in state.nodes.values():

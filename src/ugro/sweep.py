@@ -137,9 +137,7 @@ async def check_node(
     connect_ms = _ms(start)
     shared = _SharedCommands(session)
     try:
-        outcomes = await asyncio.gather(
-            *(_run(check, node, shared, context, refused) for check, refused in enabled)
-        )
+        outcomes = await _run_all(enabled, node, shared, context)
     finally:
         shared.close()
     checked: list[CheckResult] = []
@@ -237,6 +235,35 @@ def _enabled(node: Worker) -> list[tuple[Check, Evaluation | None]]:
         except Exception as exc:  # noqa: BLE001 - a broken check must not take the sweep down
             enabled.append((check, _broken(check, exc)))
     return enabled
+
+
+async def _run_all(
+    enabled: list[tuple[Check, Evaluation | None]],
+    node: Worker,
+    session: Session,
+    context: Context,
+) -> list[tuple[Evaluation, float]]:
+    """Run the checks concurrently; once the ssh check fails, give up on the others.
+
+    A node whose shell does not answer is unreachable whatever the other checks would say,
+    and on a silent connection they would each wait out their own timeout (torch: 30 s).
+    """
+    tasks = [
+        asyncio.ensure_future(_run(check, node, session, context, refused))
+        for check, refused in enabled
+    ]
+    try:
+        ssh = next((t for (c, _), t in zip(enabled, tasks, strict=True) if c.name == "ssh"), None)
+        if ssh is not None and (await ssh)[0].status is Status.FAIL:
+            for task in tasks:
+                task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+    given_up = Evaluation(Status.UNKNOWN, "not judged: the node's shell did not answer (ssh check)")
+    return [(given_up, 0.0) if t.cancelled() else t.result() for t in tasks]
 
 
 async def _run(

@@ -325,6 +325,7 @@ def test_exposition_has_every_family(exposition: str) -> None:
         "ugro_state_readable",
         "ugro_last_sweep_timestamp_seconds",
         "ugro_sweep_duration_seconds",
+        "ugro_daemon_errors_total",
         "ugro_node_up",
         "ugro_node_health_ratio",
         "ugro_node_status",

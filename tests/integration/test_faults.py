@@ -47,6 +47,7 @@ from daemonharness import (
     monitor,
     when,
 )
+from ugro.sweep import GRACE_S
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -508,8 +509,7 @@ def test_stopped_sshd_is_unreachable_and_delays_no_one(
     for name in BYSTANDERS:
         checks = watch.of(name, fault_wall)
         assert all(n["checks"]["ssh"]["duration_ms"] < 1000 for n in checks), checks
-        # Sweeps never overlap, so a sweep lasts as long as h1's connect timeout: the others
-        # are checked once per max(interval, timeout), never later.
+        # Each node keeps its own schedule: h1's connect timeouts never hold the others back.
         starts = [when(n["last_check"]) for n in checks]
         gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(starts)]
         assert all(gap <= max(INTERVAL_S, connect) + 0.75 for gap in gaps), (name, gaps)
@@ -521,6 +521,59 @@ def test_stopped_sshd_is_unreachable_and_delays_no_one(
     bound = INTERVAL_S + RECOVER_AFTER * CONFIRM_S + SLACK_S
     assert took <= bound, f"recovered after {took:.1f} s, bound {bound:.1f} s"
     print(f"sigstop: detected in {shown_at - fault_at:.2f} s, recovered in {took:.2f} s")  # noqa: T201
+
+
+def test_blackholed_connection_is_unreachable_within_two_ssh_timeouts(
+    cluster: TestCluster,
+    tmp_path: Path,
+    watched: Callable[[Path], Watch],
+    firewall: Firewall,
+) -> None:
+    """h1's held connection blackholed: unreachable after 2 ssh timeouts, said plainly, alone.
+
+    Every command on the silent connection hangs; the node's slowest check (torch, 8 s)
+    must not be what it waits for, and h0 and h2 keep their pace meanwhile.
+    """
+    h1 = cluster.host(VICTIM)
+    ssh_timeout = FAST_TIMEOUTS["ssh"]
+    torch_timeout = 8.0
+    config = fault_config(
+        cluster,
+        tmp_path / "cluster.yaml",
+        ["ssh", "gpu", "torch"],
+        timeouts={"torch": torch_timeout},
+    )
+    watch = watched(config)
+
+    fault_wall, fault_at = datetime.now(UTC), time.monotonic()
+    firewall.add(h1, "-j", "DROP")
+
+    shown, shown_at = watch.until(
+        lambda s: victim(s)["status"] == "unreachable", "h1 shown unreachable"
+    )
+    took = shown_at - fault_at
+    # The channel open that no answer comes to is bounded by the check's grace period.
+    bound = INTERVAL_S + FAIL_AFTER * (ssh_timeout + GRACE_S) + CONFIRM_S + SLACK_S
+    assert took <= bound, f"detected after {took:.1f} s, bound {bound:.1f} s"
+    assert bound < FAIL_AFTER * torch_timeout, "the bound tells the torch timeout apart"
+    node = victim(shown)
+    silent = (
+        f"no answer within {ssh_timeout:g} s (timeouts.ssh): the open SSH connection went silent"
+    )
+    assert node["checks"]["ssh"]["message"].startswith(silent), node["checks"]
+    assert node["checks"]["torch"]["message"].startswith("not judged: the node's shell"), node
+    assert "it may be swapping" not in str(node)
+    assert_bystanders_unaffected(watch, fault_wall)
+    for name in BYSTANDERS:
+        starts = [when(n["last_check"]) for n in watch.of(name, fault_wall)]
+        gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(starts)]
+        assert all(gap <= INTERVAL_S + SLACK_S for gap in gaps), (name, gaps)
+
+    firewall.clear()
+    _, recovered_at = watch.until(lambda s: all_ok(victim(s)), "h1 to recover")
+    print(  # noqa: T201
+        f"blackhole: detected in {took:.2f} s, recovered {recovered_at - shown_at:.2f} s later"
+    )
 
 
 # --- node faults ---------------------------------------------------------------------------------

@@ -706,7 +706,7 @@ def test_reload_follows_the_configured_scheduler(tmp_path: Path, isolated_home: 
     path = tmp_path / "cluster.yaml"
     path.write_text("workers:\n  - name: gpu1\n    ip: 192.168.1.10\n", encoding="utf-8")
     monitor = Daemon(path, config.load(path))
-    assert monitor.recoverer.scheduler.name == "none"
+    assert monitor.settler.recoverer.scheduler.name == "none"
     path.write_text(
         "scheduler: slurm\nworkers:\n  - name: gpu1\n    ip: 192.168.1.10\n", encoding="utf-8"
     )
@@ -716,8 +716,8 @@ def test_reload_follows_the_configured_scheduler(tmp_path: Path, isolated_home: 
             await monitor._reload()  # noqa: SLF001 - what SIGHUP runs
         finally:
             await monitor.transports.close()
-            if monitor.history is not None:
-                monitor.history.close()
+            if monitor.settler.history is not None:
+                monitor.settler.history.close()
 
     asyncio.run(reload())
-    assert monitor.recoverer.scheduler.name == "slurm"
+    assert monitor.settler.recoverer.scheduler.name == "slurm"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -159,6 +160,46 @@ def test_update_with_keep_drops_removed_nodes(store: StateStore) -> None:
     state = store.read()
     assert state is not None
     assert set(state.nodes) == {"a", "b"}
+
+
+# --- the writers' rule ---------------------------------------------------------------------
+
+
+def test_an_older_verdict_never_replaces_a_newer_one(store: StateStore) -> None:
+    """A writer whose check started earlier than the stored one's leaves the stored one."""
+    newer = verdict("a", NodeStatus.UNREACHABLE, score=0)
+    older = verdict("a", age_s=5)
+    store.update([newer])
+
+    state = store.update([older, verdict("b")])
+
+    assert state.nodes["a"] == newer
+    assert set(state.nodes) == {"a", "b"}
+    assert store.read() == state
+
+
+def test_a_verdict_from_the_future_does_not_block_the_present(store: StateStore) -> None:
+    """A stored verdict dated after now (the clock was set back) is replaced, not kept forever."""
+    store.update([verdict("a", age_s=-3600)])
+    now = verdict("a", NodeStatus.DEGRADED, score=70)
+
+    assert store.update([now]).nodes["a"] == now
+
+
+def test_fold_sees_the_stored_verdict_under_the_lock(store: StateStore) -> None:
+    """`fold` makes what is stored from the stored verdict (None at first) and the new one."""
+    seen: list[tuple[NodeVerdict | None, NodeVerdict]] = []
+
+    def fold(stored: NodeVerdict | None, new: NodeVerdict) -> NodeVerdict:
+        seen.append((stored, new))
+        return new if stored is None else dataclasses.replace(new, health_score=1.0)
+
+    first, second = verdict("a"), verdict("a", NodeStatus.DEGRADED)
+    store.update([first], fold=fold)
+    state = store.update([second], fold=fold)
+
+    assert seen == [(None, first), (first, second)]
+    assert state.nodes["a"].health_score == 1.0
 
 
 def test_read_without_file_is_none(store: StateStore) -> None:

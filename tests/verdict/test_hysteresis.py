@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given
@@ -11,7 +12,7 @@ from ugro.config import MonitorSettings
 from ugro.model import BAD_STATUSES as BAD
 from ugro.model import GOOD_STATUSES as GOOD
 from ugro.model import NodeStatus, NodeVerdict
-from ugro.verdict.hysteresis import advance
+from ugro.verdict.hysteresis import advance, recorder
 
 POLICY = MonitorSettings(
     interval_s=30, confirm_s=5, fail_after=2, recover_after=2, backoff_after=3, max_backoff_s=300
@@ -104,3 +105,25 @@ def test_delays_stay_within_bounds(seq: list[NodeStatus]) -> None:
     """Every delay is confirm_s, interval_s or a backoff within max_backoff_s."""
     for _, delay in replay(seq):
         assert POLICY.confirm_s <= delay <= POLICY.max_backoff_s
+
+
+def test_recorder_folds_a_check_into_a_node_the_daemon_keeps() -> None:
+    """`ugro check` on a node with tracking: one bad check is pending, as in the daemon."""
+    fold = recorder(POLICY)
+    kept = advance(None, observed(H), POLICY, T0).verdict
+    later = dataclasses.replace(observed(X), last_check=T0 + timedelta(seconds=1))
+
+    recorded = fold(kept, later)
+
+    assert recorded.status is H, "one unreachable check does not flip the node"
+    assert recorded.tracking is not None
+    assert recorded.tracking.observed is X
+    assert recorded.tracking.fail_streak == 1
+    assert fold(recorded, later).status is X, "the second one confirms it"
+
+
+def test_recorder_stores_a_node_no_daemon_keeps_as_checked() -> None:
+    """Without tracking (no daemon ever kept the node), a check is stored as it is."""
+    fold = recorder(POLICY)
+    assert fold(None, observed(U)) == observed(U)
+    assert fold(observed(H), observed(U)) == observed(U)

@@ -34,7 +34,10 @@ class Reachability(RemoteCheck):
     core = True
     # A node that fails it has no session: a recovery action must run on the control node.
     session_when_failing = False
-    hang_hint = "the node accepted the session but its shell did not answer; it may be swapping"
+    hang_hint = (
+        "the open SSH connection went silent: the network drops its traffic, or the node "
+        "itself is hung (out of memory, swapping)"
+    )
 
     def command(self, node: Worker) -> str:  # noqa: ARG002 - the same for every node
         """Print a marker, then /proc/loadavg, the CPU count and two /proc/meminfo lines."""

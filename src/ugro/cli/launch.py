@@ -140,7 +140,7 @@ def preflight(  # noqa: PLR0913, PLR0917 - one parameter per option, as click pa
     import socket
 
     from ugro.cli.views import launch as view
-    from ugro.verdict import gating
+    from ugro.verdict import gating, hysteresis
 
     cfg = load_config(ctx)
     store = state_store()
@@ -153,7 +153,9 @@ def preflight(  # noqa: PLR0913, PLR0917 - one parameter per option, as click pa
         from ugro import sweep
 
         checked = sweep.run_checks(due)
-        store.update(checked, keep=[n.name for n in cfg.nodes])
+        store.update(
+            checked, keep=[n.name for n in cfg.nodes], fold=hysteresis.recorder(cfg.monitor)
+        )
         verdicts.update((v.name, v) for v in checked)
     found = gating.gates(
         cfg.nodes,

@@ -42,6 +42,7 @@ def check(ctx: click.Context, nodes: tuple[str, ...], as_json: bool, deep: bool)
     from ugro import sweep
     from ugro.cli.views import print_json
     from ugro.cli.views import verdicts as view
+    from ugro.verdict import hysteresis
     from ugro.verdict.rows import Row, exit_code, findings
 
     cfg = load_config(ctx)
@@ -54,7 +55,10 @@ def check(ctx: click.Context, nodes: tuple[str, ...], as_json: bool, deep: bool)
         chosen = [n.with_deep() for n in chosen]
     store = state_store()
     verdicts = sweep.run_checks(chosen, _last_checks(store))
-    state = store.update(verdicts, keep=None if nodes else known)
+    # Shown as checked now; recorded through the daemon's hysteresis (README, "Writers").
+    state = store.update(
+        verdicts, keep=None if nodes else known, fold=hysteresis.recorder(cfg.monitor)
+    )
     now = datetime.now(UTC)
     cordons = cordon_store().read()
     rows = [Row.of(v, now, cordons=cordons) for v in verdicts]

@@ -3,15 +3,19 @@
 One line per status change, per check awaiting confirmation, per backoff, per alert and per
 sweep: enough to follow a node's story in the journal without the history database. One event
 is one line, whatever a node sent: every handler formats with `ugro.text.LineFormatter`.
+
+A log that cannot be written (a full disk) never stops the daemon nor floods stderr: its
+handlers count what they could not write and say so once, in one line.
 """
 
 from __future__ import annotations
 
 import logging
 import logging.handlers
+import sys
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from ugro import paths
 from ugro.errors import UgroError
@@ -29,6 +33,58 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+# Tracebacks of contained failures go to this logger: to the log file, not to stderr.
+TRACEBACKS = "ugro.traceback"
+
+
+class _Failures:
+    """Log records the handlers could not write, counted; the first one said on stderr."""
+
+    count = 0
+
+    @classmethod
+    def record(cls, handler: logging.Handler) -> None:
+        cls.count += 1
+        if cls.count > 1:
+            return
+        exc = sys.exc_info()[1]
+        where = getattr(handler, "baseFilename", "stderr")
+        # The one line this costs; stderr may be the very file that is full.
+        try:  # noqa: SIM105 - contextlib would be imported for this one line
+            sys.stderr.write(
+                f"ugro: cannot write the log ({where}): {exc}; "
+                "further log errors are counted (`ugro daemon status`), not shown\n"
+            )
+        except Exception:  # noqa: BLE001, S110 - nowhere left to say it
+            pass
+
+
+class _QuietFile(logging.handlers.RotatingFileHandler):
+    """The log file; a record it cannot write is counted, never a traceback on stderr."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        """Count the failure (`log_errors`) instead of printing it."""
+        del record
+        _Failures.record(self)
+
+
+class _QuietStream(logging.StreamHandler[TextIO]):
+    """Stderr (the journal); a record it cannot write is counted, never a traceback."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        """Count the failure (`log_errors`) instead of printing it."""
+        del record
+        _Failures.record(self)
+
+
+def _no_traceback(record: logging.LogRecord) -> bool:
+    """Whether stderr takes `record`: not the tracebacks, which the log file keeps."""
+    return not record.name.startswith(TRACEBACKS)
+
+
+def failures() -> int:
+    """How many log records could not be written since logging was set up."""
+    return _Failures.count
 
 
 def setup_logging(settings: MonitorSettings, log_file: Path | None, *, to_stderr: bool) -> Path:
@@ -38,7 +94,7 @@ def setup_logging(settings: MonitorSettings, log_file: Path | None, *, to_stderr
     )
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        handler: logging.Handler = logging.handlers.RotatingFileHandler(
+        handler: logging.Handler = _QuietFile(
             path,
             maxBytes=settings.log_max_bytes,
             backupCount=settings.log_backups,
@@ -48,7 +104,9 @@ def setup_logging(settings: MonitorSettings, log_file: Path | None, *, to_stderr
         raise UgroError(f"cannot open the log file {path}: {exc.strerror}") from exc
     handlers = [handler]
     if to_stderr:
-        handlers.append(logging.StreamHandler())
+        stderr = _QuietStream()
+        stderr.addFilter(_no_traceback)
+        handlers.append(stderr)
     root = logging.getLogger("ugro")
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -58,6 +116,7 @@ def setup_logging(settings: MonitorSettings, log_file: Path | None, *, to_stderr
         root.addHandler(h)
     root.setLevel(settings.log_level.upper())
     root.propagate = False
+    _Failures.count = 0
     return path
 
 

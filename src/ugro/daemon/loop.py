@@ -1,103 +1,98 @@
-"""The monitor daemon (`ugro daemon run`): its loop, its sweeps, signals and shutdown.
+"""The monitor daemon (`ugro daemon run`): its loop, signals and shutdown.
 
-It checks every node when it is due, concurrently; persists after every sweep; sleeps until
-the next node is due. Sweeps never overlap. SIGTERM/SIGINT abandon the sweep in flight,
-write the state and exit 0 within seconds; SIGHUP reloads the config, keeping the old one
-when the new one is bad. Under systemd it speaks sd_notify (Type=notify, WatchdogSec).
-
-A sweep is a sequence of steps, each done by its own module: the checks (`ugro.sweep`),
-hysteresis, recovery, alerts, the state file, the history and the log (`ugro.daemon.logs`).
-The daemon hands each step's results to the next.
+Each node is checked when it is due, on its own schedule (`ugro.daemon.schedule`): a hung
+node costs its own timeout, never another node's cadence. Checks that complete together
+are settled as one sweep (`ugro.daemon.settle`): hysteresis, recovery, alerts, the state
+file, the history and the log. Whatever fails for one node is contained
+(`ugro.daemon.containment`): the daemon stops only on a signal. SIGTERM/SIGINT abandon the
+checks in flight, write the state and exit 0 within seconds; SIGHUP reloads the config,
+keeping the old one when the new one is bad. Under systemd it speaks sd_notify
+(Type=notify, WatchdogSec).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
+import math
 import os
 import signal
 import time
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from ugro import config, paths, sweep
-from ugro.alerts import sinks
-from ugro.alerts.book import book_from_json, book_to_json
-from ugro.alerts.delivery import Dispatcher
-from ugro.alerts.engine import AlertEngine
-from ugro.daemon import logs, sdnotify, service
+from ugro.checks import Context
+from ugro.daemon import containment, logs, sdnotify
+from ugro.daemon.containment import Errors
 from ugro.daemon.pidfile import PidLock
-from ugro.errors import ConfigError, StateError, UgroError
-from ugro.recovery.recoverer import Recoverer
+from ugro.daemon.schedule import Schedule
+from ugro.daemon.settle import Settler, dispatcher
+from ugro.errors import ConfigError, UgroError
 from ugro.recovery.scheduler import for_config
-from ugro.store.history import History, path_for
-from ugro.store.history_records import Event, Sample, Transition
-from ugro.store.state import DaemonInfo, StateStore
-from ugro.verdict import hysteresis
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
-    from ugro.alerts.book import ExternalCondition
     from ugro.config import Config, Worker
+    from ugro.daemon.schedule import Completed
     from ugro.httpserver import BoundedServer
     from ugro.model import NodeVerdict
     from ugro.recovery.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
-PRUNE_EVERY_S = 3600
+# How long completed checks wait for the rest of their cohort (`ugro.daemon.schedule`) before
+# they are settled without it; at most half an interval.
+SETTLE_WAIT_S = 1.0
+# And at least this many times as long as the last sweep took to settle, so that judging and
+# writing take at most about a fifth of the daemon's time, however many nodes it has.
+SETTLE_SHARE = 4
+# After an unexpected failure of the loop itself, how long to wait before going on.
+RETRY_S = 1.0
 
 
 class Daemon:
-    """One running monitor: its config, schedule, hysteresis memory and transports."""
+    """One running monitor: its config, schedule, transports and what it settles."""
 
     def __init__(
-        self, config_path: Path | None, cfg: Config, scheduler: Scheduler | None = None
+        self,
+        config_path: Path | None,
+        cfg: Config,
+        scheduler: Scheduler | None = None,
+        transports: Callable[[], sweep.Transports] = sweep.Transports,
     ) -> None:
         """Monitor the nodes of `cfg`, reloading from `config_path` on SIGHUP.
 
-        `scheduler` is told about every cordon the daemon places or lifts.
+        `scheduler` is told about every cordon the daemon places or lifts; `transports`
+        makes the connections to the nodes (tests pass fakes).
         """
         self.config_path = config_path
         self.cfg = cfg
-        self.store = StateStore(paths.state_file())
-        self.transports = sweep.Transports()
-        self.shown: dict[str, NodeVerdict] = {}
-        self.due: dict[str, float] = {}
+        self.new_transports = transports
+        self.transports = transports()
         self.stopping = asyncio.Event()
         self.wake = asyncio.Event()
         self.reload_requested = False
-        self.history = _open_history(cfg)
-        self.engine = AlertEngine(cfg.alerts)
-        self.dispatcher = _dispatcher(cfg)
-        self.next_prune = 0.0
-        # A scheduler given here (tests) stays; one built from the config follows reloads.
-        self.own_scheduler = scheduler is None
-        self.recoverer = Recoverer(cfg.recovery, scheduler or for_config(cfg))
-        self.info = DaemonInfo(
-            pid=os.getpid(),
-            started_at=datetime.now(UTC),
-            running=True,
-            interval_s=cfg.monitor.interval_s,
-            config=str(cfg.source) if cfg.source else None,
-            started_by=service.started_by(),
-        )
+        self.errors = Errors()
+        self.settler = Settler(cfg, scheduler, self.errors)
+        self.schedule = Schedule((), time.monotonic(), self.wake)
+        self.last_settle_s = 0.0
 
     async def run(self) -> None:
-        """Sweep until asked to stop; then write the state and close every connection."""
+        """Check nodes until asked to stop; then write the state and close every connection."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop, sig)
         loop.add_signal_handler(signal.SIGHUP, self._request_reload)
-        self._restore()
-        now = time.monotonic()
-        self.due = {n.name: now for n in self.cfg.nodes}
+        names = [n.name for n in self.cfg.nodes]
+        self.settler.restore(names)
+        self.schedule = Schedule(names, time.monotonic(), self.wake)
         exporter = self._start_exporter()
         watchdog = asyncio.create_task(self._watchdog())
-        self.dispatcher.start()
+        self.settler.dispatcher.start()
         sdnotify.notify(f"READY=1\nSTATUS=monitoring {len(self.cfg.nodes)} nodes")
         log.info(
             "monitor started (pid %d): %d nodes, every %g s, config %s",
@@ -108,41 +103,81 @@ class Daemon:
         )
         try:
             while not self.stopping.is_set():
-                if self.reload_requested:
-                    await self._reload()
-                # Nodes due within a moment join this sweep rather than trail it in their own.
-                soon = time.monotonic() + min(0.5, self.cfg.monitor.interval_s / 10)
-                batch = [n for n in self.cfg.nodes if self.due[n.name] <= soon]
-                if batch:
-                    await self._sweep(batch)
-                    continue
-                await self._sleep(min(self.due.values()) - time.monotonic())
+                try:
+                    await self._turn()
+                except Exception as exc:  # noqa: BLE001 - only a signal stops the daemon
+                    self.errors.contain("running the monitor loop", exc)
+                    await self._sleep(RETRY_S)
         finally:
             watchdog.cancel()
             await self._shut_down(exporter)
 
+    async def _turn(self) -> None:
+        """Reload if asked; start the due checks; settle a sweep when it is time, else sleep."""
+        if self.reload_requested:
+            await self._reload()
+        now = time.monotonic()
+        self.schedule.start_due(self.cfg.nodes, now, self._check)
+        settle_at = self.schedule.settle_at(self._window())
+        if settle_at is not None and now >= settle_at:
+            await self._settle(self.schedule.take())
+            return
+        wake_at = min(self.schedule.next_due(), math.inf if settle_at is None else settle_at)
+        await self._sleep(wake_at - now)
+
+    def _window(self) -> float:
+        """How long completed checks may wait for their cohort (SETTLE_WAIT_S)."""
+        return min(
+            max(SETTLE_WAIT_S, SETTLE_SHARE * self.last_settle_s), self.cfg.monitor.interval_s / 2
+        )
+
+    async def _check(self, node: Worker) -> NodeVerdict:
+        """Check one node; whatever goes wrong in ugro itself is that node's `unknown`."""
+        when = datetime.now(UTC)
+        previous = self.settler.shown.get(node.name)
+        context = Context(previous.last_check if previous else None)
+        try:
+            return await sweep.check_node(node, self.transports.pick(node), context)
+        except Exception as exc:  # noqa: BLE001 - one node's fault stays that node's
+            self.errors.contain("checking", exc, node.name)
+            return containment.unchecked(node, when, exc)
+
+    async def _settle(self, completed: list[Completed]) -> None:
+        """Settle a sweep, and schedule each of its nodes' next check from its check's start."""
+        started = time.monotonic()
+        delays: dict[str, float] = {}
+        try:
+            delays = await self.settler.settle(completed, self.cfg, self.transports)
+        except Exception as exc:  # noqa: BLE001 - only a signal stops the daemon
+            self.errors.contain("settling a sweep", exc)
+        finally:
+            for done in completed:
+                if done.name in self.schedule.due:
+                    delay = delays.get(done.name, self.cfg.monitor.interval_s)
+                    self.schedule.due[done.name] = done.started + delay
+            self.last_settle_s = time.monotonic() - started
+
     async def _shut_down(self, exporter: BoundedServer | None) -> None:
-        """Stop what runs beside the sweeps, close every connection, and write the state."""
-        await self.recoverer.close()
-        await self.dispatcher.close()
+        """Abandon the checks in flight, stop what runs beside them, and write the state."""
+        abandoned = await self.schedule.abandon(list(self.schedule.running), time.monotonic())
+        if abandoned:
+            log.info("stopping: abandoned the checks in flight of %s", ", ".join(abandoned))
+        completed = self.schedule.take()
+        if completed:
+            await self._settle(completed)
+        settler = self.settler
+        await settler.recoverer.close()
+        await settler.dispatcher.close()
         if exporter is not None:
             exporter.shutdown()
             exporter.server_close()
         sdnotify.notify("STOPPING=1")
         await self.transports.close()
-        if self.history is not None:
+        if settler.history is not None:
             with contextlib.suppress(UgroError):
-                self.history.record_events(self.recoverer.take_events())
-            self.history.close()
-        self.info = dataclasses.replace(self.info, running=False)
-        with contextlib.suppress(UgroError):
-            await asyncio.to_thread(
-                self.store.update,
-                [],
-                keep=self.due,
-                daemon=self.info,
-                alerts=self._alert_state(),
-            )
+                settler.history.record_events(settler.recoverer.take_events())
+            settler.history.close()
+        await settler.write_final(list(self.schedule.due))
         log.info("monitor stopped")
 
     def _start_exporter(self) -> BoundedServer | None:
@@ -153,7 +188,7 @@ class Daemon:
         from ugro import exporter
 
         try:
-            server = exporter.serve(self.store.path, settings.address, settings.port)
+            server = exporter.serve(self.settler.store.path, settings.address, settings.port)
         except OSError as exc:
             raise UgroError(
                 f"cannot serve metrics on {settings.address}:{settings.port}: {exc.strerror}; "
@@ -173,158 +208,13 @@ class Daemon:
         self.wake.set()
 
     async def _sleep(self, seconds: float) -> None:
-        """Sleep until a node is due, a signal arrives, or `seconds` pass."""
+        """Sleep until a check completes, a signal arrives, or `seconds` pass."""
         self.wake.clear()
+        if self.stopping.is_set() or self.reload_requested:
+            return
+        timeout = None if math.isinf(seconds) else max(0.0, seconds)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.wake.wait(), max(0.0, seconds))
-
-    def _restore(self) -> None:
-        """Continue the hysteresis of the nodes the state file already knows, and remediation."""
-        self.recoverer.load()
-        try:
-            state = self.store.read()
-        except StateError as exc:
-            log.warning("starting without the previous state: %s", exc)
-            return
-        names = {n.name for n in self.cfg.nodes}
-        if state is not None:
-            self.shown = {name: v for name, v in state.nodes.items() if name in names}
-            if state.alerts:
-                try:
-                    self.engine.book = book_from_json(state.alerts)
-                except (KeyError, TypeError, ValueError) as exc:
-                    log.warning("starting without the previous alerts: %s", exc)
-
-    async def _sweep(self, batch: list[Worker]) -> None:
-        """Check `batch`, then hand the verdicts on step by step; abandon on stop."""
-        now = datetime.now(UTC)
-        started = time.monotonic()
-        verdicts = await self._check(batch)
-        if verdicts is None:
-            log.info("sweep abandoned: stopping")
-            return
-        steps = self._advance(verdicts, now, started)
-        duration = time.monotonic() - started
-        self.info = dataclasses.replace(
-            self.info,
-            sweeps=self.info.sweeps + 1,
-            last_sweep_at=now,
-            last_sweep_duration_s=round(duration, 3),
-            interval_s=self.cfg.monitor.interval_s,
-        )
-        changes = [_transition(s, now) for s in steps if s.changed]
-        events, conditions = await self._recover(steps, now)
-        alerts = self._alert(steps, changes, now, conditions)
-        await self._persist(steps, alerts)
-        await self._record_history(
-            [Sample(s.verdict, s.delay_s) for s in steps],
-            changes,
-            [*self.recoverer.take_events(), *events],
-        )
-        cluster = logs.summary(self.shown, self.due)
-        logs.sweep(self.info.sweeps, len(batch), duration, cluster)
-        sdnotify.notify(f"STATUS={cluster}")
-
-    async def _check(self, batch: list[Worker]) -> list[NodeVerdict] | None:
-        """Run the checks of `batch` concurrently; None when a stop cut them short."""
-        checked = {name: v.last_check for name, v in self.shown.items()}
-        task = asyncio.create_task(sweep.sweep(batch, self.transports, checked))
-        stop = asyncio.create_task(self.stopping.wait())
-        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
-        stop.cancel()
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            return None
-        return task.result()
-
-    def _advance(
-        self, verdicts: list[NodeVerdict], now: datetime, started: float
-    ) -> list[hysteresis.Step]:
-        """Fold each verdict into what its node shows, and schedule the node's next check."""
-        steps = []
-        for verdict in verdicts:
-            step = hysteresis.advance(self.shown.get(verdict.name), verdict, self.cfg.monitor, now)
-            logs.step(step, self.cfg.monitor)
-            self.shown[verdict.name] = step.verdict
-            self.due[verdict.name] = started + step.delay_s
-            steps.append(step)
-        return steps
-
-    async def _recover(
-        self, steps: list[hysteresis.Step], now: datetime
-    ) -> tuple[list[Event], list[ExternalCondition] | None]:
-        """Cordons and remediation after a sweep; a failure of them never stops monitoring.
-
-        No conditions (None) leaves recovery's alerts as they were.
-        """
-        try:
-            return await self.recoverer.after_sweep(
-                self.cfg,
-                self.shown,
-                frozenset(s.verdict.name for s in steps),
-                self.transports,
-                now,
-            )
-        except Exception as exc:  # noqa: BLE001 - monitoring must outlive a recovery bug
-            log.error(  # noqa: TRY400 - one line in the journal, not a traceback
-                "recovery failed: %s: %s (please report this)", type(exc).__name__, exc
-            )
-            return [], None
-
-    def _alert(
-        self,
-        steps: list[hysteresis.Step],
-        changes: list[Transition],
-        now: datetime,
-        conditions: list[ExternalCondition] | None,
-    ) -> dict[str, Any]:
-        """Raise, remind and resolve alerts; hand them to the sinks without waiting."""
-        verdicts = [s.verdict for s in steps]
-        events = self.engine.after_sweep(verdicts, changes, conditions, len(self.cfg.nodes), now)
-        logs.alerts(events)
-        self.dispatcher.submit(events)
-        self.dispatcher.resend(self.engine.firing_events())
-        return self._alert_state()
-
-    def _alert_state(self) -> dict[str, Any]:
-        """The alert book and delivery counters as the state file keeps them.
-
-        Counters are as of now: this sweep's events are still on their way.
-        """
-        return {**book_to_json(self.engine.book), "delivery": self.dispatcher.stats()}
-
-    async def _persist(self, steps: list[hysteresis.Step], alerts: dict[str, Any]) -> None:
-        """Write the swept verdicts, the schedule, the daemon and the alerts to the state file."""
-        try:
-            await asyncio.to_thread(
-                self.store.update,
-                [s.verdict for s in steps],
-                keep=self.due,
-                daemon=self.info,
-                alerts=alerts,
-            )
-        except UgroError as exc:
-            log.error("could not persist the state: %s", exc)  # noqa: TRY400 - the message is complete
-
-    async def _record_history(
-        self, samples: list[Sample], changes: list[Transition], events: list[Event]
-    ) -> None:
-        """Append the sweep to the history, and prune it once an hour; failures are logged."""
-        if self.history is None:
-            return
-        try:
-            await asyncio.to_thread(self.history.record, samples, changes)
-            if events:
-                await asyncio.to_thread(self.history.record_events, events)
-            if time.monotonic() >= self.next_prune:
-                self.next_prune = time.monotonic() + PRUNE_EVERY_S
-                cutoff = datetime.now(UTC) - timedelta(days=self.cfg.history.retention_days)
-                gone = await asyncio.to_thread(self.history.prune, cutoff)
-                log.debug("history: pruned %d samples older than %s", gone, cutoff)
-        except UgroError as exc:
-            log.error("history: %s", exc)  # noqa: TRY400 - the message is complete
+            await asyncio.wait_for(self.wake.wait(), timeout)
 
     async def _reload(self) -> None:
         """Apply a changed config; a bad one keeps the running config and says why."""
@@ -334,28 +224,31 @@ class Daemon:
         except ConfigError as exc:
             log.error("config reload failed, keeping the running config: %s", exc)  # noqa: TRY400
             return
-        # Connections are keyed by node name; a changed address or key must not reuse one.
-        await self.transports.close()
-        self.transports = sweep.Transports()
         now = time.monotonic()
+        # Connections are keyed by node name; a changed address or key must not reuse one:
+        # the checks in flight are abandoned and start again, on new connections.
+        await self.schedule.abandon(list(self.schedule.running), now)
+        await self.transports.close()
+        self.transports = self.new_transports()
         for section in ("exporter", "history"):
             if getattr(new, section) != getattr(self.cfg, section):
                 log.warning("config reload: %s settings take effect at the next start", section)
+        settler = self.settler
         if new.alerts.sinks != self.cfg.alerts.sinks:
             try:
-                dispatcher = _dispatcher(new)
+                sinks = dispatcher(new)
             except UgroError as exc:
                 log.error("config reload: sinks unchanged: %s", exc)  # noqa: TRY400
             else:
-                await self.dispatcher.close()
-                self.dispatcher = dispatcher
-                self.dispatcher.start()
-        self.engine.settings = new.alerts
-        if self.own_scheduler:
-            self.recoverer.scheduler = for_config(new)
+                await settler.dispatcher.close()
+                settler.dispatcher = sinks
+                settler.dispatcher.start()
+        settler.engine.settings = new.alerts
+        if settler.own_scheduler:
+            settler.recoverer.scheduler = for_config(new)
         self.cfg = new
-        self.due = {n.name: self.due.get(n.name, now) for n in new.nodes}
-        self.shown = {k: v for k, v in self.shown.items() if k in self.due}
+        self.schedule.retarget([n.name for n in new.nodes], now)
+        settler.shown = {k: v for k, v in settler.shown.items() if k in self.schedule.due}
         log.info("config reloaded: %d nodes", len(new.nodes))
 
     async def _watchdog(self) -> None:
@@ -366,22 +259,6 @@ class Daemon:
         while True:
             sdnotify.notify("WATCHDOG=1")
             await asyncio.sleep(period)
-
-
-def _transition(step: hysteresis.Step, at: datetime) -> Transition:
-    """The history's record of a step that moved a node's shown status."""
-    verdict = step.verdict
-    return Transition(at, verdict.name, step.before.value, verdict.status.value, step.reason)
-
-
-def _dispatcher(cfg: Config) -> Dispatcher:
-    """Delivery to the configured sinks; a sink that cannot be built stops the start."""
-    return Dispatcher([(settings, sinks.build(settings)) for settings in cfg.alerts.sinks])
-
-
-def _open_history(cfg: Config) -> History | None:
-    """The history database, unless it is turned off."""
-    return History(path_for(cfg.history)) if cfg.history.enabled else None
 
 
 def run(

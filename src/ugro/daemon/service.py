@@ -221,6 +221,9 @@ def status_report() -> dict[str, Any]:
         "last_sweep_at": None,
         "last_sweep_duration_s": None,
         "sweeps": None,
+        "checks": None,
+        "errors": None,
+        "log_errors": None,
         "nodes": {},
         "alerts_firing": None,
         "delivery": {},
@@ -248,6 +251,9 @@ def status_report() -> dict[str, Any]:
         if info is not None and running and info.pid == running.pid:
             report["started_by"] = info.started_by
             report["sweeps"] = info.sweeps
+            report["checks"] = info.checks
+            report["errors"] = info.errors
+            report["log_errors"] = info.log_errors
             report["last_sweep_duration_s"] = info.last_sweep_duration_s
             if info.last_sweep_at:
                 report["last_sweep_at"] = info.last_sweep_at.isoformat()

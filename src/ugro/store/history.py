@@ -130,6 +130,16 @@ class History:
             self._ids[key] = int(row[0])
         return self._ids[key]
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One transaction; if it fails, the names it added are gone, and so are their ids."""
+        try:
+            with self._db:
+                yield
+        except BaseException:
+            self._ids.clear()
+            raise
+
     def _lookup(self, kind: str, name: str) -> int | None:
         row = self._db.execute(
             "SELECT id FROM names WHERE kind = ? AND name = ?", (kind, name)
@@ -143,7 +153,7 @@ class History:
         other, raised as UgroError (the sweep makes every value a float, so none should come).
         """
         try:
-            with self._db:
+            with self._transaction():
                 for sample in samples:
                     self._record_sample(sample)
                 for t in transitions:
@@ -157,7 +167,7 @@ class History:
     def record_events(self, events: Sequence[Event]) -> None:
         """Append events in one transaction."""
         try:
-            with self._db:
+            with self._transaction():
                 for e in events:
                     self._db.execute(
                         "INSERT INTO events (node, ts, kind, detail) VALUES (?, ?, ?, ?)",

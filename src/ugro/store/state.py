@@ -3,6 +3,10 @@
 Writers hold a lock and replace the file atomically (temp file in the same directory,
 fsync, rename), so a reader never sees a partial file. A corrupt file is moved aside and
 rebuilt, with one log line.
+
+One rule for every writer (the daemon, `ugro check`, launch gating): a verdict never
+replaces a newer one of the same node, and a writer may fold what it observed into the
+stored verdict under the lock (`Fold`: hysteresis, in `ugro.verdict.hysteresis`).
 """
 
 from __future__ import annotations
@@ -18,8 +22,12 @@ from ugro.model import NodeVerdict, number
 from ugro.store import atomicfile
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from pathlib import Path
+
+    #: How a writer records a verdict: from the stored one (None: none yet) and the new one,
+    #: what to store.
+    Fold = Callable[[NodeVerdict | None, NodeVerdict], NodeVerdict]
 
 SCHEMA_VERSION = 1
 # A verdict older than this many of the daemon's intervals is shown as stale.
@@ -41,11 +49,20 @@ class DaemonInfo:
     started_at: datetime
     running: bool
     interval_s: float
+    # Sweeps settled: each judges and persists the node checks that completed together.
     sweeps: int = 0
+    # When the last sweep was settled, and how long it took: from the start of its earliest
+    # node check until it was judged and alerted on (its verdicts are persisted next).
     last_sweep_at: datetime | None = None
     last_sweep_duration_s: float | None = None
     config: str | None = None
     started_by: str = "foreground"
+    # Node checks settled, over every sweep.
+    checks: int = 0
+    # Failures the daemon contained and logged (a bug, or input nothing anticipated), and
+    # log records it could not write (a full disk).
+    errors: int = 0
+    log_errors: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """The `daemon` object of the state file."""
@@ -59,6 +76,9 @@ class DaemonInfo:
             "last_sweep_duration_s": self.last_sweep_duration_s,
             "config": self.config,
             "started_by": self.started_by,
+            "checks": self.checks,
+            "errors": self.errors,
+            "log_errors": self.log_errors,
         }
 
     @classmethod
@@ -75,6 +95,9 @@ class DaemonInfo:
             last_sweep_duration_s=None if duration is None else number(duration, 0),
             config=data.get("config"),
             started_by=str(data.get("started_by", "foreground")),
+            checks=int(data.get("checks", 0)),
+            errors=int(data.get("errors", 0)),
+            log_errors=int(data.get("log_errors", 0)),
         )
 
 
@@ -137,6 +160,8 @@ class StateStore:
     def __init__(self, path: Path) -> None:
         """Use the state file at `path`; nothing is touched until read or written."""
         self.path = path
+        # The file as this store last wrote it (inode, mtime, size), to notice other writers.
+        self._written: tuple[int, int, int] | None = None
 
     def read(self) -> ClusterState | None:
         """The current state, or None when there is none yet; never modifies the file.
@@ -168,9 +193,12 @@ class StateStore:
         keep: Iterable[str] | None = None,
         daemon: DaemonInfo | None = None,
         alerts: dict[str, Any] | None = None,
+        fold: Fold | None = None,
     ) -> ClusterState:
-        """Store new verdicts, under the writers' lock.
+        """Store new verdicts, under the writers' lock; the state as written.
 
+        A verdict whose node has a newer one stored is left out (module docstring); `fold`
+        makes what is stored from the stored verdict and the new one, under the lock.
         Nodes not in `verdicts` are kept when their name is in `keep`, dropped otherwise;
         `keep=None` keeps every node (a check of a few nodes leaves the others alone).
         The daemon passes `daemon`, which also sets staleness to three of its intervals;
@@ -183,16 +211,25 @@ class StateStore:
             if keep is not None:
                 kept = set(keep)
                 state.nodes = {n: v for n, v in state.nodes.items() if n in kept}
+            now = datetime.now(UTC)
             for v in verdicts:
-                state.nodes[v.name] = v
+                stored = state.nodes.get(v.name)
+                if stored is not None and newer(stored, v, now):
+                    continue
+                state.nodes[v.name] = fold(stored, v) if fold else v
             if alerts is not None:
                 state.alerts = alerts
             if daemon is not None:
                 state.daemon = daemon
                 state.stale_after_s = STALE_SWEEPS * daemon.interval_s
-            state.updated_at = datetime.now(UTC)
+            state.updated_at = now
             self._write(state)
+            self._written = _signature(self.path)
             return state
+
+    def changed(self) -> bool:
+        """Whether the file is not the one this store last wrote: another writer replaced it."""
+        return _signature(self.path) != self._written
 
     def _document(self, raw: bytes) -> Any:  # noqa: ANN401 - parsed JSON
         """The parsed document; ValueError when it is not one this version can read.
@@ -233,3 +270,21 @@ class StateStore:
 
     def _write(self, state: ClusterState) -> None:
         atomicfile.write(self.path, json.dumps(state.to_json(), indent=1, allow_nan=False).encode())
+
+
+def newer(stored: NodeVerdict, new: NodeVerdict, now: datetime) -> bool:
+    """Whether `stored` was checked after `new`, and so stays (the writers' rule).
+
+    One dated in the future does not count: the clock was set back, and refusing every
+    verdict until it catches up would leave the node stale for that long.
+    """
+    return new.last_check < stored.last_check <= now
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    """What tells one version of the file from another: every write is a new inode."""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_ino, found.st_mtime_ns, found.st_size

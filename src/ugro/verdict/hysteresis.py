@@ -9,6 +9,9 @@ sweep forever:
 - a node unreachable `backoff_after` checks in a row is retried with exponential backoff,
   doubling from twice the interval up to `max_backoff_s`;
 - a node's first check (nothing shown yet) is shown as it is.
+
+Every writer of the state file folds its checks in the same way (`recorder`): what `ugro
+check` records for a node the daemon keeps goes through this hysteresis too.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from ugro.config import MonitorSettings
+    from ugro.store.state import Fold
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,3 +98,19 @@ def advance(
     )
     verdict = dataclasses.replace(observed, status=shown, tracking=tracking)
     return Step(verdict, delay, previous.status if previous else NodeStatus.UNKNOWN)
+
+
+def recorder(policy: MonitorSettings) -> Fold:
+    """How a writer other than the daemon records a check (`StateStore.update`'s `fold`).
+
+    A node whose stored verdict carries the daemon's tracking gets the check folded in as
+    the daemon folds its own, so a single bad check shows as pending, not as the node's
+    status; a node no daemon keeps is stored as checked.
+    """
+
+    def fold(stored: NodeVerdict | None, observed: NodeVerdict) -> NodeVerdict:
+        if stored is None or stored.tracking is None:
+            return observed
+        return advance(stored, observed, policy, observed.last_check).verdict
+
+    return fold

@@ -29,10 +29,15 @@ def print_status(report: dict[str, Any]) -> None:
             age = (datetime.now(UTC) - last).total_seconds()
             _say(
                 f"last sweep: {_duration(age)} ago, took {report['last_sweep_duration_s']:.2f} s "
-                f"({report['sweeps']} sweeps)"
+                f"({report['sweeps']} sweeps, {report['checks']} node checks)"
             )
         else:
             _say("last sweep: none yet")
+        if report["errors"] or report["log_errors"]:
+            _say(
+                f"errors: {report['errors']} contained, {report['log_errors']} log records "
+                "not written (see the log)"
+            )
     if report["nodes"]:
         _say(
             "nodes: " + ", ".join(f"{n} {status}" for status, n in sorted(report["nodes"].items()))

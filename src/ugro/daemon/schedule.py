@@ -1,0 +1,133 @@
+"""The daemon's timetable: each node checked when it is due, on its own, never twice at once.
+
+Every node check runs as a task of its own, so a node that hangs costs its own timeout and
+never another node's cadence. A node is busy from the start of its check until the daemon
+has settled the result and set its next due time; a busy node is not started again.
+
+Checks started together (nodes due at the same moment) form a cohort. Completed checks are
+taken together, as one sweep, once every check of their cohorts has completed, or a short
+wait after the first of them, whichever comes first: nodes that fail together (a switch, a
+shared filesystem) land in one sweep, which is what the alert engine's cluster grouping
+counts, and a hung node holds the others' verdicts back by that wait at most.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine, Iterable, Sequence
+    from typing import Any
+
+    from ugro.config import Worker
+    from ugro.model import NodeVerdict
+
+    #: Checks one node; never raises (the daemon contains what a check raises).
+    Runner = Callable[[Worker], Coroutine[Any, Any, NodeVerdict]]
+
+# How long an abandoned check may take to unwind once cancelled.
+ABANDON_WAIT_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    """One node check that finished: the node, when its check started (monotonic), its verdict."""
+
+    name: str
+    started: float
+    verdict: NodeVerdict
+
+
+class Schedule:
+    """When each node is due, which checks run, and which completed and await settling."""
+
+    def __init__(self, names: Iterable[str], now: float, wake: asyncio.Event) -> None:
+        """Every node in `names` due at `now`; `wake` is set whenever a check completes."""
+        self.due: dict[str, float] = dict.fromkeys(names, now)
+        self.running: dict[str, asyncio.Task[NodeVerdict]] = {}
+        # When each running check started: its cohort.
+        self._started: dict[str, float] = {}
+        self._completed: list[Completed] = []
+        self._first_completed_at: float | None = None
+        self._wake = wake
+
+    def start_due(self, nodes: Sequence[Worker], now: float, run: Runner) -> None:
+        """Start the check of every node of `nodes` due by `now` and not busy."""
+        for node in nodes:
+            if self.due.get(node.name, math.inf) > now or node.name in self.running:
+                continue
+            # Busy until settled: the daemon sets the next due time then.
+            self.due[node.name] = math.inf
+            task = asyncio.create_task(run(node), name=f"check {node.name}")
+            self.running[node.name] = task
+            self._started[node.name] = now
+            task.add_done_callback(partial(self._finished, node.name, now))
+
+    def _finished(self, name: str, started: float, task: asyncio.Task[NodeVerdict]) -> None:
+        if self.running.get(name) is task:
+            del self.running[name]
+            del self._started[name]
+        if task.cancelled():
+            return
+        # The runner contains whatever a check raises; result() re-raises only a bug here.
+        self._completed.append(Completed(name, started, task.result()))
+        if self._first_completed_at is None:
+            self._first_completed_at = time.monotonic()
+        self._wake.set()
+
+    def settle_at(self, wait_s: float) -> float | None:
+        """When to take the completed checks (module docstring); None while there are none.
+
+        That is when the first of them completed, once their cohorts are complete; else
+        `wait_s` later.
+        """
+        if self._first_completed_at is None:
+            return None
+        cohorts = {c.started for c in self._completed}
+        if any(started in cohorts for started in self._started.values()):
+            return self._first_completed_at + wait_s
+        return self._first_completed_at
+
+    def take(self) -> list[Completed]:
+        """The completed checks, oldest start first; the daemon settles them and sets `due`."""
+        taken = sorted(self._completed, key=lambda c: c.started)
+        self._completed = []
+        self._first_completed_at = None
+        return taken
+
+    def next_due(self) -> float:
+        """When the next idle node is due (infinity when every node is busy)."""
+        return min(self.due.values(), default=math.inf)
+
+    def retarget(self, names: Iterable[str], now: float) -> None:
+        """Follow a changed node list: new nodes due at `now`, removed ones forgotten.
+
+        Call it with no check running (`abandon` them first).
+        """
+        wanted = list(names)
+        self.due = {name: self.due.get(name, now) for name in wanted}
+        self._completed = [c for c in self._completed if c.name in self.due]
+
+    async def abandon(self, names: Iterable[str], now: float) -> list[str]:
+        """Cancel the running checks of `names`; those still configured are due at `now`.
+
+        Returns the nodes whose checks were abandoned.
+        """
+        tasks = {name: self.running.pop(name) for name in names if name in self.running}
+        for name in tasks:
+            del self._started[name]
+        for task in tasks.values():
+            task.cancel()
+        for name in tasks:
+            if name in self.due:
+                self.due[name] = now
+        if tasks:
+            # A cancelled check unwinds at once (asyncssh and subprocess waits are
+            # cancellable); the bound only keeps a misbehaving one from holding the daemon.
+            await asyncio.wait(tasks.values(), timeout=ABANDON_WAIT_S)
+        return sorted(tasks)
