@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from ugro.errors import StateError
 from ugro.model import NodeStatus, number
+from ugro.text import printable
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -173,11 +174,15 @@ class StateCollector(Collector):
 
 
 def _checked(sample: tuple[str, tuple[object, ...], object]) -> Sample:
-    """A sample whose labels are strings and whose value is a finite number, or ValueError."""
+    """A sample whose labels are printable strings and whose value is finite, or ValueError.
+
+    Labels are shown by people too (`curl /metrics`, Grafana legends): a GPU name's escape
+    sequences must not reach their terminals (DESIGN §10).
+    """
     name, labels, value = sample
     if not all(isinstance(label, str) for label in labels):
         raise ValueError(f"{name}: a label is not a string: {labels!r:.80}")
-    return name, tuple(str(label) for label in labels), number(value)
+    return name, tuple(printable(str(label)) for label in labels), number(value)
 
 
 def _node_samples(row: Row) -> Iterator[tuple[str, tuple[object, ...], object]]:

@@ -84,6 +84,16 @@ def test_node_that_cannot_be_rendered_is_left_out(monkeypatch: pytest.MonkeyPatc
     assert skipped(exposition) == 3
 
 
+def test_labels_carry_no_terminal_control() -> None:
+    """A GPU name with escape sequences reaches /metrics printable (people read it with curl)."""
+    title = "\x1b]0;pwned\x07H100\x1b[2J"
+    gpu = GpuMetrics(0, "GPU-0", title, 40.0, None, None, None, None, None)
+    StateStore(paths.state_file()).update([dataclasses.replace(healthy("gpu1"), gpus=(gpu,))])
+    exposition = render()
+    assert "\x1b" not in exposition
+    assert 'model="H100"' in exposition
+
+
 def test_skip_count_is_zero_for_a_clean_state() -> None:
     """With nothing wrong, ugro_exporter_skipped_nodes is served as 0 rather than absent."""
     StateStore(paths.state_file()).update([healthy("gpu1")])

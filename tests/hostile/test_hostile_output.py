@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,7 @@ from ugro.store.history_records import Sample
 from ugro.store.state import StateStore
 from ugro.subprocesses import STDERR_LIMIT, STDOUT_LIMIT
 from ugro.sweep import MAX_MESSAGE_CHARS, Transports
+from ugro.text import LineFormatter
 from ugro.verdict import hysteresis
 
 if TYPE_CHECKING:
@@ -307,6 +309,23 @@ def test_every_number_a_check_reads_is_validated(
     world.assert_truthful(lie, world.sweep(lie))
 
 
+ESC = "\x1b"
+
+
+class Lines(logging.Handler):
+    """Log records as the daemon's log file has them: one formatted line an event."""
+
+    def __init__(self) -> None:
+        """Start with no lines, formatting as the daemon does."""
+        super().__init__(level=logging.DEBUG)
+        self.setFormatter(LineFormatter())
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Keep the record's formatted text."""
+        self.lines.append(self.format(record))
+
+
 def surfaces(world: World, verdicts: dict[str, NodeVerdict]) -> None:
     """The daemon's and the CLI's surfaces, fed `verdicts`: each must work and stay strict."""
     now = datetime.now(UTC)
@@ -317,10 +336,20 @@ def surfaces(world: World, verdicts: dict[str, NodeVerdict]) -> None:
         )
         for v in verdicts.values()
     ]
-    for step in steps:
-        logs.step(step, world.cfg.monitor)
-    events = world.engine.after_sweep([s.verdict for s in steps], [], None, len(NODES), now)
-    logs.alerts(events)
+    logged = Lines()
+    ugro_log = logging.getLogger("ugro")
+    level = ugro_log.level
+    ugro_log.setLevel(logging.DEBUG)
+    ugro_log.addHandler(logged)
+    try:
+        for step in steps:
+            logs.step(step, world.cfg.monitor)
+        events = world.engine.after_sweep([s.verdict for s in steps], [], None, len(NODES), now)
+        logs.alerts(events)
+    finally:
+        ugro_log.removeHandler(logged)
+        ugro_log.setLevel(level)
+    assert not any(ESC in line for line in logged.lines), logged.lines
     for event in events:
         finite(strict(json.dumps(event.to_json(), allow_nan=False)))
     StateStore(paths.state_file()).update([s.verdict for s in steps])
@@ -333,6 +362,7 @@ def surfaces(world: World, verdicts: dict[str, NodeVerdict]) -> None:
     metrics = generate_latest(exporter.registry(paths.state_file())).decode()
     assert "NaN" not in metrics
     assert "Inf" not in metrics
+    assert ESC not in metrics
     runner = CliRunner()
     for args in (
         ["health", "--json"],
@@ -346,6 +376,7 @@ def surfaces(world: World, verdicts: dict[str, NodeVerdict]) -> None:
         assert ran.exit_code in (0, 1, 2, 3), (args, ran.output)
         if "json" in args or "--json" in args:
             finite(strict(ran.stdout))
+        assert ESC not in ran.output, (args, ran.output)
 
 
 @settings(max_examples=30, deadline=10_000, suppress_health_check=[HealthCheck.too_slow])
