@@ -47,6 +47,31 @@ class RecordingScheduler:
         return True
 
 
+class Recorder:
+    """A Scheduler that records its calls in memory and refuses some nodes, for in-process tests."""
+
+    name = "recorder"
+
+    def __init__(self, refuse: frozenset[str] = frozenset(), *, ours: bool = True) -> None:
+        """Refuse drains and resumes of `refuse`; `ours=False`: the drains are not ugro's."""
+        self.calls: list[tuple[str, ...]] = []
+        self.refuse = refuse
+        self.ours = ours
+
+    def drain(self, node: str, reason: str) -> None:
+        """Record; refuse the nodes in `refuse`."""
+        self.calls.append(("drain", node, reason))
+        if node in self.refuse:
+            raise SchedulerError(f"Invalid node name specified: {node}")
+
+    def resume(self, node: str) -> bool:
+        """Record; refuse the nodes in `refuse`."""
+        self.calls.append(("resume", node))
+        if node in self.refuse:
+            raise SchedulerError(f"Invalid node name specified: {node}")
+        return self.ours
+
+
 def calls(record: Path) -> list[dict[str, str]]:
     """What the scheduler was told so far."""
     try:

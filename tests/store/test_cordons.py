@@ -14,9 +14,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from conftest import run_ugro
+from recording_scheduler import Recorder
 from ugro import cli, paths
 from ugro.cli import cordons as cordon_commands
-from ugro.errors import SchedulerError, StateError
+from ugro.errors import StateError
 from ugro.model import NodeStatus
 from ugro.store.cordons import Cordon, CordonStore
 from ugro.store.history import opened
@@ -389,31 +390,6 @@ def test_health_imports_nothing_heavy_for_cordons() -> None:
 
 
 # --- the scheduler -----------------------------------------------------------------------------
-
-
-class Recorder:
-    """A Scheduler (ugro.recovery.scheduler) that records its calls and refuses some nodes."""
-
-    name = "recorder"
-
-    def __init__(self, refuse: frozenset[str] = frozenset(), *, ours: bool = True) -> None:
-        """Refuse drains and resumes of `refuse`; `ours=False`: the drains are not ugro's."""
-        self.calls: list[tuple[str, ...]] = []
-        self.refuse = refuse
-        self.ours = ours
-
-    def drain(self, node: str, reason: str) -> None:
-        """Record; refuse the nodes in `refuse`."""
-        self.calls.append(("drain", node, reason))
-        if node in self.refuse:
-            raise SchedulerError(f"Invalid node name specified: {node}")
-
-    def resume(self, node: str) -> bool:
-        """Record; refuse the nodes in `refuse`."""
-        self.calls.append(("resume", node))
-        if node in self.refuse:
-            raise SchedulerError(f"Invalid node name specified: {node}")
-        return self.ours
 
 
 @pytest.fixture
