@@ -3,7 +3,9 @@
 Each sink gets its own queue and worker task. `Dispatcher.submit` only enqueues, so a sink
 that hangs or refuses connections delays neither the sweep nor the other sinks. A delivery
 that fails is retried with exponential backoff, then dropped with an ERROR line; the counters
-in `Dispatcher.stats` tell the operator (`ugro daemon status`).
+in `Dispatcher.stats` tell the operator (`ugro daemon status`). Until a sink accepts an event
+it stays in that sink's outbox (`ugro.alerts.outbox`), which outlives a stop or a kill, and a
+`resolved` goes only to a sink that got its firing.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
+from ugro.alerts.outbox import Outbox
 from ugro.alerts.sinks import DeliveryError, Resending, accepts, target
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
+    from pathlib import Path
 
     from ugro.alerts.book import AlertEvent
     from ugro.alerts.sinks import Sink
@@ -51,6 +55,7 @@ class _Lane:
     settings: SinkSettings
     sink: Sink
     target: str
+    outbox: Outbox
     queue: asyncio.Queue[_Job] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     worker: asyncio.Task[None] | None = None
     sent: int = 0
@@ -73,16 +78,32 @@ class Dispatcher:
         max_attempts: int = 5,
         base_delay_s: float = 1.0,
         max_delay_s: float = 300.0,
+        outbox_dir: Path | None = None,
     ) -> None:
-        """Deliver to `sinks`; try each event `max_attempts` times, waiting 1 s, 2 s, 4 s, …."""
-        self._lanes = [_Lane(s, sink, target(s)) for s, sink in sinks]
+        """Deliver to `sinks`; try each event `max_attempts` times, waiting 1 s, 2 s, 4 s, ….
+
+        Undelivered events are kept in `outbox_dir` (None: in memory only) and re-queued by
+        `start`.
+        """
+        self._lanes = [
+            _Lane(s, sink, target(s), Outbox.beside(outbox_dir, s.name)) for s, sink in sinks
+        ]
         self.max_attempts = max_attempts
         self.base_delay_s = base_delay_s
         self.max_delay_s = max_delay_s
 
     def start(self) -> None:
-        """Start one worker per sink; call from the running loop."""
+        """Queue what the outboxes kept, and start one worker per sink; call from the loop."""
         for lane in self._lanes:
+            if lane.outbox.pending and lane.worker is None:
+                log.info(
+                    "sink %s (%s): %d undelivered event(s) from before the restart",
+                    lane.settings.name,
+                    lane.target,
+                    len(lane.outbox.pending),
+                )
+                for event in list(lane.outbox.pending):
+                    self._enqueue(lane, _Job("send", (event,)), kept=True)
             if lane.worker is None:
                 lane.worker = asyncio.create_task(
                     self._work(lane), name=f"ugro-sink-{lane.settings.name}"
@@ -90,10 +111,13 @@ class Dispatcher:
 
     def submit(self, events: Iterable[AlertEvent]) -> None:
         """Queue each event for every sink that accepts it; never waits."""
-        for event in events:
-            for lane in self._lanes:
-                if accepts(lane.settings, event):
-                    self._enqueue(lane, _Job("send", (event,)))
+        events = list(events)
+        for lane in self._lanes:
+            accepted = [e for e in events if accepts(lane.settings, e)]
+            for event in accepted:
+                self._enqueue(lane, _Job("send", (event,)))
+            if accepted:
+                lane.outbox.save()
 
     def resend(self, firing: Sequence[AlertEvent]) -> None:
         """Queue a re-post of the firing alerts for each resending sink that is due; never waits."""
@@ -127,18 +151,18 @@ class Dispatcher:
         }
 
     async def close(self, timeout_s: float = 5) -> None:
-        """Stop the workers; deliveries still queued or in progress are dropped and logged."""
+        """Stop the workers; undelivered events stay in the outbox for the next start."""
         workers = [lane.worker for lane in self._lanes if lane.worker is not None]
         for lane in self._lanes:
-            pending = lane.queue.qsize() + (lane.current is not None)
-            if pending:
-                lane.dropped += pending
+            if lane.outbox.pending:
                 log.warning(
-                    "sink %s (%s): dropping %d undelivered event(s) at shutdown",
+                    "sink %s (%s): %d undelivered event(s) %s",
                     lane.settings.name,
                     lane.target,
-                    pending,
+                    len(lane.outbox.pending),
+                    "kept for the next start" if lane.outbox.path else "dropped at shutdown",
                 )
+                lane.outbox.save()
             if lane.worker is not None:
                 lane.worker.cancel()
                 lane.worker = None
@@ -148,11 +172,16 @@ class Dispatcher:
             for task in stuck:
                 log.error("%s did not stop within %g s", task.get_name(), timeout_s)
 
-    def _enqueue(self, lane: _Lane, job: _Job) -> None:
+    def _enqueue(self, lane: _Lane, job: _Job, *, kept: bool = False) -> None:
+        """Queue `job`; a send is pending in the outbox (already, if `kept`) until delivered."""
         # Only this loop's thread touches the queue, so full() cannot change before put.
         if not lane.queue.full():
             lane.queue.put_nowait(job)
+            if job.kind == "send" and not kept:
+                lane.outbox.pending.append(job.events[0])
             return
+        if kept:
+            lane.outbox.forget(job.events[0])
         lane.dropped += 1
         log.error(
             "sink %s (%s): %d deliveries already waiting; dropped a %s",
@@ -176,11 +205,27 @@ class Dispatcher:
                 lane.queue.task_done()
 
     async def _deliver(self, lane: _Lane, job: _Job) -> None:
+        """Send one event, retrying with backoff; then it leaves the outbox, sent or not."""
+        (event,) = job.events
+        if lane.outbox.owes(event):
+            await self._retrying(lane, job)
+        else:
+            log.info(
+                "sink %s (%s): not sending %s: the sink never got its firing",
+                lane.settings.name,
+                lane.target,
+                _describe(job),
+            )
+        lane.outbox.forget(event)
+        lane.outbox.save()
+
+    async def _retrying(self, lane: _Lane, job: _Job) -> None:
         """Send one event, retrying with backoff; give up after `max_attempts`."""
         (event,) = job.events
         for attempt in range(1, self.max_attempts + 1):
             error = await _attempt(lane, event)
             if error is None:
+                lane.outbox.sent(event)
                 return
             lane.last_error = error
             if attempt == self.max_attempts:
@@ -219,6 +264,8 @@ class Dispatcher:
         except TimeoutError:
             lane.last_error = f"sink {lane.settings.name!r}: re-sending did not finish in time"
         else:
+            for event in job.events:
+                lane.outbox.sent(event)
             return
         log.warning(
             "sink %s (%s): re-sending %d firing alert(s) failed: %s",
@@ -230,11 +277,16 @@ class Dispatcher:
 
 
 async def send_now(sink: Sink, event: AlertEvent) -> str | None:
-    """Deliver `event` once, now (for `ugro alerts test`): None, or what went wrong."""
+    """Deliver `event` once, now (for `ugro alerts test`): None, or what went wrong.
+
+    Never raises: one sink's bug must not hide the other sinks' results.
+    """
     try:
         await sink.send(event)
     except DeliveryError as exc:
         return str(exc)
+    except Exception as exc:  # noqa: BLE001 - reported as this sink's result, without its text
+        return f"sink {sink.name!r}: unexpected {type(exc).__name__}"
     return None
 
 

@@ -74,9 +74,28 @@ def post_request(url: str, data: bytes, headers: Mapping[str, str]) -> urllib.re
     )
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Refuses every redirect: urllib would re-send the credentials to the new place."""
+
+    def redirect_request(  # noqa: PLR0913, PLR0917 - urllib's signature
+        self,
+        req: urllib.request.Request,  # noqa: ARG002 - urllib's signature
+        fp: object,  # noqa: ARG002 - urllib's signature
+        code: int,  # noqa: ARG002 - urllib's signature
+        msg: str,  # noqa: ARG002 - urllib's signature
+        headers: object,  # noqa: ARG002 - urllib's signature
+        newurl: str,  # noqa: ARG002 - urllib's signature
+    ) -> None:
+        """None: urllib then raises the 3xx as an HTTPError, a failed delivery."""
+        return
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 def urlopen(request: urllib.request.Request, timeout_s: float) -> None:
-    """Send `request` and read the answer (urllib raises HTTPError for 4xx and 5xx)."""
-    with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 - see post_request
+    """Send `request` and read the answer (HTTPError for 3xx, 4xx and 5xx: no redirects)."""
+    with _OPENER.open(request, timeout=timeout_s) as response:
         response.read()
         if not 200 <= response.status < 300:
             raise urllib.error.HTTPError(
@@ -108,6 +127,17 @@ def url_secrets(url: str) -> list[str]:
     found.update(segments)
     found.update(urllib.parse.unquote(s) for s in list(found))
     # Very short pieces ("v1", "a") are not secrets, and scrubbing them mangles the text.
+    return [s for s in found if len(s) >= 3]
+
+
+def header_secrets(headers: Mapping[str, str]) -> list[str]:
+    """The header values that may be secret ("Bearer TOKEN": the value and the token)."""
+    found = set()
+    for name, value in headers.items():
+        if name.lower() in ("content-type", "user-agent"):
+            continue
+        parts = value.split()
+        found.update([value, *parts[1:]] if len(parts) > 1 else parts)
     return [s for s in found if len(s) >= 3]
 
 

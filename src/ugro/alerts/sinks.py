@@ -24,6 +24,7 @@ from ugro import subprocesses
 from ugro.alerts.book import SEVERITY_RANK
 from ugro.alerts.posting import (
     QUOTE_CHARS,
+    header_secrets,
     post_request,
     read_quietly,
     redact,
@@ -313,12 +314,19 @@ async def _post_json(
     """POST `payload` as JSON; raise DeliveryError, with `url` redacted, unless answered 2xx."""
     request = post_request(url, json.dumps(payload, allow_nan=False).encode(), headers)
     where = f"sink {name!r}: POST {redact(url)}"
+    # What a receiver echoes back may quote the URL's secrets or the credentials it was sent.
+    secrets = [*url_secrets(url), *header_secrets(dict(request.header_items()))]
     try:
         # urllib's timeout bounds each socket operation; wait_for bounds the whole exchange.
         await asyncio.wait_for(asyncio.to_thread(urlopen, request, timeout_s), timeout_s)
     except urllib.error.HTTPError as exc:
+        location = exc.headers.get("Location") if exc.headers else None
         body = read_quietly(exc)
-        detail = f": {scrub(body, url_secrets(url))}" if body else ""
+        if 300 <= exc.code < 400:
+            whither = redact(urllib.parse.urljoin(request.full_url, location or ""))
+            moved = f"redirect to {printable(whither)}" if location else "redirect"
+            raise DeliveryError(f"{where}: HTTP {exc.code} {moved} not followed") from None
+        detail = f": {printable(scrub(body, secrets))}" if body else ""
         raise DeliveryError(f"{where}: HTTP {exc.code} {exc.reason}{detail}") from None
     except TimeoutError:
         raise DeliveryError(f"{where}: no answer within {timeout_s:g} s") from None
@@ -327,10 +335,10 @@ async def _post_json(
         if isinstance(reason, TimeoutError):
             raise DeliveryError(f"{where}: no answer within {timeout_s:g} s") from None
         text = reason.strerror if isinstance(reason, OSError) and reason.strerror else reason
-        raise DeliveryError(f"{where}: {scrub(str(text), url_secrets(url))}") from None
+        raise DeliveryError(f"{where}: {scrub(str(text), secrets)}") from None
     except (OSError, HTTPException) as exc:
         text = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise DeliveryError(f"{where}: {scrub(str(text), url_secrets(url))}") from None
+        raise DeliveryError(f"{where}: {scrub(str(text), secrets)}") from None
 
 
 def _quiet_apprise() -> None:

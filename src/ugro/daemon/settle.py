@@ -417,5 +417,11 @@ def _transition(step: hysteresis.Step) -> Transition:
 
 
 def dispatcher(cfg: Config) -> Dispatcher:
-    """Delivery to the configured sinks; a sink that cannot be built stops the start."""
-    return Dispatcher([(settings, sinks.build(settings)) for settings in cfg.alerts.sinks])
+    """Delivery to the configured sinks; a sink that cannot be built stops the start.
+
+    Each sink's outbox lies beside the state file, so a restart delivers what a stop left.
+    """
+    return Dispatcher(
+        [(settings, sinks.build(settings)) for settings in cfg.alerts.sinks],
+        outbox_dir=paths.state_file().parent,
+    )
