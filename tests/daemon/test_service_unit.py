@@ -10,6 +10,7 @@ import pytest
 
 from conftest import REPO, run_ugro
 from ugro.daemon import service
+from ugro.errors import UgroError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -104,3 +105,26 @@ def test_installed_unit_passes_systemd_analyze_verify(config_home: Path) -> None
     )
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("word", "quoted"),
+    [
+        ("/usr/bin/python3", "/usr/bin/python3"),
+        ("/opt/my env/python", '"/opt/my env/python"'),
+        ("/home/u/100%/c.yaml", '"/home/u/100%%/c.yaml"'),
+        ("/home/$USER/c.yaml", '"/home/$$USER/c.yaml"'),
+        ('/a"b\\c', '"/a\\"b\\\\c"'),
+        ("it's", '"it\'s"'),
+    ],
+)
+def test_unit_words_follow_systemds_quoting(word: str, quoted: str) -> None:
+    """Arguments are quoted by systemd.service(5)'s rules: specifiers and variables doubled."""
+    assert service.systemd_word(word) == quoted
+
+
+@pytest.mark.parametrize("word", ["/a\nExecStartPre=/bin/evil", "/a\tb", "/a\x7fb", ";"])
+def test_unit_words_systemd_cannot_carry_are_refused(word: str) -> None:
+    """A newline (a new directive), another control character or a lone ';' is refused."""
+    with pytest.raises(UgroError, match="cannot write"):
+        service.render_unit([sys.executable, "--config", word])

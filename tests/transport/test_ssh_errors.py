@@ -15,7 +15,7 @@ import asyncssh
 import pytest
 
 from ugro.config import Worker
-from ugro.errors import ConnectError, CredentialsError
+from ugro.errors import ConnectError, CredentialsError, HostKeyChanged
 from ugro.transport import ssh as ssh_transport
 
 if TYPE_CHECKING:
@@ -125,3 +125,23 @@ def test_oversized_known_hosts_is_refused(tmp_path: Path, monkeypatch: pytest.Mo
     error = connect_error(node)
     assert type(error) is CredentialsError
     assert "is larger than 1024 bytes" in str(error)
+
+
+def test_strict_with_a_missing_known_hosts_says_so(tmp_path: Path) -> None:
+    """Under strict, a configured known_hosts that does not exist is named, not ~/.ssh's used."""
+    absent = tmp_path / "absent"
+    error = connect_error(worker(tmp_path, known_hosts=str(absent)))
+    assert type(error) is CredentialsError
+    assert f"known_hosts {absent} does not exist" in str(error)
+
+
+def test_a_revoked_key_is_not_answered_with_accept_new(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key known_hosts marks @revoked is reported as such, with no policy to relax."""
+    revoked = asyncssh.HostKeyNotVerifiable("Host key is revoked for host 127.0.0.1")
+    monkeypatch.setattr(asyncssh, "create_connection", raising(revoked))
+    error = connect_error(worker(tmp_path))
+    assert type(error) is HostKeyChanged
+    assert "REVOKED" in str(error)
+    assert "accept-new" not in str(error)

@@ -197,12 +197,14 @@ def test_unknown_host_key_is_refused_when_strict(cluster: TestCluster, tmp_path:
     assert "ssh-keyscan" in str(error)
 
 
-def test_missing_known_hosts_file_is_unknown_not_default(
+def test_missing_known_hosts_file_is_refused_not_default(
     cluster: TestCluster, tmp_path: Path
 ) -> None:
-    """A configured known_hosts that does not exist trusts nothing (never ~/.ssh/known_hosts)."""
-    error = open_error(node(cluster, tmp_path, known_hosts=str(tmp_path / "absent")))
-    assert type(error) is HostKeyUnknown
+    """Under strict, a configured known_hosts that does not exist is an error naming it."""
+    absent = tmp_path / "absent"
+    error = open_error(node(cluster, tmp_path, known_hosts=str(absent)))
+    assert type(error) is CredentialsError
+    assert f"known_hosts {absent} does not exist" in str(error)
 
 
 def test_changed_host_key_is_refused(cluster: TestCluster, tmp_path: Path) -> None:

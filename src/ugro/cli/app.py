@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -29,6 +30,9 @@ F = TypeVar("F", bound="Callable[..., Any]")
 
 # The Nagios code of a command that could not reach a verdict (UNKNOWN).
 NO_VERDICT = 3
+# The exit status when the reader closed stdout (`ugro health --json | head -1`): what a shell
+# reports for git or any program SIGPIPE ends (128 + 13), so `set -o pipefail` sees the same.
+READER_GONE = 141
 NO_DATA = "no health data yet: run `ugro check`, or start the monitor with `ugro daemon start`"
 
 
@@ -43,14 +47,32 @@ def fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+def reader_gone() -> NoReturn:
+    """End quietly, as `git log | head` does, because whoever read stdout closed it."""
+    # Python flushes stdout again at exit: pointed at /dev/null, that flush cannot fail.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    sys.exit(READER_GONE)
+
+
 def errors_exit(code: int) -> Callable[[F], F]:
-    """Turn ugro's errors into one line on stderr and exit `code`; never a traceback."""
+    """Turn ugro's errors into one line on stderr and exit `code`; never a traceback.
+
+    A closed stdout ends the command quietly (`reader_gone`).
+    """
 
     def decorate(command: F) -> F:
         @functools.wraps(command)
         def wrapper(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401 - passes click's values through
             try:
-                return command(*args, **kwargs)
+                try:
+                    return command(*args, **kwargs)
+                finally:
+                    # Output still buffered would otherwise meet the closed pipe at exit.
+                    sys.stdout.flush()
+            except BrokenPipeError:
+                reader_gone()
             except click.ClickException:
                 raise
             except UgroError as exc:

@@ -24,11 +24,10 @@ def init(ctx: click.Context, force: bool) -> None:
     if path.exists() and not force:
         fail(f"{path} already exists; edit it, or pass --force to overwrite it", 1)
     template = files("ugro").joinpath("data/cluster.yaml").read_text(encoding="utf-8")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(template, encoding="utf-8")
-    except OSError as exc:
-        fail(f"{path}: cannot write: {exc.strerror}", 1)
+    from ugro.store import atomicfile
+
+    # 0600: the file will hold alert tokens. Written by rename, so a link stays untouched.
+    atomicfile.write(path, template.encode())
     click.echo(f"wrote {path}; edit the workers, then run `ugro config validate` and `ugro check`")
 
 

@@ -20,9 +20,11 @@ from typing import TYPE_CHECKING, TextIO
 from ugro import paths
 from ugro.errors import UgroError
 from ugro.model import BAD_STATUSES
+from ugro.store import atomicfile
 from ugro.text import LineFormatter
 
 if TYPE_CHECKING:
+    import io
     from collections.abc import Iterable, Mapping, Sequence
 
     from ugro.alerts.book import AlertEvent
@@ -59,8 +61,18 @@ class _Failures:
             pass
 
 
+def _private(path: str, flags: int) -> int:
+    """Open the log file 0600, never through a symbolic link (an `open` opener)."""
+    return atomicfile.open_private(Path(path), flags)
+
+
 class _QuietFile(logging.handlers.RotatingFileHandler):
     """The log file; a record it cannot write is counted, never a traceback on stderr."""
+
+    def _open(self) -> io.TextIOWrapper:
+        """Open the file as `logging` would, but 0600 and not through a symbolic link."""
+        # Appending, as a rotating handler always does.
+        return open(self.baseFilename, "a", encoding=self.encoding, opener=_private)
 
     def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
         """Count the failure (`log_errors`) instead of printing it."""

@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, TextIO
 
 from ugro.errors import UgroError
+from ugro.store import atomicfile
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -37,9 +38,8 @@ class PidLock:
         A reader (`ugro daemon status`) may hold the lock for an instant while it removes a
         stale file, hence the short patience.
         """
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         deadline = time.monotonic() + patience_s
-        handle = self.path.open("a+", encoding="ascii")
+        handle = _open(self.path)
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -58,7 +58,7 @@ class PidLock:
             if _same_file(handle, self.path):
                 break
             handle.close()
-            handle = self.path.open("a+", encoding="ascii")
+            handle = _open(self.path)
         handle.seek(0)
         handle.truncate()
         handle.write(f"{os.getpid()}\n")
@@ -76,6 +76,11 @@ class PidLock:
         self._handle = None
 
 
+def _open(path: Path) -> TextIO:
+    """The pid file, created 0600; StateError when a symbolic link stands in its place."""
+    return os.fdopen(atomicfile.open_private(path, os.O_RDWR), "r+", encoding="ascii")
+
+
 def _same_file(handle: TextIO, path: Path) -> bool:
     try:
         return os.path.samestat(os.fstat(handle.fileno()), path.stat())
@@ -86,18 +91,25 @@ def _same_file(handle: TextIO, path: Path) -> bool:
 def read_pid(path: Path) -> int | None:
     """The pid in the file, or None when there is no file or no number in it."""
     try:
-        text = path.read_text(encoding="ascii").strip()
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), encoding="ascii") as handle:
+            text = handle.read().strip()
     except (OSError, UnicodeDecodeError):
         return None
     return int(text) if text.isdigit() else None
 
 
 def remove_if_stale(path: Path) -> bool:
-    """Remove the pid file when no daemon holds its lock; True when it was removed."""
+    """Remove the pid file when no daemon holds its lock; True when it was removed.
+
+    A symbolic link in its place is not ours to lock nor to remove: it stays, and the next
+    daemon refuses to start over it.
+    """
     try:
-        handle = path.open("r+", encoding="ascii")
-    except FileNotFoundError:
-        return False
+        handle = os.fdopen(os.open(path, os.O_RDWR | os.O_NOFOLLOW), "r+", encoding="ascii")
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ELOOP):
+            return False
+        raise
     with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

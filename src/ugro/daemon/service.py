@@ -8,7 +8,7 @@ otherwise the daemon runs detached, and is found again through its pid file and 
 from __future__ import annotations
 
 import os
-import shlex
+import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +23,7 @@ import psutil
 from ugro import paths
 from ugro.daemon.pidfile import read_pid, remove_if_stale
 from ugro.errors import StateError, UgroError
+from ugro.store import atomicfile
 from ugro.text import printable
 
 if TYPE_CHECKING:
@@ -289,10 +290,35 @@ def stale_note(info: DaemonInfo | None, now: datetime) -> str:
     )
 
 
+# A word systemd reads as itself, unquoted: no quote, escape, specifier (%) or variable ($).
+_BARE_WORD = re.compile(r"[A-Za-z0-9_+=:,./-]+")
+
+
+def systemd_word(word: str) -> str:
+    """`word` as one argument of a unit's command line, by systemd's rules, not a shell's.
+
+    systemd.service(5), "Command lines": double quotes with C escapes, `%%` for a literal
+    `%` (specifiers) and `$$` for a literal `$` (variables), also inside quotes. UgroError
+    for what a unit cannot carry: control characters (a newline would end the line) and a
+    lone `;` (which separates commands).
+    """
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in word) or word == ";":
+        raise UgroError(
+            f"cannot write {word!r} into a systemd unit (control characters and a lone ';' "
+            "cannot be quoted there): move ugro or the config to a plainer path"
+        )
+    if _BARE_WORD.fullmatch(word):
+        return word
+    escaped = word.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("%", "%%").replace("$", "$$") + '"'
+
+
 def render_unit(exec_start: list[str]) -> str:
-    """The systemd user unit, running `exec_start`."""
+    """The systemd user unit, running `exec_start` (its program an absolute path)."""
+    if not exec_start[0].startswith("/"):
+        raise UgroError(f"the unit's program must be an absolute path, not {exec_start[0]!r}")
     template = files("ugro").joinpath("data/ugro-monitor.service").read_text(encoding="utf-8")
-    return template.replace("{exec_start}", shlex.join(exec_start))
+    return template.replace("{exec_start}", " ".join(systemd_word(w) for w in exec_start))
 
 
 def install(config_path: Path | None, *, linger: Callable[[], bool | None] | None = None) -> int:
@@ -303,8 +329,7 @@ def install(config_path: Path | None, *, linger: Callable[[], bool | None] | Non
     exec_start += ["daemon", "run"]
     path = paths.unit_file()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render_unit(exec_start), encoding="utf-8")
+        atomicfile.write(path, render_unit(exec_start).encode())
     except OSError as exc:
         raise UgroError(f"{path}: cannot write: {exc.strerror}") from exc
     _say(f"wrote {path}")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING
 from ugro import paths
 from ugro.errors import UgroError
 from ugro.model import BAD_STATUSES, CLUSTER, NodeStatus
+from ugro.store import atomicfile
 from ugro.store.history_records import (
     BAD,
     GOOD,
@@ -101,7 +103,9 @@ class History:
         """Open (creating if needed) the database at `path`."""
         self.path = path
         try:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # SQLite follows links and creates 0644: the file is made here first, 0600 and
+            # not through a link, and its journals take its mode.
+            os.close(atomicfile.open_private(path, os.O_RDWR))
             self._db = sqlite3.connect(path, timeout=10, check_same_thread=False)
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
@@ -114,6 +118,8 @@ class History:
             self._db.executescript(SCHEMA)
         except sqlite3.Error as exc:
             raise UgroError(f"{path}: cannot open the history database: {exc}") from exc
+        except OSError as exc:
+            raise UgroError(f"{path}: cannot open the history database: {exc.strerror}") from exc
         self._ids: dict[tuple[str, str], int] = {}
 
     def close(self) -> None:

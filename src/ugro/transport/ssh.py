@@ -168,6 +168,13 @@ async def connect(node: Worker) -> asyncssh.SSHClientConnection:
     CredentialsError, never an exception that aborts the sweep.
     """
     known_hosts = _known_hosts_path(node)
+    if node.host_key_policy == "strict" and node.known_hosts and not known_hosts.exists():
+        # Strict with a named file that is absent refuses every key: a typo, not a policy.
+        raise CredentialsError(
+            f"known_hosts {known_hosts} does not exist, and host_key_policy: strict trusts "
+            f"only the keys in it: create it with `ssh-keyscan -p PORT HOST >> {known_hosts}` "
+            "after verifying the keys, or fix the path"
+        )
     trusted = None if node.host_key_policy == "off" else _read_known_hosts(known_hosts)
     judge = _HostKeyJudge(known_hosts, trusted, node.host_key_policy)
     try:
@@ -262,7 +269,9 @@ def _connect_error(  # noqa: PLR0911 - one return per failure keeps the mapping 
     """Translate what asyncssh or the socket raised into the most specific ConnectError."""
     port = judge.port or node.ssh_port or 22
     if isinstance(exc, asyncssh.HostKeyNotVerifiable):
-        return _host_key_error(judge, node, port)
+        # asyncssh refuses a @revoked key itself, before asking the judge, and says so.
+        revoked = " is revoked for host " in str(exc)
+        return _host_key_error(judge, node, port, revoked=revoked)
     if isinstance(exc, asyncssh.KeyImportError) or getattr(exc, "filename", None) is not None:
         # Only file errors carry a file name: a file ssh needs, rather than the network.
         return _credentials_error(exc, node)
@@ -291,9 +300,17 @@ def _connect_error(  # noqa: PLR0911 - one return per failure keeps the mapping 
     return ConnectError(f"cannot connect: unexpected {type(exc).__name__}: {str(exc)[:200]}")
 
 
-def _host_key_error(judge: _HostKeyJudge, node: Worker, port: int) -> ConnectError:
-    """Changed when known_hosts has another key for the node, unknown when it has none."""
+def _host_key_error(
+    judge: _HostKeyJudge, node: Worker, port: int, *, revoked: bool
+) -> ConnectError:
+    """Revoked, changed when known_hosts has another key for the node, unknown when none."""
     name = _known_hosts_name(judge.host or node.ip, port)
+    if revoked:
+        # No policy hint: accepting a revoked key is never the fix.
+        return HostKeyChanged(
+            f"host key of {name} is REVOKED in {judge.known_hosts} (@revoked): the node must "
+            "get a new host key; until then, suspect an impostor"
+        )
     if judge.had_entry:
         return HostKeyChanged(
             f"REMOTE HOST KEY CHANGED for {name}: it differs from {judge.known_hosts}. "
