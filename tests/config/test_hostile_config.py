@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -115,6 +116,7 @@ HOSTILE = {
         "line break",
         [SECRET],
     ),
+    "key-with-a-line-break": Hostile(ONE + '"a\\nb": 1\n', 4, "['a\\nb']: unknown key"),
     "header-name-not-a-token": Hostile(
         sink("type: webhook", "url: https://x", "headers: {'X Bad': v}"), 9, "header name"
     ),
@@ -204,7 +206,8 @@ def _try(text: str) -> None:
     try:
         config.parse_text(text, "fuzz.yaml")
     except ConfigError as exc:
-        if not str(exc).startswith("fuzz.yaml"):
+        # Every line names the file, and every problem but an empty file a line.
+        if not all(re.match(r"fuzz\.yaml(:\d+){0,2}: ", line) for line in str(exc).splitlines()):
             TALLY.misbehaved.append(f"no file:line in {exc} for {text!r}")
     except Exception as exc:  # noqa: BLE001 - anything else is the bug being looked for
         TALLY.misbehaved.append(f"{type(exc).__name__}: {exc} for {text!r}")
