@@ -18,9 +18,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ugro import paths
+from ugro.config import document, validators
 from ugro.config.settings import (
     LOCAL_CHECKS,
-    NAME,
     AlertSettings,
     ClusterConfig,
     ExporterSettings,
@@ -61,7 +61,7 @@ class Config:
 def local_default() -> Config:
     """The embedded default cluster: this machine alone, checked without SSH."""
     name = socket.gethostname().split(".")[0] or "localhost"
-    if not NAME.match(name):
+    if not validators.valid_name(name):
         name = "localhost"
     node = Worker(name=name, ip="localhost", transport="local", checks=list(LOCAL_CHECKS))
     return Config(nodes=[node], source=None)
@@ -107,16 +107,7 @@ def parse_file(path: Path) -> ClusterConfig:
 
 def parse_text(text: str, origin: str) -> ClusterConfig:
     """Validate YAML text; `origin` names it in messages."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{origin}:{mark.line + 1}:{mark.column + 1}" if mark else origin
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise ConfigError(f"{where}: YAML syntax error: {problem}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{origin}: YAML syntax error: {exc}") from exc
+    root, data = document.read(text, origin)
     if root is None:
         raise ConfigError(f"{origin}: the file is empty; expected a mapping with a 'workers' list")
     lines: dict[tuple[str | int, ...], int] = {}
@@ -145,8 +136,8 @@ def parse_text(text: str, origin: str) -> ClusterConfig:
 def _resolved_problems(
     parsed: ClusterConfig, origin: str, lines: dict[tuple[str | int, ...], int]
 ) -> list[str]:
-    """Problems only a worker's resolved settings show: warning not below critical."""
-    problems = []
+    """Problems only resolved settings show: warning not below critical, one address twice."""
+    problems = _duplicate_addresses(parsed, origin, lines)
     for i, (worker, node) in enumerate(zip(parsed.workers, parsed.nodes(), strict=True)):
         if node.gpu_temp_warning_c < node.gpu_temp_critical_c:
             continue
@@ -165,6 +156,29 @@ def _resolved_problems(
             f"({node.gpu_temp_warning_c:g}) must be below gpu_temp_critical_c "
             f"({node.gpu_temp_critical_c:g}) for worker {node.name!r}"
         )
+    return problems
+
+
+def _duplicate_addresses(
+    parsed: ClusterConfig, origin: str, lines: dict[tuple[str | int, ...], int]
+) -> list[str]:
+    """A problem for each worker whose address and SSH port an earlier worker already has.
+
+    Two entries for one machine would check it twice and count it twice in every fraction.
+    """
+    seen: dict[tuple[str, int | None], str] = {}
+    problems = []
+    for i, node in enumerate(parsed.nodes()):
+        key = (validators.address_key(node.ip), node.ssh_port)
+        if key in seen:
+            loc = ("workers", i, "ip")
+            port = f" port {node.ssh_port}" if node.ssh_port is not None else ""
+            problems.append(
+                f"{origin}:{lines.get(loc, 1)}: {_dotted(loc)}: {node.ip}{port} is also worker "
+                f"{seen[key]!r}; each worker must be a different address (or SSH port)"
+            )
+        else:
+            seen[key] = node.name
     return problems
 
 
@@ -209,8 +223,8 @@ def _duplicate_names(
     problems = []
     for i, worker in enumerate(workers):
         name = worker.get("name") if isinstance(worker, dict) else None
-        if name is None:
-            continue
+        if not isinstance(name, str):
+            continue  # missing or of the wrong type: validation says so
         if name in seen:
             loc = ("workers", i, "name")
             where = f"{origin}:{lines.get(loc, 1)}: {_dotted(loc)}"
@@ -246,7 +260,13 @@ def _index(
 def _dotted(loc: tuple[str | int, ...]) -> str:
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not part.isprintable():
+            # A key with a line break would split the message; quoted, it stays on one line.
+            out += f"[{part!r}]"
+        else:
+            out += f".{part}" if out else part
     return out or "(top level)"
 
 
@@ -279,9 +299,19 @@ def _explain(error: Any, loc: tuple[str | int, ...]) -> str:  # noqa: ANN401 - p
     message = str(error["msg"])
     if message.startswith("Value error, "):
         message = message.removeprefix("Value error, ")
-    elif "input" in error and not isinstance(error["input"], dict | list):
+    elif (
+        "input" in error
+        and not isinstance(error["input"], dict | list)
+        and not _SECRET_KEYS.intersection(p for p in loc if isinstance(p, str))
+    ):
         message = f"{message}, got {error['input']!r}"
     return message
+
+
+# Settings that hold credentials (tokens in URLs, Authorization headers, a command's
+# arguments): a message about them never repeats their value, which would reach terminals and
+# the daemon's log.
+_SECRET_KEYS = frozenset({"urls", "url", "headers", "command", "password", "token", "secret"})
 
 
 def _allowed_keys(parent: tuple[str | int, ...]) -> list[str]:

@@ -8,13 +8,12 @@ Validation happens here and only here: the rest of ugro trusts a `Worker`. The c
 from __future__ import annotations
 
 import ipaddress
-import re
-import shlex
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 from ugro.checks import registry
+from ugro.config import validators
 
 _CHECKS = registry()
 
@@ -48,13 +47,6 @@ SINK_FIELDS: dict[SinkType, Literal["urls", "url", "command"]] = {
     "command": "command",
 }
 
-# A node, action or Slurm node name.
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-_HOSTNAME = re.compile(
-    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
-)
-_DOTTED = re.compile(r"^[0-9.]+$")
-
 Seconds = Annotated[float, Field(gt=0, le=3600)]
 
 # From the exporter range of Prometheus's default port allocations; 9090, 9091, 9093 (the
@@ -65,33 +57,10 @@ EXPORTER_PORT = 9936
 
 class _Model(BaseModel):
     # strict: YAML's `yes` must not become 1 GPU, nor `port: true` port 1.
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
-def _address(value: str) -> str:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError as exc:
-        if _DOTTED.match(value) or not _HOSTNAME.match(value):
-            raise ValueError(f"expected an IPv4/IPv6 address or a hostname, got {value!r}") from exc
-    return value
-
-
-def _unique(names: list[str], what: str) -> None:
-    """Raise when two of `names` are the same."""
-    if len(set(names)) != len(names):
-        raise ValueError(f"{what} names must be unique")
-
-
-def _command(value: str, if_empty: str) -> str:
-    """`value` when it splits like a shell command line into at least one word."""
-    try:
-        argv = shlex.split(value)
-    except ValueError as exc:
-        raise ValueError(f"cannot split into a command: {exc}") from exc
-    if not argv:
-        raise ValueError(if_empty)
-    return value
+    # No empty strings, and no infinity or NaN: every number has finite bounds.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, str_min_length=1, allow_inf_nan=False
+    )
 
 
 class _TimeoutsBase(_Model):
@@ -129,7 +98,7 @@ class Master(_Model):
     @field_validator("addr")
     @classmethod
     def _valid_address(cls, value: str) -> str:
-        return _address(value)
+        return validators.address(value)
 
 
 class NodeSettings(_Model):
@@ -139,9 +108,9 @@ class NodeSettings(_Model):
     ssh_port: int | None = Field(default=None, ge=1, le=65535)
     gpus: int = Field(default=1, ge=0, le=64)
     python: str = "python3"
-    disk_paths: list[str] = Field(default_factory=lambda: ["/"], min_length=1)
-    min_disk_gb: float = Field(default=10, ge=0)
-    max_latency_ms: float = Field(default=100, gt=0)
+    disk_paths: list[str] = Field(default_factory=lambda: ["/"], min_length=1, max_length=64)
+    min_disk_gb: float = Field(default=10, ge=0, le=1_000_000)
+    max_latency_ms: float = Field(default=100, gt=0, le=60_000)
     pass_rate: float = Field(default=0.9, gt=0, le=1)
     degraded_score: float = Field(default=80, ge=0, le=100)
     timeouts: Timeouts = Timeouts()
@@ -164,18 +133,20 @@ class NodeSettings(_Model):
         # YAML 1.1 reads a bare `off` as false; the operator meant the policy.
         return "off" if value is False else value
 
-    @field_validator("python")
+    # Before the type's checks, so an empty value is told what to name, not only "too short".
+    @field_validator("python", mode="before")
     @classmethod
-    def _python_is_argv(cls, value: str) -> str:
-        return _command(value, "must name an interpreter, e.g. python3 or /opt/venv/bin/python")
+    def _python_is_argv(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value  # the type check says what is wrong
+        return validators.command(
+            value, "must name an interpreter, e.g. python3 or /opt/venv/bin/python"
+        )
 
     @field_validator("disk_paths")
     @classmethod
     def _absolute_paths(cls, value: list[str]) -> list[str]:
-        for path in value:
-            if not path.startswith("/"):
-                raise ValueError(f"expected absolute paths, got {path!r}")
-        return value
+        return validators.disk_paths(value)
 
     @field_validator("checks")
     @classmethod
@@ -191,7 +162,7 @@ class Worker(NodeSettings):
     name: str
     ip: str
     gpu: str | None = None
-    vram_gb: float | None = Field(default=None, gt=0)
+    vram_gb: float | None = Field(default=None, gt=0, le=100_000)
     transport: Literal["ssh", "local"] = "ssh"
     # The node's name in Slurm, when it differs from `name` (scheduler: slurm).
     slurm_node: str | None = None
@@ -199,7 +170,7 @@ class Worker(NodeSettings):
     @field_validator("name")
     @classmethod
     def _valid_name(cls, value: str) -> str:
-        if not NAME.match(value):
+        if not validators.valid_name(value):
             raise ValueError(
                 "expected letters, digits, '.', '_' or '-' "
                 "(at most 63, starting with a letter or digit)"
@@ -209,7 +180,7 @@ class Worker(NodeSettings):
     @field_validator("slurm_node")
     @classmethod
     def _valid_slurm_node(cls, value: str | None) -> str | None:
-        if value is not None and not NAME.match(value):
+        if value is not None and not validators.valid_name(value):
             raise ValueError(
                 "expected a Slurm node name: letters, digits, '.', '_' or '-' "
                 "(at most 63, starting with a letter or digit)"
@@ -219,7 +190,7 @@ class Worker(NodeSettings):
     @field_validator("ip")
     @classmethod
     def _valid_address(cls, value: str) -> str:
-        return _address(value)
+        return validators.address(value)
 
     def with_deep(self) -> Worker:
         """This node with the deep probe on (`ugro check --deep`), as `deep: true` would."""
@@ -238,7 +209,7 @@ class MonitorSettings(_Model):
     max_backoff_s: float = Field(default=300, gt=0, le=86400)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_file: str | None = None
-    log_max_bytes: int = Field(default=10_000_000, ge=10_000)
+    log_max_bytes: int = Field(default=10_000_000, ge=10_000, le=10**12)
     log_backups: int = Field(default=5, ge=0, le=100)
 
 
@@ -275,12 +246,29 @@ class SinkSettings(_Model):
     name: str
     type: SinkType
     min_severity: Literal["warning", "critical"] = "warning"
-    nodes: list[str] | None = None
-    urls: list[str] = Field(default_factory=list)
+    nodes: list[str] | None = Field(default=None, max_length=10_000)
+    urls: list[str] = Field(default_factory=list, max_length=100)
     url: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
-    command: list[str] | None = None
+    headers: dict[str, str] = Field(default_factory=dict, max_length=100)
+    command: list[str] | None = Field(default=None, max_length=1000)
     timeout_s: float = Field(default=10, gt=0, le=300)
+
+    @field_validator("url")
+    @classmethod
+    def _url_one_line(cls, value: str | None) -> str | None:
+        return None if value is None else validators.no_control(value)
+
+    @field_validator("urls")
+    @classmethod
+    def _urls_one_line(cls, value: list[str]) -> list[str]:
+        for url in value:
+            validators.no_control(url)
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _valid_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        return validators.headers(value)
 
     @model_validator(mode="after")
     def _fields_for_type(self) -> SinkSettings:
@@ -296,17 +284,17 @@ class AlertSettings(_Model):
     """When alerts are raised, repeated and grouped, and where they go."""
 
     cluster: str = "default"
-    repeat_interval_s: float = Field(default=4 * 3600, gt=0)
-    flap_changes: int = Field(default=4, ge=2)
-    flap_window_s: float = Field(default=3600, gt=0)
+    repeat_interval_s: float = Field(default=4 * 3600, gt=0, le=30 * 86400)
+    flap_changes: int = Field(default=4, ge=2, le=1000)
+    flap_window_s: float = Field(default=3600, gt=0, le=30 * 86400)
     group_fraction: float = Field(default=0.5, gt=0, le=1)
-    keep_resolved_s: float = Field(default=86400, ge=0)
-    sinks: list[SinkSettings] = Field(default_factory=list)
+    keep_resolved_s: float = Field(default=86400, ge=0, le=365 * 86400)
+    sinks: list[SinkSettings] = Field(default_factory=list, max_length=100)
 
     @field_validator("sinks")
     @classmethod
     def _unique_sink_names(cls, value: list[SinkSettings]) -> list[SinkSettings]:
-        _unique([sink.name for sink in value], "sink")
+        validators.unique([sink.name for sink in value], "sink")
         return value
 
 
@@ -318,10 +306,15 @@ class SlurmSettings(_Model):
     scontrol: str = "scontrol"
     timeout_s: float = Field(default=10, gt=0, le=300)
 
-    @field_validator("scontrol")
+    # Before the type's checks, so an empty value is told what to name, not only "too short".
+    @field_validator("scontrol", mode="before")
     @classmethod
-    def _scontrol_is_argv(cls, value: str) -> str:
-        return _command(value, "must name the scontrol program, e.g. scontrol or /usr/bin/scontrol")
+    def _scontrol_is_argv(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value  # the type check says what is wrong
+        return validators.command(
+            value, "must name the scontrol program, e.g. scontrol or /usr/bin/scontrol"
+        )
 
 
 class RecoveryAction(_Model):
@@ -339,7 +332,7 @@ class RecoveryAction(_Model):
     @field_validator("name")
     @classmethod
     def _valid_name(cls, value: str) -> str:
-        if not NAME.match(value):
+        if not validators.valid_name(value):
             raise ValueError("expected letters, digits, '.', '_' or '-' (at most 63)")
         return value
 
@@ -361,12 +354,12 @@ class RecoverySettings(_Model):
     recover_after: int = Field(default=3, ge=1, le=100)
     max_cordoned_fraction: float = Field(default=0.5, ge=0, le=1)
     dry_run: bool = True
-    actions: list[RecoveryAction] = Field(default_factory=list)
+    actions: list[RecoveryAction] = Field(default_factory=list, max_length=1000)
 
     @field_validator("actions")
     @classmethod
     def _unique_action_names(cls, value: list[RecoveryAction]) -> list[RecoveryAction]:
-        _unique([action.name for action in value], "action")
+        validators.unique([action.name for action in value], "action")
         return value
 
 
@@ -380,7 +373,7 @@ class ClusterConfig(NodeSettings):
     history: HistorySettings = HistorySettings()
     alerts: AlertSettings = AlertSettings()
     recovery: RecoverySettings = RecoverySettings()
-    workers: list[Worker] = Field(min_length=1)
+    workers: list[Worker] = Field(min_length=1, max_length=100_000)
 
     def nodes(self) -> list[Worker]:
         """Workers with every unset setting taken from the top level."""
