@@ -61,7 +61,7 @@ class Settler:
         self.errors = errors
         self.store = StateStore(paths.state_file())
         self.shown: dict[str, NodeVerdict] = {}
-        self.history = History(path_for(cfg.history)) if cfg.history.enabled else None
+        self.history = _history(cfg)
         self.engine = AlertEngine(cfg.alerts)
         self.dispatcher = dispatcher(cfg)
         self.next_prune = 0.0
@@ -392,6 +392,17 @@ def _as_written(verdict: NodeVerdict, persisted: Mapping[str, NodeVerdict]) -> N
 def _present(state: ClusterState, names: frozenset[str]) -> dict[str, NodeVerdict]:
     """The configured nodes' verdicts in `state`."""
     return {name: v for name, v in state.nodes.items() if name in names}
+
+
+def _history(cfg: Config) -> History | None:
+    """The history database, or None when it is off or cannot be used: monitoring goes on."""
+    if not cfg.history.enabled:
+        return None
+    try:
+        return History(path_for(cfg.history))
+    except UgroError as exc:
+        log.error("monitoring without a history: %s", exc)  # noqa: TRY400 - the message is complete
+        return None
 
 
 def _record_each(

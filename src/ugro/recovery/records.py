@@ -21,6 +21,7 @@ from ugro.errors import StateError
 from ugro.recovery import plan as recovery
 from ugro.recovery.plan import NodeRemediation
 from ugro.store import atomicfile
+from ugro.store.state import MALFORMED
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -48,7 +49,7 @@ class RemediationStore:
             return {}
         try:
             return _parse(json.loads(raw))
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        except MALFORMED as exc:
             raise StateError(f"{self.path}: corrupt ({type(exc).__name__}: {exc})") from exc
 
     def write(self, records: Mapping[str, NodeRemediation]) -> None:

@@ -17,6 +17,7 @@ from ugro import paths
 from ugro.errors import StateError
 from ugro.model import parse_utc
 from ugro.store import atomicfile
+from ugro.store.state import MALFORMED
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -97,7 +98,7 @@ class CordonStore:
             return {}
         try:
             cordons = self._parse(raw)
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        except MALFORMED as exc:
             raise StateError(
                 f"{self.path}: corrupt ({type(exc).__name__}: {exc}); fix or remove it "
                 "(removing it uncordons every node)"

@@ -21,6 +21,7 @@ and returns, status codes and latency buckets are in `ugro.store.history_records
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import sqlite3
@@ -88,6 +89,26 @@ def path_for(settings: HistorySettings) -> Path:
     return Path(settings.path).expanduser() if settings.path else paths.history_file()
 
 
+def _layout(db: sqlite3.Connection) -> dict[str, list[str]]:
+    """Each table's column names: what tells ugro's database from another one at that path."""
+    tables = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    return {
+        name: [row[0] for row in db.execute("SELECT name FROM pragma_table_info(?)", (name,))]
+        for (name,) in tables
+    }
+
+
+@functools.cache
+def _expected() -> dict[str, list[str]]:
+    """The tables SCHEMA makes, as `_layout` reads them."""
+    db = sqlite3.connect(":memory:")
+    try:
+        db.executescript(SCHEMA)
+        return _layout(db)
+    finally:
+        db.close()
+
+
 def _ms(moment: datetime) -> int:
     return round(moment.timestamp() * 1000)
 
@@ -107,20 +128,39 @@ class History:
             # not through a link, and its journals take its mode.
             os.close(atomicfile.open_private(path, os.O_RDWR))
             self._db = sqlite3.connect(path, timeout=10, check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise UgroError(f"{path}: cannot open the history database: {exc}") from exc
+        try:
+            self._open()
+        except BaseException:
+            self._db.close()
+            raise
+        self._ids: dict[tuple[str, str], int] = {}
+
+    def _open(self) -> None:
+        """Check the database is ugro's and readable by this version, and set it up."""
+        try:
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
-                self._db.close()
-                raise UgroError(f"{path}: written by a newer ugro (schema {version}); upgrade ugro")
+                raise UgroError(
+                    f"{self.path}: written by a newer ugro (schema {version}); upgrade ugro"
+                )
+            # Checked before anything is created: another program's database stays as it was.
+            found = _layout(self._db)
+            if any(
+                found[table] != columns for table, columns in _expected().items() if table in found
+            ):
+                raise UgroError(
+                    f"{self.path}: not ugro's history database (its tables differ); "
+                    "move it aside, or set history.path"
+                )
             self._db.execute("PRAGMA journal_mode=WAL")
             # WAL with synchronous=NORMAL survives a killed daemon; only a power cut may
             # lose the last commits, never corrupt the file.
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
         except sqlite3.Error as exc:
-            raise UgroError(f"{path}: cannot open the history database: {exc}") from exc
-        except OSError as exc:
-            raise UgroError(f"{path}: cannot open the history database: {exc.strerror}") from exc
-        self._ids: dict[tuple[str, str], int] = {}
+            raise UgroError(f"{self.path}: cannot open the history database: {exc}") from exc
 
     def close(self) -> None:
         """Close the database."""
