@@ -255,3 +255,13 @@ def test_fuzzed_config_validate_exits_cleanly(
 def test_bounds_are_what_the_messages_say() -> None:
     """The documented limits are the ones enforced."""
     assert (document.MAX_DEPTH, document.MAX_VALUES) == (64, 200_000)
+
+
+def test_local_workers_may_share_an_address() -> None:
+    """Workers with `transport: local` are never dialled, so their addresses may repeat."""
+    text = (
+        "workers:\n"
+        "  - {name: a, ip: localhost, transport: local}\n"
+        "  - {name: b, ip: localhost, transport: local}\n"
+    )
+    assert [n.name for n in config.parse_text(text, "cluster.yaml").nodes()] == ["a", "b"]

@@ -165,10 +165,13 @@ def _duplicate_addresses(
     """A problem for each worker whose address and SSH port an earlier worker already has.
 
     Two entries for one machine would check it twice and count it twice in every fraction.
+    Workers with `transport: local` are left out: their address is never dialled.
     """
     seen: dict[tuple[str, int | None], str] = {}
     problems = []
     for i, node in enumerate(parsed.nodes()):
+        if node.transport == "local":
+            continue
         key = (validators.address_key(node.ip), node.ssh_port)
         if key in seen:
             loc = ("workers", i, "ip")
