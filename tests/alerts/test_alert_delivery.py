@@ -500,3 +500,41 @@ def test_alerts_table_and_test_notifications(
     assert "refused" in failed.out
     assert MARKER not in failed.out + failed.err
     assert wait_events(receiver, 4) == [*FIRED, *[("test", "cluster", "test")] * 2]
+
+
+def test_firing_retried_at_a_stop_arrives_after_the_restart(
+    cluster: TestCluster,
+    tmp_path: Path,
+    receiver: Receiver,
+    daemons: Callable[[Path], DaemonProcess],
+) -> None:
+    """Receiver down, fault, stop mid-retry, receiver up, restart: the firing arrives, once."""
+    h1 = cluster.host("h1")
+    config = write_config(
+        cluster, tmp_path / "cluster.yaml", [h1], [webhook(receiver)], checks=SSH_GPU
+    )
+    receiver.status = 503
+    daemon = daemons(config)
+    daemon.wait_state(lambda s: status(s, "h1") in GOOD, what="h1 healthy")
+    h1.set_gpu("driver")
+    daemon.wait_log("attempt 1/5 failed, retrying in 1 s")
+    stop(daemon)
+    refused = len(receiver.at(HOOK))
+    assert refused >= 1
+    assert {r.body["kind"] for r in receiver.at(HOOK)} == {"firing"}
+
+    receiver.status = 200
+    again = daemons(config)
+    wait_for(lambda: len(receiver.at(HOOK)) >= refused + 2, "the kept firings after the restart")
+    settle(again)
+    got = receiver.at(HOOK)[refused:]
+    assert [(r.body["kind"], r.body["node"], r.body["key"]) for r in got] == FIRED
+
+    h1.set_gpu("healthy")
+    wait_for(lambda: len(receiver.at(HOOK)) >= refused + 4, "the resolutions")
+    settle(again)
+    got = receiver.at(HOOK)[refused:]
+    assert [(r.body["kind"], r.body["node"], r.body["key"]) for r in got] == [*FIRED, *RESOLVED]
+    # Each resolved answers a firing the receiver accepted (200), none a refused one alone.
+    accepted = {(r.body["key"], r.body["started_at"]) for r in got if r.body["kind"] == "firing"}
+    assert {(r.body["key"], r.body["started_at"]) for r in got[2:]} == accepted
