@@ -220,7 +220,7 @@ def test_flapping_node_gets_one_alert_instead_of_a_stream(
     receiver: Receiver,
     daemons: Callable[[Path], DaemonProcess],
 ) -> None:
-    """A node flapping between faulty and healthy is announced once as flapping, then silent."""
+    """A flapping node is announced as flapping, again as critical once it fails, then silent."""
     h1 = cluster.host("h1")
     config = write_config(
         cluster,
@@ -236,8 +236,10 @@ def test_flapping_node_gets_one_alert_instead_of_a_stream(
     daemon.wait_state(lambda s: status(s, "h1") in GOOD, what="h1 healthy")
 
     flapping = ("firing", "h1", "flapping")
-    # What the receiver holds after each of the first four changes; nothing comes after.
+    # What the receiver holds after each of the first five changes; nothing comes after. The
+    # fifth, a failure held back, raises the flapping alert to critical: a new firing.
     expected: list[list[Event]] = [FIRED, [*FIRED, *RESOLVED], [*FIRED, *RESOLVED, *FIRED]]
+    expected.append([*expected[-1], flapping])
     expected.append([*expected[-1], flapping])
     for change, mode in enumerate(["driver", "healthy"] * 3):
         h1.set_gpu(mode)
@@ -498,3 +500,41 @@ def test_alerts_table_and_test_notifications(
     assert "refused" in failed.out
     assert MARKER not in failed.out + failed.err
     assert wait_events(receiver, 4) == [*FIRED, *[("test", "cluster", "test")] * 2]
+
+
+def test_firing_retried_at_a_stop_arrives_after_the_restart(
+    cluster: TestCluster,
+    tmp_path: Path,
+    receiver: Receiver,
+    daemons: Callable[[Path], DaemonProcess],
+) -> None:
+    """Receiver down, fault, stop mid-retry, receiver up, restart: the firing arrives, once."""
+    h1 = cluster.host("h1")
+    config = write_config(
+        cluster, tmp_path / "cluster.yaml", [h1], [webhook(receiver)], checks=SSH_GPU
+    )
+    receiver.status = 503
+    daemon = daemons(config)
+    daemon.wait_state(lambda s: status(s, "h1") in GOOD, what="h1 healthy")
+    h1.set_gpu("driver")
+    daemon.wait_log("attempt 1/5 failed, retrying in 1 s")
+    stop(daemon)
+    refused = len(receiver.at(HOOK))
+    assert refused >= 1
+    assert {r.body["kind"] for r in receiver.at(HOOK)} == {"firing"}
+
+    receiver.status = 200
+    again = daemons(config)
+    wait_for(lambda: len(receiver.at(HOOK)) >= refused + 2, "the kept firings after the restart")
+    settle(again)
+    got = receiver.at(HOOK)[refused:]
+    assert [(r.body["kind"], r.body["node"], r.body["key"]) for r in got] == FIRED
+
+    h1.set_gpu("healthy")
+    wait_for(lambda: len(receiver.at(HOOK)) >= refused + 4, "the resolutions")
+    settle(again)
+    got = receiver.at(HOOK)[refused:]
+    assert [(r.body["kind"], r.body["node"], r.body["key"]) for r in got] == [*FIRED, *RESOLVED]
+    # Each resolved answers a firing the receiver accepted (200), none a refused one alone.
+    accepted = {(r.body["key"], r.body["started_at"]) for r in got if r.body["kind"] == "firing"}
+    assert {(r.body["key"], r.body["started_at"]) for r in got[2:]} == accepted

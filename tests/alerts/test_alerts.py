@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from ugro.alerts.engine import AlertEngine
+from ugro.alerts.sinks import accepts
 from ugro.config import AlertSettings
+from ugro.config.settings import SinkSettings
 from ugro.model import CheckResult, GpuMetrics, NodeStatus, NodeVerdict, Status, Tracking
 
 if TYPE_CHECKING:
@@ -101,8 +103,13 @@ def test_flapping_becomes_one_alert() -> None:
         ("firing", "n1", "unhealthy"),
         ("firing", "n1", "check:gpu"),
         ("firing", "n1", "flapping"),
+        ("firing", "n1", "flapping"),
     ]
-    settled = engine.evaluate([verdict("n1", U)], [], 4, T0 + timedelta(hours=1, minutes=7))
+    # It fires as a warning over a healthy node, again as critical once it holds a failure.
+    assert [e.severity for e in events[-2:]] == ["warning", "critical"]
+    settle = T0 + timedelta(minutes=6, seconds=SETTINGS.flap_settle_s)
+    assert engine.evaluate([verdict("n1", U)], [], 4, settle - timedelta(seconds=1)) == []
+    settled = engine.evaluate([verdict("n1", U)], [], 4, settle)
     # The incident announced before the hold resolves; the one now current fires.
     assert said(settled) == [
         ("resolved", "n1", "flapping"),
@@ -170,3 +177,81 @@ def test_checks_that_say_the_same_are_one_alert() -> None:
         ("firing", "n1", "check:ecc"),
     ]
     assert events[2].summary == "ecc, remap, pcie checks unknown"
+
+
+CRITICAL_ONLY = SinkSettings(
+    name="oncall", type="webhook", url="http://127.0.0.1:9", min_severity="critical"
+)
+
+
+def test_failure_after_short_outages_pages_a_critical_only_sink_within_one_sweep() -> None:
+    """Two short outages, then a lasting GPU failure: the flapping alert pages it as critical."""
+    engine = AlertEngine(SETTINGS)
+    engine.evaluate([verdict("n1", H)], [], 4, T0)
+    for i, status in enumerate([X, H, X, H], start=1):
+        engine.evaluate([verdict("n1", status)], ["n1"], 4, T0 + timedelta(seconds=30 * i))
+    assert engine.book.firing[("n1", "flapping")].severity == "warning"
+    failed = engine.evaluate([verdict("n1", U)], ["n1"], 4, T0 + timedelta(seconds=150))
+    paged = [e for e in failed if accepts(CRITICAL_ONLY, e)]
+    assert said(paged) == [("firing", "n1", "flapping")]
+    assert paged[0].severity == "critical"
+    assert "held: critical gpu check fail" in paged[0].details
+
+
+def test_fault_churn_ends_with_every_firing_resolved() -> None:
+    """Five minutes of churn, then health: every firing a sink got gets its resolved."""
+    engine = AlertEngine(SETTINGS.model_copy(update={"keep_resolved_s": 0}))
+    nodes = ["n1", "n2", "n3", "n4"]
+    churn = {"n1": [U, H, X, H], "n2": [D, U, H], "n3": [X, X, H, U, U, H], "n4": [H]}
+    shown = dict.fromkeys(nodes, H)
+    engine.evaluate([verdict(n, H) for n in nodes], [], 4, T0)
+    fired: dict[tuple[str, str, datetime], str] = {}
+    resolved: set[tuple[str, str, datetime]] = set()
+    paged: set[tuple[str, str, datetime]] = set()
+    now = T0
+    for step in range(40):  # 5 min of churn, then healthy, every 30 s for 15 min
+        now = T0 + timedelta(seconds=30 * (step + 1))
+        before = dict(shown)
+        for node in nodes:
+            pattern = churn[node]
+            shown[node] = pattern[step % len(pattern)] if step < 10 else H
+        moved = [n for n in nodes if shown[n] is not before[n]]
+        for event in engine.evaluate([verdict(n, shown[n]) for n in nodes], moved, 4, now):
+            sent = (event.node, event.key, event.started_at)
+            if event.kind == "firing":
+                fired[sent] = event.severity
+                if accepts(CRITICAL_ONLY, event):
+                    paged.add(sent)
+            elif event.kind == "resolved":
+                assert sent in fired, f"a resolved for {sent} that never fired"
+                resolved.add(sent)
+    assert set(fired) == resolved
+    assert ("n1", "flapping") not in engine.book.firing
+    assert not engine.book.firing
+    assert not engine.book.resolved  # kept only while owed, with keep_resolved_s 0
+    # Each node that failed was paged, through its own alerts or its flapping alert.
+    assert {"n1", "n2", "n3"} <= {node for node, _, _ in paged}
+
+
+def test_flapping_resolves_after_the_quiet_period() -> None:
+    """A node that stops changing settles after `flap_settle_s`, not after the whole window."""
+    engine = AlertEngine(SETTINGS)
+    for i, status in enumerate([U, H, U, H]):
+        engine.evaluate([verdict("n1", status)], ["n1"], 4, T0 + timedelta(seconds=30 * i))
+    assert ("n1", "flapping") in engine.book.firing
+    last = T0 + timedelta(seconds=90)
+    quiet = timedelta(seconds=SETTINGS.flap_settle_s)
+    held = engine.evaluate([verdict("n1", H)], [], 4, last + quiet - timedelta(seconds=1))
+    assert held == []
+    settled = engine.evaluate([verdict("n1", H)], [], 4, last + quiet)
+    assert said(settled) == [
+        ("resolved", "n1", "flapping"),
+        ("resolved", "n1", "unhealthy"),
+        ("resolved", "n1", "check:gpu"),
+    ]
+    # Its failure was paged before the hold and had cleared when it began: it held no critical.
+    assert settled[0].severity == "warning"
+    assert not engine.book.firing
+    # Its count starts afresh: one more change is no flapping.
+    again = engine.evaluate([verdict("n1", U)], ["n1"], 4, last + quiet + timedelta(seconds=30))
+    assert said(again) == [("firing", "n1", "unhealthy"), ("firing", "n1", "check:gpu")]

@@ -3,7 +3,8 @@
 `AlertEngine.evaluate` is pure bookkeeping: verdicts in, events out. An alert is keyed by
 (node, key); it fires once, reminds every `repeat_interval_s` while it lasts and resolves
 once. A node that changes status `flap_changes` times within `flap_window_s` gets one
-`flapping` alert instead of a stream; when `group_fraction` of the nodes go bad in one sweep,
+`flapping` alert instead of a stream, as severe as the worst alert it holds back, until it
+has gone `flap_settle_s` without a change; when `group_fraction` of the nodes go bad in one sweep,
 one cluster alert stands for all of them. What it remembers between sweeps, and the
 events it raises, are the records of `ugro.alerts.book`.
 """
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
     from ugro.config import AlertSettings
     from ugro.model import NodeVerdict
     from ugro.store.history_records import Transition
+
+
+_HELD = "its status keeps changing; its other alerts are held until it settles"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +101,7 @@ class AlertEngine:
             held = set(went_down)
             events = [e for e in events if not (e.kind == "firing" and e.node in held)]
         events += grouped
+        events += self._flap_severity(now)
         events += self._announce_released(now)
         events += self._reminders(now)
         self._forget_old_resolved(now)
@@ -135,7 +140,7 @@ class AlertEngine:
     ) -> list[AlertEvent]:
         """Fire new conditions, re-fire escalations, resolve what cleared."""
         events = []
-        quiet = self._is_flapping(node)
+        quiet = (node, "flapping") in self.book.firing
         for key, cond in conditions.items():
             current = self.book.firing.get((node, key))
             if current is None:
@@ -211,13 +216,18 @@ class AlertEngine:
                     self.book.replace_alert(alert, grouped=True, announced=False)
                     if key in DOWN_KEYS:
                         details.append(f"{node}: {alert.details[0] if alert.details else key}")
+            before = self.book.firing.get((CLUSTER, GROUP_KEY))
+            if before is not None:
+                # One group at a time: a second wave joins it, or the first would never resolve.
+                down = set(self._down_members(before))
+                details += [d for d in before.details if d.split(":", 1)[0] in down]
             alert = ActiveAlert(
                 CLUSTER,
                 GROUP_KEY,
                 "critical",
                 f"{len(went_down)} of {node_count} nodes went down at once",
                 tuple(sorted(details)),
-                now,
+                before.started_at if before else now,
                 now,
             )
             self.book.firing[(CLUSTER, GROUP_KEY)] = alert
@@ -231,34 +241,57 @@ class AlertEngine:
         members = {line.split(":", 1)[0] for line in group.details}
         return [n for n in members if any((n, k) in self.book.firing for k in DOWN_KEYS)]
 
-    def _is_flapping(self, node: str) -> bool:
-        return len(self.book.changes.get(node, [])) >= self.settings.flap_changes
-
     def _flapping(self, now: datetime) -> list[AlertEvent]:
-        """One alert per flapping node instead of a stream of fire/resolve messages."""
+        """One alert per flapping node instead of a stream; it resolves once the node settles."""
         events = []
+        settle = timedelta(seconds=self.settings.flap_settle_s)
         flapping = {node for node, key in self.book.firing if key == "flapping"}
         for node in sorted(set(self.book.changes) | flapping):
             times = self.book.changes.get(node, [])
             key = (node, "flapping")
-            if self._is_flapping(node) and key not in self.book.firing:
+            if key in self.book.firing:
+                if not times or now - times[-1] >= settle:
+                    # Settled: its count starts afresh, or its old changes would re-trigger it.
+                    self.book.changes.pop(node, None)
+                    events += self._resolve(self.book.firing[key], now)
+            elif len(times) >= self.settings.flap_changes:
                 window = self.settings.flap_window_s
-                alert = ActiveAlert(
+                self.book.firing[key] = ActiveAlert(
                     node,
                     "flapping",
                     "warning",
                     f"flapping: {len(times)} status changes in {window / 60:g} min",
-                    ("its status keeps changing; its other alerts are held until it settles",),
+                    (_HELD,),
                     now,
                     now,
+                    announced=True,
                 )
-                self.book.firing[key] = alert
                 for (n, k), other in list(self.book.firing.items()):
                     if n == node and k != "flapping":
                         self.book.replace_alert(other, grouped=True)
-                events.append(alert.event("firing", self.settings.cluster))
-            elif not self._is_flapping(node) and key in self.book.firing:
-                events += self._resolve(self.book.firing[key], now)
+                events.append(self.book.firing[key].event("firing", self.settings.cluster))
+        return events
+
+    def _flap_severity(self, now: datetime) -> list[AlertEvent]:
+        """A flapping alert takes the worst severity it holds back, and fires again when it rises.
+
+        It never falls back while the node flaps: a critical that came and went in the hold
+        was paged through it, and it stays paged until the node settles.
+        """
+        events = []
+        for (node, key), alert in list(self.book.firing.items()):
+            if key != "flapping":
+                continue
+            held = [a for (n, k), a in self.book.firing.items() if n == node and k != key]
+            worst = max((a.severity for a in held), key=SEVERITY_RANK.__getitem__, default=None)
+            details = (_HELD, *(f"held: {a.severity} {a.summary}" for a in held))
+            if worst is not None and SEVERITY_RANK[worst] > SEVERITY_RANK[alert.severity]:
+                raised = self.book.replace_alert(
+                    alert, severity=worst, details=details, last_sent_at=now
+                )
+                events.append(raised.event("firing", self.settings.cluster))
+            else:
+                self.book.replace_alert(alert, details=details)
         return events
 
     def _announce_released(self, now: datetime) -> list[AlertEvent]:
@@ -301,8 +334,11 @@ class AlertEngine:
 
     def _forget_old_resolved(self, now: datetime) -> None:
         keep = timedelta(seconds=self.settings.keep_resolved_s)
+        # A resolution still owed (announced, held) stays until it is sent, however short `keep`.
         self.book.resolved = [
-            a for a in self.book.resolved if a.resolved_at and now - a.resolved_at < keep
+            a
+            for a in self.book.resolved
+            if (a.grouped and a.announced) or (a.resolved_at and now - a.resolved_at < keep)
         ]
 
     def firing_events(self) -> list[AlertEvent]:

@@ -287,6 +287,8 @@ class AlertSettings(_Model):
     repeat_interval_s: float = Field(default=4 * 3600, gt=0, le=30 * 86400)
     flap_changes: int = Field(default=4, ge=2, le=1000)
     flap_window_s: float = Field(default=3600, gt=0, le=30 * 86400)
+    # A flapping node has settled after this long without a status change.
+    flap_settle_s: float = Field(default=300, gt=0, le=86400)
     group_fraction: float = Field(default=0.5, gt=0, le=1)
     keep_resolved_s: float = Field(default=86400, ge=0, le=365 * 86400)
     sinks: list[SinkSettings] = Field(default_factory=list, max_length=100)
