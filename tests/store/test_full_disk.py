@@ -140,3 +140,18 @@ def test_a_persons_cordon_stands_on_a_full_disk(
     assert ran.exit_code == 0, ran.output
     assert "gpu1 is already cordoned" in ran.stdout
     assert recorder.calls == []
+
+
+def test_cordon_on_a_full_disk_without_a_scheduler_says_nothing_keeps_jobs_off(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no scheduler configured, the line says that nothing keeps jobs off the node."""
+    assert (home / "cluster.yaml").exists()
+    fill(monkeypatch, "cordons.json")
+
+    ran = invoke("cordon", "gpu1", "--reason", "bad fan")
+
+    assert ran.exit_code == 1
+    assert ran.stderr.endswith(
+        "; no scheduler is configured to drain it: nothing keeps jobs off it\n"
+    )

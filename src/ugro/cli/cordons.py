@@ -111,15 +111,17 @@ def _unrecorded(node: str, done: Change, as_json: bool) -> NoReturn:
     Exits 1: the cordon is the scheduler's alone, which ugro neither shows nor keeps.
     """
     from ugro.cli.views import print_json
+    from ugro.recovery.scheduler import NoScheduler
 
     if as_json:
         print_json({"node": node, "changed": False, "recorded": False, **done.event.detail})
     scheduler = done.said["name"]
-    drained = (
-        f"{scheduler} did not drain it either: {done.error}"
-        if done.error
-        else f"{scheduler} drained it, so jobs stay off it"
-    )
+    if scheduler == NoScheduler.name:
+        drained = "no scheduler is configured to drain it: nothing keeps jobs off it"
+    elif done.error:
+        drained = f"{scheduler} did not drain it either: {done.error}"
+    else:
+        drained = f"{scheduler} drained it, so jobs stay off it"
     fail(f"{node}: the cordon is not recorded in ugro ({done.unrecorded}); {drained}", 1)
 
 
