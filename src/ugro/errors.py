@@ -5,6 +5,7 @@
     UgroError
     ├── ConfigError            cluster.yaml is missing, unreadable or invalid
     ├── StateError             the state file cannot be read or written
+    │   └── NotWritten         a file ugro keeps cannot be written (a full disk, say)
     ├── SchedulerError         the workload manager (Slurm) refused or did not answer
     ├── DuplicateCheckError    two checks of the registry have one name (ugro.checks)
     ├── InvalidOutput          a node printed what its command cannot (also a ValueError)
@@ -33,6 +34,14 @@ class ConfigError(UgroError):
 
 class StateError(UgroError):
     """The state file cannot be read or written."""
+
+
+class NotWritten(StateError):
+    """A file ugro keeps cannot be written (a full disk, say); what it held is unharmed.
+
+    Unlike a file that cannot be read, this leaves the decision being written to the caller:
+    `ugro cordon` still tells the scheduler.
+    """
 
 
 class SchedulerError(UgroError):

@@ -23,8 +23,9 @@ from conftest import fixture_text
 from ugro import config
 from ugro.checks import gpu, reachability
 from ugro.daemon.loop import Daemon
-from ugro.errors import CommandTimeout
+from ugro.errors import CommandTimeout, StateError, UgroError
 from ugro.model import CommandResult, NodeVerdict
+from ugro.store import atomicfile
 from ugro.store.history import History, opened
 from ugro.sweep import Transports
 from ugro.verdict import hysteresis
@@ -300,3 +301,63 @@ def test_a_fault_in_any_step_is_that_nodes_alone(
             assert set(history.nodes()) == set(others)
     if step != "checking":
         assert len(nodes.starts[VICTIM]) >= 4, "the node is still checked at its interval"
+
+
+# --- a full disk ------------------------------------------------------------------------------
+
+
+def test_a_full_disk_is_logged_once_per_episode_and_checks_go_on(
+    tmp_path: Path,
+    isolated_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """State and history writes fail for a while: one line each way per file, checks go on."""
+    nodes = Nodes()
+    path = write_config(tmp_path / "cluster.yaml", NODES)
+    daemon = Daemon(path, config.load(path), transports=nodes.transports)
+    full = asyncio.Event()
+    write, record = atomicfile.write, History.record
+
+    def write_(target: Path, data: bytes) -> None:
+        if full.is_set() and target.name == "cluster_state.json":
+            raise StateError(f"{target}: cannot write: No space left on device")
+        write(target, data)
+
+    def record_(self: History, *args: Any) -> None:
+        if full.is_set():
+            raise UgroError(f"{self.path}: cannot record history: database or disk is full")
+        record(self, *args)
+
+    monkeypatch.setattr(atomicfile, "write", write_)
+    monkeypatch.setattr(History, "record", record_)
+    checked: list[int] = []
+
+    async def main() -> None:
+        task = asyncio.create_task(daemon.run())
+        for _episode in range(2):
+            await asyncio.sleep(0.5)
+            full.set()
+            checked.append(len(nodes.starts[NODES[0]]))
+            await asyncio.sleep(0.8)
+            checked.append(len(nodes.starts[NODES[0]]))
+            full.clear()
+        await asyncio.sleep(0.5)
+        daemon._stop(signal.SIGTERM)  # noqa: SLF001 - what the signal handler runs
+        await asyncio.wait_for(task, 10)
+
+    with caplog.at_level("INFO"):
+        asyncio.run(main())
+
+    said = [r.getMessage() for r in caplog.records]
+    for what in ("the state", "the history"):
+        failed = [m for m in said if m.startswith(f"cannot write {what}: ")]
+        assert len(failed) == 2, (what, said)
+        assert all(m.endswith("(monitoring goes on)") for m in failed), failed
+        assert len([m for m in said if m.startswith(f"{what} is written again")]) == 2, said
+    assert "No space left on device" in "".join(said)
+    assert checked[1] - checked[0] >= 3, "checks went on while the disk was full"
+    assert checked[3] - checked[2] >= 3, checked
+    info = state(isolated_home)["daemon"]
+    assert info["running"] is False
+    assert info["checks"] > checked[3], "the counters went on, and were written once it could"

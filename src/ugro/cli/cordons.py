@@ -1,12 +1,13 @@
 """`ugro cordon` and `ugro uncordon`: keeping a node out of the healthy set, by hand.
 
 A cordon is passed on to the workload manager (Slurm's drain) and recorded in the history.
+On a full disk the scheduler is still told, and the command says that ugro did not record it.
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
@@ -16,6 +17,7 @@ from ugro.text import printable
 
 if TYPE_CHECKING:
     from ugro.config import Config
+    from ugro.recovery.cordoning import Change
     from ugro.recovery.scheduler import Scheduler
     from ugro.store.history_records import Event
 
@@ -85,6 +87,8 @@ def cordon(ctx: click.Context, node: str | None, reason: str | None, as_json: bo
         else:
             click.echo(printable(f"{node} is already cordoned {done.describe()}"))
         return
+    if done.unrecorded:
+        _unrecorded(node, done, as_json)
     _record(cfg, done.event)
     if as_json:
         print_json({"node": node, "changed": True, **done.event.detail})
@@ -99,6 +103,26 @@ def cordon(ctx: click.Context, node: str | None, reason: str | None, as_json: bo
             )
     if done.error:
         fail(f"{node} is cordoned, but {done.said['name']} did not drain it: {done.error}", 1)
+
+
+def _unrecorded(node: str, done: Change, as_json: bool) -> NoReturn:
+    """Say that the cordons file does not hold `done` and whether the scheduler drained the node.
+
+    Exits 1: the cordon is the scheduler's alone, which ugro neither shows nor keeps.
+    """
+    from ugro.cli.views import print_json
+    from ugro.recovery.scheduler import NoScheduler
+
+    if as_json:
+        print_json({"node": node, "changed": False, "recorded": False, **done.event.detail})
+    scheduler = done.said["name"]
+    if scheduler == NoScheduler.name:
+        drained = "no scheduler is configured to drain it: nothing keeps jobs off it"
+    elif done.error:
+        drained = f"{scheduler} did not drain it either: {done.error}"
+    else:
+        drained = f"{scheduler} drained it, so jobs stay off it"
+    fail(f"{node}: the cordon is not recorded in ugro ({done.unrecorded}); {drained}", 1)
 
 
 @main.command()

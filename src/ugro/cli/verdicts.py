@@ -1,6 +1,7 @@
 """`ugro check` and `ugro health`: the verdicts, checked now or read from the state file.
 
-Both exit with the Nagios code of the worst node, or 3 when no verdict is possible.
+Both exit with the Nagios code of the worst node, or 3 when no verdict is possible. A check
+whose verdicts cannot be saved (a full state disk) still shows them and exits with their code.
 """
 
 from __future__ import annotations
@@ -22,8 +23,11 @@ from ugro.cli.app import (
     main,
     state_store,
 )
+from ugro.errors import StateError
+from ugro.text import printable
 
 if TYPE_CHECKING:
+    from ugro.model import NodeVerdict
     from ugro.store.state import StateStore
 
 
@@ -54,19 +58,27 @@ def check(ctx: click.Context, nodes: tuple[str, ...], as_json: bool, deep: bool)
     if deep:
         chosen = [n.with_deep() for n in chosen]
     store = state_store()
-    verdicts = sweep.run_checks(chosen, _last_checks(store))
-    # Shown as checked now; recorded through the daemon's hysteresis (README, "Writers").
-    state = store.update(
-        verdicts, keep=None if nodes else known, fold=hysteresis.recorder(cfg.monitor)
-    )
+    stored = _stored(store)
+    verdicts = sweep.run_checks(chosen, {name: v.last_check for name, v in stored.items()})
+    notes = []
+    try:
+        # Shown as checked now; recorded through the daemon's hysteresis (README, "Writers").
+        latest = store.update(
+            verdicts, keep=None if nodes else known, fold=hysteresis.recorder(cfg.monitor)
+        ).nodes
+    except StateError as exc:
+        # The check itself worked (a full state disk, say): its verdicts and exit code stand.
+        notes.append(f"the verdicts were not saved: {exc}")
+        click.echo(printable(f"ugro: warning: {notes[0]}"), err=True)
+        latest = {**stored, **{v.name: v for v in verdicts}}
     now = datetime.now(UTC)
     cordons = cordon_store().read()
     rows = [Row.of(v, now, cordons=cordons) for v in verdicts]
     # Drift is a cluster finding: the nodes checked now against every configured node's
     # latest versions, not only against each other.
-    found = findings([Row.of(v, now) for name, v in state.nodes.items() if name in known])
+    found = findings([Row.of(v, now) for name, v in latest.items() if name in known])
     if as_json:
-        print_json(view.document(rows, source="check", now=now, found=found))
+        print_json(view.document(rows, source="check", now=now, notes=notes, found=found))
     else:
         where = (
             f"from {cfg.source}"
@@ -78,15 +90,13 @@ def check(ctx: click.Context, nodes: tuple[str, ...], as_json: bool, deep: bool)
     sys.exit(exit_code(rows))
 
 
-def _last_checks(store: StateStore) -> dict[str, datetime]:
-    """When each node was last checked, from the state file; none when it cannot be read."""
-    from ugro.errors import StateError
-
+def _stored(store: StateStore) -> dict[str, NodeVerdict]:
+    """The verdicts the state file holds; none when it cannot be read."""
     try:
         state = store.read()
     except StateError:
         return {}
-    return {name: v.last_check for name, v in state.nodes.items()} if state else {}
+    return dict(state.nodes) if state else {}
 
 
 @main.command(cls=VerdictCommand)

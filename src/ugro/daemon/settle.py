@@ -25,6 +25,7 @@ from ugro.alerts.book import book_from_json, book_to_json
 from ugro.alerts.delivery import Dispatcher
 from ugro.alerts.engine import AlertEngine
 from ugro.daemon import logs, sdnotify, service
+from ugro.daemon.episodes import WriteEpisode
 from ugro.errors import StateError, UgroError
 from ugro.recovery.recoverer import Recoverer
 from ugro.recovery.scheduler import for_config
@@ -62,6 +63,9 @@ class Settler:
         self.store = StateStore(paths.state_file())
         self.shown: dict[str, NodeVerdict] = {}
         self.history = _history(cfg)
+        # A full disk is logged once when writes start failing and once when they succeed.
+        self.state_writes = WriteEpisode("the state")
+        self.history_writes = WriteEpisode("the history")
         self.engine = AlertEngine(cfg.alerts)
         self.dispatcher = dispatcher(cfg)
         self.next_prune = 0.0
@@ -242,7 +246,7 @@ class Settler:
                     fold=fold,
                 )
             except UgroError as exc:
-                log.error("could not persist the state: %s", exc)  # noqa: TRY400 - the message is complete
+                self.state_writes.failed(exc)
                 return {}
             except Exception as exc:  # noqa: BLE001 - one node's verdict must not block the rest
                 if attempt:
@@ -250,6 +254,7 @@ class Settler:
                     return {}
                 verdicts = self._writable(verdicts)
             else:
+                self.state_writes.written()
                 return _present(state, names)
         return {}
 
@@ -311,14 +316,15 @@ class Settler:
         if self.history is None:
             return
         history = self.history
+        failure: UgroError | None = None
         try:
             await asyncio.to_thread(history.record, samples, changes)
         except UgroError as exc:
-            log.error("history: %s", exc)  # noqa: TRY400 - the message is complete
+            failure = exc
         except Exception:  # noqa: BLE001 - find the node at fault; record the others
             failed = await asyncio.to_thread(_record_each, history, samples, changes)
-            for name, failure in failed:
-                self.errors.contain("recording the history of", failure, name)
+            for name, fault in failed:
+                self.errors.contain("recording the history of", fault, name)
         try:
             if events:
                 await asyncio.to_thread(history.record_events, events)
@@ -328,9 +334,13 @@ class Settler:
                 gone = await asyncio.to_thread(history.prune, cutoff)
                 log.debug("history: pruned %d samples older than %s", gone, cutoff)
         except UgroError as exc:
-            log.error("history: %s", exc)  # noqa: TRY400 - the message is complete
+            failure = failure or exc
         except Exception as exc:  # noqa: BLE001 - monitoring must outlive a history bug
             self.errors.contain("recording events in the history", exc)
+        if failure is None:
+            self.history_writes.written()
+        else:
+            self.history_writes.failed(failure)
 
     def _report(self, checked: int, names: frozenset[str]) -> None:
         """The sweep's log line and the STATUS systemd shows."""
@@ -352,7 +362,9 @@ class Settler:
                 daemon=self._counted(),
                 alerts=self.alert_state(),
             )
-        except Exception as exc:  # noqa: BLE001 - stopping must not fail on a full disk
+        except UgroError as exc:
+            self.state_writes.failed(exc)
+        except Exception as exc:  # noqa: BLE001 - stopping must not fail on a bug either
             log.error("could not persist the state: %s", exc)  # noqa: TRY400 - one line
 
 

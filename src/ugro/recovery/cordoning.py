@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from ugro.alerts.book import SCHEDULER_KEY, ExternalCondition
-from ugro.errors import SchedulerError, StateError
+from ugro.errors import NotWritten, SchedulerError, StateError
 from ugro.store.cordons import Cordon
 from ugro.store.history_records import Event
 
@@ -78,6 +78,9 @@ class Change:
     error: str
     # The daemon's own cordon that a person's cordon replaced.
     took_over: Cordon | None = None
+    # Why the cordons file does not hold this change ("" when it does): the scheduler was
+    # told all the same.
+    unrecorded: str = ""
 
 
 def cordon_by_hand(
@@ -86,19 +89,33 @@ def cordon_by_hand(
     """`user` cordons `node` for `reason`, taking over the daemon's cordon, and drains it.
 
     When a person's cordon is there already, that cordon is returned: nothing changes and
-    nobody is told. StateError when the cordons file fails; a scheduler's refusal is in the
-    change, the cordon placed regardless.
+    nobody is told. StateError when the cordons file cannot be read; a scheduler's refusal
+    is in the change, the cordon placed regardless.
+
+    When the file can be read but not written (a full disk), the scheduler is still told,
+    so that jobs stay off the node, and the change says why ugro does not hold the cordon.
     """
     now = datetime.now(UTC)
     placed = Cordon(node, "manual", " ".join(reason.split()), now, user=user)
-    changed, existing = place(store, placed, replace_ugro=True)
+    unrecorded = ""
+    try:
+        changed, existing = place(store, placed, replace_ugro=True)
+    except NotWritten as exc:
+        unrecorded = str(exc)
+        existing = store.read().get(node)
+        changed = existing is None or existing.by == "ugro"
     if not changed and existing is not None:
         return existing
     said, error = tell(scheduler, "drain", node, placed.reason)
     detail = {**placed.to_json(), "scheduler": said}
+    if unrecorded:
+        # The daemon's cordon stays in the file: nothing was taken over.
+        existing = None
+        detail["not_recorded"] = unrecorded
     if existing is not None:
         detail["took_over"] = existing.to_json()
-    return Change(placed, Event(now, node, "cordon", detail), said, error, took_over=existing)
+    event = Event(now, node, "cordon", detail)
+    return Change(placed, event, said, error, took_over=existing, unrecorded=unrecorded)
 
 
 def uncordon_by_hand(

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ugro.errors import StateError
+from ugro.errors import NotWritten, StateError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -74,14 +74,17 @@ def read(path: Path) -> bytes | None:
 
 
 def write(path: Path, data: bytes) -> None:
-    """Replace `path` with `data`, mode 0600; StateError, and no temp file left, on failure."""
+    """Replace `path` with `data`, mode 0600; NotWritten, and no temp file left, on failure.
+
+    StateError when `path` is a symbolic link.
+    """
     refuse_link(path)
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         _remove_old_leftovers(path)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
-        raise StateError(f"{path}: cannot write: {exc.strerror}") from exc
+        raise NotWritten(f"{path}: cannot write: {exc.strerror}") from exc
     try:
         with os.fdopen(fd, "wb") as handle:
             os.fchmod(handle.fileno(), 0o600)
@@ -92,7 +95,7 @@ def write(path: Path, data: bytes) -> None:
     except OSError as exc:
         with contextlib.suppress(OSError):
             Path(tmp).unlink()
-        raise StateError(f"{path}: cannot write: {exc.strerror}") from exc
+        raise NotWritten(f"{path}: cannot write: {exc.strerror}") from exc
     directory = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(directory)
@@ -117,12 +120,15 @@ def _remove_old_leftovers(path: Path) -> None:
 
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
-    """Hold the exclusive lock that guards `path` (a `.lock` file beside it)."""
+    """Hold the exclusive lock that guards `path` (a `.lock` file beside it).
+
+    NotWritten when the lock file cannot be created or opened: nothing can be written then.
+    """
     lock = path.with_name(path.name + ".lock")
     try:
         fd = open_private(lock, os.O_WRONLY | os.O_APPEND)
     except OSError as exc:
-        raise StateError(f"{lock}: cannot lock: {exc.strerror}") from exc
+        raise NotWritten(f"{lock}: cannot lock: {exc.strerror}") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
