@@ -26,9 +26,10 @@ from ugro import config, paths, sweep
 from ugro.checks import Context
 from ugro.daemon import containment, logs, sdnotify
 from ugro.daemon.containment import Errors
+from ugro.daemon.outputs import dispatcher
 from ugro.daemon.pidfile import PidLock
 from ugro.daemon.schedule import Schedule
-from ugro.daemon.settle import Settler, dispatcher
+from ugro.daemon.settle import Settler
 from ugro.errors import ConfigError, UgroError
 from ugro.recovery.scheduler import for_config
 

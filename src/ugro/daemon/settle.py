@@ -20,16 +20,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ugro import paths
-from ugro.alerts import sinks
 from ugro.alerts.book import book_from_json, book_to_json
-from ugro.alerts.delivery import Dispatcher
 from ugro.alerts.engine import AlertEngine
-from ugro.daemon import logs, sdnotify, service
+from ugro.daemon import logs, outputs, sdnotify, service
 from ugro.daemon.episodes import WriteEpisode
 from ugro.errors import StateError, UgroError
 from ugro.recovery.recoverer import Recoverer
 from ugro.recovery.scheduler import for_config
-from ugro.store.history import History, path_for
 from ugro.store.history_records import Event, Sample, Transition
 from ugro.store.state import DaemonInfo, StateStore, newer
 from ugro.verdict import hysteresis
@@ -62,12 +59,12 @@ class Settler:
         self.errors = errors
         self.store = StateStore(paths.state_file())
         self.shown: dict[str, NodeVerdict] = {}
-        self.history = _history(cfg)
+        self.history = outputs.history(cfg)
         # A full disk is logged once when writes start failing and once when they succeed.
         self.state_writes = WriteEpisode("the state")
         self.history_writes = WriteEpisode("the history")
         self.engine = AlertEngine(cfg.alerts)
-        self.dispatcher = dispatcher(cfg)
+        self.dispatcher = outputs.dispatcher(cfg)
         self.next_prune = 0.0
         # A scheduler given here (tests) stays; one built from the config follows reloads.
         self.own_scheduler = scheduler is None
@@ -322,7 +319,7 @@ class Settler:
         except UgroError as exc:
             failure = exc
         except Exception:  # noqa: BLE001 - find the node at fault; record the others
-            failed = await asyncio.to_thread(_record_each, history, samples, changes)
+            failed = await asyncio.to_thread(outputs.record_each, history, samples, changes)
             for name, fault in failed:
                 self.errors.contain("recording the history of", fault, name)
         try:
@@ -406,45 +403,9 @@ def _present(state: ClusterState, names: frozenset[str]) -> dict[str, NodeVerdic
     return {name: v for name, v in state.nodes.items() if name in names}
 
 
-def _history(cfg: Config) -> History | None:
-    """The history database, or None when it is off or cannot be used: monitoring goes on."""
-    if not cfg.history.enabled:
-        return None
-    try:
-        return History(path_for(cfg.history))
-    except UgroError as exc:
-        log.error("monitoring without a history: %s", exc)  # noqa: TRY400 - the message is complete
-        return None
-
-
-def _record_each(
-    history: History, samples: list[Sample], changes: list[Transition]
-) -> list[tuple[str, Exception]]:
-    """Record each node's sample and changes on its own; the nodes that failed, and why."""
-    failed = []
-    for sample in samples:
-        name = sample.verdict.name
-        try:
-            history.record([sample], [t for t in changes if t.node == name])
-        except Exception as exc:  # noqa: BLE001 - reported by the caller, node by node
-            failed.append((name, exc))
-    return failed
-
-
 def _transition(step: hysteresis.Step) -> Transition:
     """The history's record of a step that moved a node's shown status."""
     verdict = step.verdict
     return Transition(
         verdict.last_check, verdict.name, step.before.value, verdict.status.value, step.reason
-    )
-
-
-def dispatcher(cfg: Config) -> Dispatcher:
-    """Delivery to the configured sinks; a sink that cannot be built stops the start.
-
-    Each sink's outbox lies beside the state file, so a restart delivers what a stop left.
-    """
-    return Dispatcher(
-        [(settings, sinks.build(settings)) for settings in cfg.alerts.sinks],
-        outbox_dir=paths.state_file().parent,
     )

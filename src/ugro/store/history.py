@@ -21,7 +21,6 @@ and returns, status codes and latency buckets are in `ugro.store.history_records
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import sqlite3
@@ -32,7 +31,7 @@ from typing import TYPE_CHECKING
 from ugro import paths
 from ugro.errors import UgroError
 from ugro.model import BAD_STATUSES, CLUSTER, NodeStatus
-from ugro.store import atomicfile
+from ugro.store import atomicfile, history_schema
 from ugro.store.history_records import (
     BAD,
     GOOD,
@@ -43,6 +42,7 @@ from ugro.store.history_records import (
     bucket,
     summarize,
 )
+from ugro.store.history_schema import SCHEMA, SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
@@ -50,63 +50,12 @@ if TYPE_CHECKING:
     from ugro.config import HistorySettings
     from ugro.store.history_records import Sample, Summary
 
-SCHEMA_VERSION = 1
 HOUR_MS = 3_600_000
-
-SCHEMA = f"""
-PRAGMA user_version = {SCHEMA_VERSION};
-CREATE TABLE IF NOT EXISTS names (
-    id INTEGER PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL, UNIQUE (kind, name));
-CREATE TABLE IF NOT EXISTS node_samples (
-    node INTEGER NOT NULL, ts INTEGER NOT NULL, status INTEGER NOT NULL,
-    observed INTEGER NOT NULL, score REAL NOT NULL, weight_ms INTEGER NOT NULL,
-    PRIMARY KEY (node, ts)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS check_samples (
-    node INTEGER NOT NULL, check_id INTEGER NOT NULL, ts INTEGER NOT NULL,
-    status INTEGER NOT NULL, value REAL, duration_ms INTEGER NOT NULL,
-    PRIMARY KEY (node, check_id, ts)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS transitions (
-    node INTEGER NOT NULL, ts INTEGER NOT NULL, from_status TEXT NOT NULL,
-    to_status TEXT NOT NULL, reason TEXT NOT NULL,
-    PRIMARY KEY (node, ts)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS node_hours (
-    node INTEGER NOT NULL, hour INTEGER NOT NULL, samples INTEGER NOT NULL,
-    weight_ms INTEGER NOT NULL, good_ms INTEGER NOT NULL, bad_ms INTEGER NOT NULL,
-    score_min REAL NOT NULL, score_sum REAL NOT NULL,
-    PRIMARY KEY (node, hour)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS latency_hours (
-    node INTEGER NOT NULL, hour INTEGER NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL,
-    PRIMARY KEY (node, hour, bucket)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY, node INTEGER NOT NULL, ts INTEGER NOT NULL, kind TEXT NOT NULL,
-    detail TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS events_by_node ON events (node, ts);
-"""
 
 
 def path_for(settings: HistorySettings) -> Path:
     """Where the history database of `settings` lives: `history.path`, or the default."""
     return Path(settings.path).expanduser() if settings.path else paths.history_file()
-
-
-def _layout(db: sqlite3.Connection) -> dict[str, list[str]]:
-    """Each table's column names: what tells ugro's database from another one at that path."""
-    tables = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-    return {
-        name: [row[0] for row in db.execute("SELECT name FROM pragma_table_info(?)", (name,))]
-        for (name,) in tables
-    }
-
-
-@functools.cache
-def _expected() -> dict[str, list[str]]:
-    """The tables SCHEMA makes, as `_layout` reads them."""
-    db = sqlite3.connect(":memory:")
-    try:
-        db.executescript(SCHEMA)
-        return _layout(db)
-    finally:
-        db.close()
 
 
 def _ms(moment: datetime) -> int:
@@ -146,9 +95,11 @@ class History:
                     f"{self.path}: written by a newer ugro (schema {version}); upgrade ugro"
                 )
             # Checked before anything is created: another program's database stays as it was.
-            found = _layout(self._db)
+            found = history_schema.layout(self._db)
             if any(
-                found[table] != columns for table, columns in _expected().items() if table in found
+                found[table] != columns
+                for table, columns in history_schema.expected().items()
+                if table in found
             ):
                 raise UgroError(
                     f"{self.path}: not ugro's history database (its tables differ); "
