@@ -255,3 +255,22 @@ def test_flapping_resolves_after_the_quiet_period() -> None:
     # Its count starts afresh: one more change is no flapping.
     again = engine.evaluate([verdict("n1", U)], ["n1"], 4, last + quiet + timedelta(seconds=30))
     assert said(again) == [("firing", "n1", "unhealthy"), ("firing", "n1", "check:gpu")]
+
+
+def test_an_alert_that_grew_worse_while_held_is_sent_again_on_release() -> None:
+    """A warning sent before the hold that turned critical in it pages critical sinks on release."""
+    engine = AlertEngine(SETTINGS)
+    engine.evaluate([verdict("n1", D)], [], 4, T0)
+    # Its shown status flaps while its gpu check keeps warning: that alert stays, sent once.
+    for i, status in enumerate([H, D, H, D], start=1):
+        engine.evaluate([verdict("n1", status, D)], ["n1"], 4, T0 + timedelta(seconds=30 * i))
+    held = engine.book.firing[("n1", "check:gpu")]
+    assert (held.severity, held.grouped, held.announced) == ("warning", True, True)
+    failed = T0 + timedelta(seconds=150)
+    engine.evaluate([verdict("n1", U)], ["n1"], 4, failed)
+    settled = failed + timedelta(seconds=SETTINGS.flap_settle_s)
+    released = engine.evaluate([verdict("n1", U)], [], 4, settled)
+    again = [e for e in released if e.kind == "firing" and e.key == "check:gpu"]
+    assert [e.severity for e in again] == ["critical"]
+    assert accepts(CRITICAL_ONLY, again[0])
+    assert not engine.book.firing[("n1", "check:gpu")].escalated

@@ -95,6 +95,8 @@ class ActiveAlert:
     resolved_at: datetime | None = None
     # Whether its firing was sent: a held alert that was announced still owes its resolution.
     announced: bool = False
+    # Whether it grew worse than what was sent while it was held: sent again when released.
+    escalated: bool = False
 
     def event(self, kind: Kind, cluster: str) -> AlertEvent:
         """The message for this alert."""
@@ -124,6 +126,7 @@ class ActiveAlert:
             "check": self.check,
             "grouped": self.grouped,
             "announced": self.announced,
+            "escalated": self.escalated,
             "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None,
         }
 
@@ -142,6 +145,7 @@ class ActiveAlert:
             check=data.get("check"),
             grouped=bool(data.get("grouped", False)),
             announced=bool(data.get("announced", False)),
+            escalated=bool(data.get("escalated", False)),
             resolved_at=datetime.fromisoformat(resolved) if resolved else None,
         )
 

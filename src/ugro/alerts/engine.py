@@ -167,6 +167,9 @@ class AlertEngine:
                 summary=cond.summary,
                 details=cond.details,
                 last_sent_at=now if escalated and not current.grouped else current.last_sent_at,
+                # Worse than what its sinks were told, while held: they hear it on release.
+                escalated=current.escalated
+                or (escalated and current.grouped and current.announced),
             )
             if escalated and not updated.grouped:
                 events.append(updated.event("firing", self.settings.cluster))
@@ -309,8 +312,10 @@ class AlertEngine:
                 events.append(done.event("resolved", self.settings.cluster))
         for (node, _), alert in list(self.book.firing.items()):
             if alert.grouped and released(node):
-                self.book.replace_alert(alert, grouped=False, announced=True, last_sent_at=now)
-                if not alert.announced:
+                self.book.replace_alert(
+                    alert, grouped=False, announced=True, escalated=False, last_sent_at=now
+                )
+                if not alert.announced or alert.escalated:
                     events.append(alert.event("firing", self.settings.cluster))
         return events
 
