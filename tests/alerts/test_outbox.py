@@ -189,3 +189,28 @@ def test_resolved_goes_only_to_sinks_that_got_the_firing(
     assert [r.body["kind"] for r in receiver.requests] == ["firing", "resolved"]
     assert (stats["down"]["failed"], stats["down"]["retries"], stats["down"]["queued"]) == (1, 1, 0)
     assert _outbox(tmp_path, "down") == {"pending": [], "delivered": []}
+
+
+def test_a_full_disk_is_said_once_per_episode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Outbox saves failing every sweep log one line when they start and one when they work."""
+    from ugro.alerts.outbox import Outbox
+    from ugro.errors import StateError
+    from ugro.store import atomicfile
+
+    box = Outbox.beside(tmp_path, "hook")
+    write = atomicfile.write
+
+    def full(path: Path, _data: bytes) -> None:
+        raise StateError(f"{path}: cannot write: No space left on device")
+
+    monkeypatch.setattr(atomicfile, "write", full)
+    for _ in range(3):
+        box.save()
+    monkeypatch.setattr(atomicfile, "write", write)
+    box.save()
+    box.save()
+    said = [r.getMessage() for r in caplog.records]
+    assert sum("cannot write an alert outbox" in line for line in said) == 1, said
+    assert sum("written again, after 3 failed writes" in line for line in said) == 1, said

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ugro.alerts.book import AlertEvent
 from ugro.errors import StateError
 from ugro.store import atomicfile
+from ugro.store.episodes import WriteEpisode
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -42,6 +43,8 @@ class Outbox:
     path: Path | None
     pending: list[AlertEvent] = field(default_factory=list)
     delivered: set[Sent] = field(default_factory=set)
+    # A full disk fails every save: said once when saves start failing, once when they work.
+    writes: WriteEpisode = field(default_factory=lambda: WriteEpisode("an alert outbox"))
 
     @classmethod
     def beside(cls, directory: Path | None, sink: str) -> Outbox:
@@ -80,7 +83,9 @@ class Outbox:
         try:
             atomicfile.write(self.path, json.dumps(data, allow_nan=False).encode())
         except StateError as exc:
-            log.warning("alert outbox not saved (a restart may lose events): %s", exc)
+            self.writes.failed(f"{exc}; a restart may lose its events")
+        else:
+            self.writes.written()
 
     def sent(self, event: AlertEvent) -> None:
         """Record that the sink accepted `event`."""

@@ -23,10 +23,10 @@ from ugro import paths
 from ugro.alerts.book import book_from_json, book_to_json
 from ugro.alerts.engine import AlertEngine
 from ugro.daemon import logs, outputs, sdnotify, service
-from ugro.daemon.episodes import WriteEpisode
 from ugro.errors import StateError, UgroError
 from ugro.recovery.recoverer import Recoverer
 from ugro.recovery.scheduler import for_config
+from ugro.store.episodes import WriteEpisode
 from ugro.store.history_records import Event, Sample, Transition
 from ugro.store.state import DaemonInfo, StateStore, newer
 from ugro.verdict import hysteresis
