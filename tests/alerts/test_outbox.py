@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from test_sinks import MARKER, make_event, settings, until
 
+from alerting import MARKER, make_event, settings, until
 from conftest import closed_port
 from ugro.alerts.delivery import Dispatcher
 from ugro.alerts.sinks import DeliveryError, WebhookSink, build
