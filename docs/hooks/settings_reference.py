@@ -1,3 +1,4 @@
+# ruff: noqa: INP001  (mkdocs loads a hook by its path; docs/hooks is no package)
 """The settings reference of the docs, rendered from ugro's config models when the site is built.
 
 A mkdocs hook (`hooks:` in mkdocs.yml): `on_files` adds the page `reference/settings.md`, which
@@ -12,7 +13,7 @@ from __future__ import annotations
 import types
 import typing
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
@@ -57,8 +58,7 @@ DESCRIPTIONS: dict[str, str] = {
     "not apply to a node skips itself)",
     "NodeSettings.deep": "run the deep PyTorch probe on every check of this node "
     "(`ugro check --deep` does it once)",
-    "NodeSettings.master": "the training rendezvous each worker checks it can reach "
-    "(`rendezvous`)",
+    "NodeSettings.master": "the training rendezvous each worker checks it can reach (`rendezvous`)",
     "NodeSettings.gpu_temp_warning_c": "a GPU at or above this warns (`temperature`)",
     "NodeSettings.gpu_temp_critical_c": "a GPU at or above this fails; must be above the warning",
     "NodeSettings.xid_lookback_s": "the most kernel log the `xid` check reads (all of it on a "
@@ -104,8 +104,7 @@ DESCRIPTIONS: dict[str, str] = {
     "HistorySettings.path": "unset: `$XDG_STATE_HOME/ugro/history.db`",
     "AlertSettings.cluster": "the `cluster` label and the name in messages",
     "AlertSettings.repeat_interval_s": "remind this often while an alert fires",
-    "AlertSettings.flap_changes": "status changes within `flap_window_s` that make a node "
-    "flapping",
+    "AlertSettings.flap_changes": "status changes within `flap_window_s` that make a node flapping",
     "AlertSettings.flap_window_s": "the window `flap_changes` are counted in",
     "AlertSettings.flap_settle_s": "a flapping node has settled after this long without a change",
     "AlertSettings.group_fraction": "this share of the nodes going down in one sweep is one "
@@ -206,8 +205,15 @@ def description(model: type[BaseModel], name: str) -> str:
     return DESCRIPTIONS[f"{model.__name__}.{name}"]
 
 
+def _choice(values: tuple[object, ...], *, plural: bool) -> str:
+    """A field that takes one of a few values: a check name, or one of those listed."""
+    if set(values) == set(settings.ALL_CHECKS):
+        return "check names" if plural else "a check name"
+    return "one of " + ", ".join(f"`{value}`" for value in values)
+
+
 # The plain types of cluster.yaml in words: one value, and several (the items of a list).
-_PLAIN: dict[Any, tuple[str, str]] = {
+_PLAIN: dict[object, tuple[str, str]] = {
     int: ("integer", "integers"),
     float: ("number", "numbers"),
     str: ("text", "texts"),
@@ -215,16 +221,14 @@ _PLAIN: dict[Any, tuple[str, str]] = {
 }
 
 
-def type_name(annotation: Any, *, plural: bool = False) -> str:
+def type_name(annotation: object, *, plural: bool = False) -> str:
     """A field's type in words, linking a nested part of the file to its section."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
         return " or ".join(type_name(arg) for arg in args if arg is not type(None)) + " or unset"
     if origin is typing.Literal:
-        if set(args) == set(settings.ALL_CHECKS):
-            return "check names" if plural else "a check name"
-        return "one of " + ", ".join(f"`{value}`" for value in args)
+        return _choice(args, plural=plural)
     if origin is list:
         return f"list of {type_name(args[0], plural=True)}"
     if origin is dict:
@@ -260,7 +264,7 @@ def default(info: FieldInfo) -> str:
         return "unset"
     if isinstance(value, BaseModel):
         return "see its section"
-    if value == []:
+    if value in ([], {}):
         return "none"
     return f"`{yaml_value(value)}`"
 

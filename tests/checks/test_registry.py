@@ -13,17 +13,16 @@ from ugro.checks import CHECK_MODULES, DuplicateCheckError, index, registry
 from ugro.checks import gpu as gpu_check
 from ugro.errors import UgroError
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-# The cells of the README's summary table that state a registry flag.
+CHECKS_PAGE = Path(__file__).resolve().parents[2] / "docs" / "checks.md"
+# The cells of the checks page's summary table that state a registry flag.
 GPU_HEALTH_CELL = "nodes with `gpus` > 0"
 NOT_LOCAL_CELL = "not in the embedded default"
 
 
-def readme_checks() -> list[list[str]]:
-    """The rows of the README table that lists every check, as stripped cells."""
-    text = README.read_text(encoding="utf-8")
-    section = text.split("\n## The checks\n", 1)[1].split("\n## ", 1)[0]
-    lines = section.splitlines()
+def documented_checks() -> list[list[str]]:
+    """The rows of the table on the checks page that lists every check, as stripped cells."""
+    text = CHECKS_PAGE.read_text(encoding="utf-8")
+    lines = text.split("\n## ", 1)[0].splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("| check | core |"))
     rows = []
     for line in lines[start + 2 :]:
@@ -33,10 +32,10 @@ def readme_checks() -> list[list[str]]:
     return rows
 
 
-def test_readme_lists_every_check_with_its_facts() -> None:
-    """The README's table of checks names each check in order, its core flag and timeout."""
+def test_the_docs_list_every_check_with_its_facts() -> None:
+    """The checks page's table names each check in order, its core flag and timeout."""
     checks = registry()
-    rows = readme_checks()
+    rows = documented_checks()
     assert [row[0] for row in rows] == [f"`{name}`" for name in checks]
     for (_, core, runs_on, timeout), check in zip(rows, checks.values(), strict=True):
         assert core == ("yes" if check.core else "no"), check.name
@@ -45,15 +44,6 @@ def test_readme_lists_every_check_with_its_facts() -> None:
         assert float(seconds[0]) == check.default_timeout_s, check.name
         assert (GPU_HEALTH_CELL in runs_on) == check.gpu_health, check.name
         assert (NOT_LOCAL_CELL in runs_on) == (not check.local), check.name
-
-
-def test_readme_default_checks_are_the_registry() -> None:
-    """The `checks` row of the settings table lists the default checks in order."""
-    text = README.read_text(encoding="utf-8")
-    row = next(line for line in text.splitlines() if line.startswith("| `checks` |"))
-    listed = re.search(r"`\[([^\]]*)\]`", row)
-    assert listed
-    assert tuple(listed[1].split(", ")) == config.DEFAULT_CHECKS
 
 
 def test_the_registry_is_the_list_of_modules_in_order() -> None:
