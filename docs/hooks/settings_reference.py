@@ -29,6 +29,13 @@ if TYPE_CHECKING:
 
 # Where the page appears in the site; mkdocs.yml's nav names it.
 PAGE = "reference/settings.md"
+# This file, named in the messages that ask for a description.
+HERE = "docs/hooks/settings_reference.py"
+
+
+class UndocumentedSettingError(Exception):
+    """A setting of the config models that the page cannot describe; it fails the docs build."""
+
 
 # What each key means, by `Model.field`. The type, default and limits come from the model.
 DESCRIPTIONS: dict[str, str] = {
@@ -202,7 +209,11 @@ def description(model: type[BaseModel], name: str) -> str:
     """What a key means: its line of DESCRIPTIONS; a check's timeout says which check."""
     if model is settings.Timeouts and name in settings.ALL_CHECKS:
         return f"the `{name}` check ([checks](../checks.md))"
-    return DESCRIPTIONS[f"{model.__name__}.{name}"]
+    key = f"{model.__name__}.{name}"
+    if key not in DESCRIPTIONS:
+        # The build stops here: a key nobody described is a gap in the reference.
+        raise UndocumentedSettingError(f"{key}: no description; add one to DESCRIPTIONS in {HERE}")
+    return DESCRIPTIONS[key]
 
 
 def _choice(values: tuple[object, ...], *, plural: bool) -> str:
@@ -234,7 +245,12 @@ def type_name(annotation: object, *, plural: bool = False) -> str:
     if origin is dict:
         return f"map of {type_name(args[0])} to {type_name(args[1])}"
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        section = next(s for s in sections() if s.model is annotation)
+        section = next((s for s in sections() if s.model is annotation), None)
+        if section is None:
+            raise UndocumentedSettingError(
+                f"{annotation.__name__}: a part of cluster.yaml with no section; add it to "
+                f"sections() in {HERE}"
+            )
         return f"[{section.heading}](#{section.anchor})"
     return _PLAIN[annotation][plural]
 

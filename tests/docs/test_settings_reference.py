@@ -171,9 +171,21 @@ def test_a_new_field_is_rendered_from_its_model() -> None:
 
 
 def test_a_field_without_a_description_is_refused() -> None:
-    """A key nobody described fails the build (a KeyError in the hook), never an empty cell."""
-    with pytest.raises(KeyError, match=r"Probe\.ratio"):
+    """A key nobody described fails the build, saying where to describe it; never an empty cell."""
+    with pytest.raises(hook.UndocumentedSettingError, match=r"^Probe\.ratio: no description; add"):
         hook.description(Probe, "ratio")
+
+
+class Holder(BaseModel):
+    """A model with a nested part the page has no section for."""
+
+    probe: Probe = Probe()
+
+
+def test_a_nested_part_without_a_section_is_refused() -> None:
+    """A new nested section of cluster.yaml fails the build until the page has a section for it."""
+    with pytest.raises(hook.UndocumentedSettingError, match=r"^Probe: a part of cluster\.yaml"):
+        hook.type_name(Holder.model_fields["probe"].annotation)
 
 
 def test_a_pipe_in_a_cell_does_not_split_the_table() -> None:
