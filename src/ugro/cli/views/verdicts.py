@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ugro.verdict import drift
     from ugro.verdict.rows import Row
 
+
 def findings_text(found: Sequence[drift.Finding]) -> list[str]:
     """One line per finding, for the table's footer."""
     return [f"drift: {f.message}" for f in found]
