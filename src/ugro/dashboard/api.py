@@ -93,14 +93,18 @@ def _shown(document: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def notes(snapshot: Snapshot, rows: Sequence[Row]) -> list[str]:
+    """What `ugro health` notes about `rows`: why verdicts are stale, when any is."""
+    if snapshot.stale_note and any(r.status is NodeStatus.STALE for r in rows):
+        state = snapshot.state
+        return [snapshot.stale_note(state.daemon if state else None, snapshot.now)]
+    return []
+
+
 def health(snapshot: Snapshot, source: str) -> dict[str, Any]:
     """The `ugro health --json` document."""
     rows = snapshot.rows()
-    notes = []
-    if snapshot.stale_note and any(r.status is NodeStatus.STALE for r in rows):
-        state = snapshot.state
-        notes.append(snapshot.stale_note(state.daemon if state else None, snapshot.now))
-    return document(rows, source=source, now=snapshot.now, notes=notes)
+    return document(rows, source=source, now=snapshot.now, notes=notes(snapshot, rows))
 
 
 def problem(row: Row) -> str:
@@ -179,7 +183,7 @@ def overview(snapshot: Snapshot, source: str) -> dict[str, Any]:
             "cordoned": [c.to_json() for c in snapshot.cordons.values()],
             "firing": [_alert(a) for a in book["firing"]],
             "findings": [f.message for f in findings(rows)],
-            "notes": health(snapshot, source)["notes"],
+            "notes": notes(snapshot, rows),
         }
     )
 
