@@ -38,7 +38,7 @@ def serve(
     settings = cfg.exporter
     pages = exporter.pages(state_path)
     dashboard = None
-    refused = access.refusal(settings.address, settings.token)
+    refused = access.refusal(settings.address, settings.token) if settings.dashboard else None
     if refused:
         log.warning("%s", refused)
     elif settings.dashboard:
