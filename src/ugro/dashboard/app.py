@@ -4,11 +4,13 @@ Every answer carries a strict Content-Security-Policy (scripts and styles from t
 only, no inline code) and an ETag. The page polls the API twice a second with If-None-Match;
 while the state file, the cordons and the configured nodes are unchanged, the answer is a 304
 decided by two `stat` calls, so an open page costs the daemon next to nothing. A changed state
-is read and its documents built once, whatever the number of open pages.
+is read once, whatever the number of open pages; between changes, documents are rebuilt from
+what was read only as ages move on (`AGE_TICK_S`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -167,32 +169,40 @@ class Dashboard:
                 )
         return None
 
-    def _version(self) -> tuple[object, ...]:
-        """What changes when any document would: the files, the config, the age tick."""
+    def _files(self) -> tuple[object, ...]:
+        """What changes when the data does: the state and cordons files, the configured nodes."""
         return (
             _signature(self.state_path),
             _signature(self.cordons_path),
             tuple(self.configured()),
-            int(time.time() // AGE_TICK_S),
         )
 
+    def _version(self) -> tuple[object, ...]:
+        """What changes when any document would: the data, or the age tick."""
+        return (*self._files(), int(time.time() // AGE_TICK_S))
+
     def _read(self) -> api.Snapshot:
-        """The state, cordons and configured nodes, read again only when they changed."""
+        """The state, cordons and configured nodes as of now, read again only when changed.
+
+        Reading is the costly part (parsing and validating every node); the age tick only
+        moves `now`.
+        """
         from ugro.store.cordons import CordonStore
         from ugro.store.state import StateStore
 
-        version = self._version()
+        files = self._files()
+        now = datetime.now(UTC)
         with self._lock:
-            if self._snapshot is not None and self._snapshot[0] == version:
-                return self._snapshot[1]
+            if self._snapshot is not None and self._snapshot[0] == files:
+                return dataclasses.replace(self._snapshot[1], now=now)
             snapshot = api.Snapshot(
                 state=StateStore(self.state_path).read(),
                 cordons=CordonStore(self.cordons_path).read(),
                 configured=tuple(self.configured()),
-                now=datetime.now(UTC),
+                now=now,
                 stale_note=self.stale_note,
             )
-            self._snapshot = (version, snapshot)
+            self._snapshot = (files, snapshot)
             return snapshot
 
     def _open_history(self) -> History | None:
