@@ -226,6 +226,21 @@ def test_dashboard_in_a_browser(
     chrome.get(base + "/alerts")
     _wait(chrome, "the firing alert", lambda d: "h1" in d.find_element("id", "firing").text)
     chrome.save_screenshot(str(tmp_path / "alerts.png"))
+
+    # A phone: nothing wider than the screen; and the dark theme, switched and remembered.
+    chrome.set_window_size(390, 844)
+    chrome.get(base + "/")
+    _wait(chrome, "tiles on a phone", lambda d: _tile_status(d, "h1") == "unhealthy")
+    assert chrome.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+    chrome.find_element("id", "theme").click()
+    dark = chrome.execute_script("return document.documentElement.dataset.theme")
+    chrome.refresh()
+    _wait(
+        chrome,
+        "the theme remembered",
+        lambda d: d.execute_script("return document.documentElement.dataset.theme") == dark,
+    )
+    chrome.save_screenshot(str(tmp_path / "phone.png"))
     assert browser.console_errors(chrome) == []
     assert daemon.process.poll() is None
 
