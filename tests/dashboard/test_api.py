@@ -414,3 +414,26 @@ def test_dashboard_command_usage_errors() -> None:
     result = CliRunner().invoke(cli.main, ["dashboard", "--serve", "--address", "0.0.0.0"])  # noqa: S104
     assert result.exit_code == 1
     assert "exporter.token" in result.output
+
+
+@pytest.mark.parametrize(
+    ("token", "why"),
+    [
+        ("short-token", "at least 16 characters"),
+        ("a token with spaces in it", "without spaces"),
+        ("x" * 300, "at most 256 characters"),
+        ("tab\there-0123456789", "control character"),
+    ],
+)
+def test_bad_token_is_named_never_shown(token: str, why: str) -> None:
+    """A token the config refuses is named by its field; its value is never echoed."""
+    from ugro.config import parse_text
+    from ugro.errors import ConfigError
+
+    workers = "workers: [{name: a, ip: 10.0.0.1}]\n"
+    text = workers + f"exporter: {{token: {json.dumps(token)}}}\n"
+    with pytest.raises(ConfigError) as raised:
+        parse_text(text, "cluster.yaml")
+    assert "exporter.token" in str(raised.value)
+    assert why in str(raised.value)
+    assert token not in str(raised.value)
