@@ -106,6 +106,9 @@ DESCRIPTIONS: dict[str, str] = {
     "ExporterSettings.address": "address to listen on; `0.0.0.0` lets a remote Prometheus "
     "scrape it",
     "ExporterSettings.port": "port to listen on",
+    "ExporterSettings.dashboard": "serve the web dashboard (docs/dashboard.md) at `/` beside `/metrics`",
+    "ExporterSettings.token": "token every dashboard request must carry; without one the dashboard "
+    "answers on loopback only",
     "HistorySettings.enabled": "keep the history",
     "HistorySettings.retention_days": "samples older than this are deleted, once an hour",
     "HistorySettings.path": "unset: `$XDG_STATE_HOME/ugro/history.db`",

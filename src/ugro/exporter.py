@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from prometheus_client.metrics_core import Metric
 
-    from ugro.httpserver import BoundedServer
+    from ugro.httpserver import BoundedServer, Page
     from ugro.verdict.rows import Row
 
 log = logging.getLogger(__name__)
@@ -253,12 +253,8 @@ def registry(state_path: Path) -> CollectorRegistry:
     return reg
 
 
-def serve(state_path: Path, address: str, port: int) -> BoundedServer:
-    """Serve the state's metrics at http://address:port/metrics from background threads.
-
-    Raises OSError when the port cannot be bound; the caller stops the server with
-    `shutdown()` and then `server_close()`.
-    """
+def pages(state_path: Path) -> dict[str, Page]:
+    """The exporter's pages: /metrics, and an index at / that points there."""
     from prometheus_client.exposition import choose_encoder
 
     from ugro import httpserver
@@ -272,4 +268,15 @@ def serve(state_path: Path, address: str, port: int) -> BoundedServer:
     def index(_accept: str) -> tuple[bytes, str]:
         return b"ugro exporter: the metrics are at /metrics\n", httpserver.TEXT
 
-    return httpserver.serve(address, port, {"/metrics": exposition, "/": index})
+    return {"/metrics": exposition, "/": index}
+
+
+def serve(state_path: Path, address: str, port: int) -> BoundedServer:
+    """Serve the state's metrics at http://address:port/metrics from background threads.
+
+    Raises OSError when the port cannot be bound; the caller stops the server with
+    `shutdown()` and then `server_close()`.
+    """
+    from ugro import httpserver
+
+    return httpserver.serve(address, port, pages(state_path))

@@ -1,11 +1,11 @@
 """A small HTTP server for read-only pages, bounded in threads, queue and time.
 
-The daemon serves /metrics with it. One thread accepts; a fixed pool of `WORKERS` threads
-answers, one request per connection. A connection that finds every worker busy and `QUEUED`
-others waiting is closed at once, and each connection has a deadline for its request and a
-timeout for each write: neither a flood of connections nor a client that never finishes its
-request can take threads or memory from the daemon, and a stalled client holds one worker
-for seconds, never the others.
+The daemon serves /metrics and the dashboard with it. One thread accepts; a fixed pool of
+`WORKERS` threads answers, one request per connection. A connection that finds every worker
+busy and `QUEUED` others waiting is closed at once, and each connection has a deadline for
+its request and a timeout for each write: neither a flood of connections nor a client that
+never finishes its request can take threads or memory from the daemon, and a stalled client
+holds one worker for seconds, never the others.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ import socket
 import socketserver
 import threading
 import time
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -48,15 +49,44 @@ WRITE_TIMEOUT_S = 10.0
 POLL_S = 0.2
 
 TEXT = "text/plain; charset=utf-8"
+# A query string holds a few parameters; more is not a request ugro's pages make.
+MAX_QUERY_FIELDS = 16
 
 
-def serve(address: str, port: int, pages: Mapping[str, Page]) -> BoundedServer:
-    """Serve `pages` (path → page) on address:port from background threads.
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What an application sees of a GET or HEAD: the path, its query and the headers."""
+
+    path: str
+    # Each parameter's last value; a query that cannot be parsed is empty.
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """What an application answers: a status, a body and headers of its own."""
+
+    status: HTTPStatus
+    body: bytes
+    content_type: str = TEXT
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+if TYPE_CHECKING:
+    # An application: answers the requests it knows, and None for the others (404).
+    App = Callable[[Request], Response | None]
+
+
+def serve(
+    address: str, port: int, pages: Mapping[str, Page], app: App | None = None
+) -> BoundedServer:
+    """Serve `pages` (path → page), then `app` for other paths, on address:port from threads.
 
     Raises OSError when the port cannot be bound. Stop it with `shutdown()`, then
     `server_close()`.
     """
-    server = BoundedServer((address, port), pages)
+    server = BoundedServer((address, port), pages, app)
     name = f"{server.thread_prefix}-accept"
     threading.Thread(target=server.serve_forever, args=(POLL_S,), name=name, daemon=True).start()
     return server
@@ -70,10 +100,13 @@ class BoundedServer(socketserver.TCPServer):
     # acceptor rather than in SYN retries.
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], pages: Mapping[str, Page]) -> None:
+    def __init__(
+        self, address: tuple[str, int], pages: Mapping[str, Page], app: App | None = None
+    ) -> None:
         """Bind `address` (OSError when taken) and start the workers; serve_forever accepts."""
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.pages = dict(pages)
+        self.app = app
         self._waiting: queue.SimpleQueue[tuple[socket.socket, Any, float] | None]
         self._waiting = queue.SimpleQueue()
         self._active: set[socket.socket] = set()
@@ -192,25 +225,45 @@ class _Handler(BaseHTTPRequestHandler):
         return False
 
     def do_GET(self) -> None:
-        """Answer with the page at the request's path, or 404."""
-        page = self.server.pages.get(urlsplit(self.path).path)
-        if page is None:
-            self._answer(HTTPStatus.NOT_FOUND, TEXT, b"404 not found\n")
-            return
+        """Answer with the page at the request's path, or the application's answer, or 404."""
+        url = urlsplit(self.path)
+        page = self.server.pages.get(url.path)
         try:
-            body, content_type = page(self.headers.get("Accept", ""))
+            if page is not None:
+                body, content_type = page(self.headers.get("Accept", ""))
+                self._answer(HTTPStatus.OK, content_type, body)
+                return
+            answer = None if self.server.app is None else self.server.app(self._request(url))
         except Exception:
-            log.exception("cannot render %s", urlsplit(self.path).path)
+            log.exception("cannot render %s", url.path)
             self._answer(HTTPStatus.INTERNAL_SERVER_ERROR, TEXT, b"500 cannot render\n")
             return
-        self._answer(HTTPStatus.OK, content_type, body)
+        if answer is None:
+            self._answer(HTTPStatus.NOT_FOUND, TEXT, b"404 not found\n")
+            return
+        self._answer(answer.status, answer.content_type, answer.body, answer.headers)
+
+    def _request(self, url: Any) -> Request:  # noqa: ANN401 - urlsplit's result type
+        try:
+            query = dict(parse_qsl(url.query, max_num_fields=MAX_QUERY_FIELDS))
+        except ValueError:
+            query = {}
+        return Request(url.path, query, {k.lower(): v for k, v in self.headers.items()})
 
     def do_HEAD(self) -> None:
         """Answer as GET does, without the body (`_answer` leaves it out)."""
         self.do_GET()
 
-    def _answer(self, status: HTTPStatus, content_type: str, body: bytes) -> None:
+    def _answer(
+        self,
+        status: HTTPStatus,
+        content_type: str,
+        body: bytes,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         self.connection.settimeout(WRITE_TIMEOUT_S)
+        if status is HTTPStatus.NOT_MODIFIED:
+            body = b""  # a 304 never has a body (RFC 9110, 15.4.5)
         gzipped = status is HTTPStatus.OK and "gzip" in self.headers.get("Accept-Encoding", "")
         if gzipped:
             body = gzip.compress(body)
@@ -219,8 +272,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         if gzipped:
             self.send_header("Content-Encoding", "gzip")
+            self.send_header("Vary", "Accept-Encoding")
         if status is HTTPStatus.METHOD_NOT_ALLOWED:
             self.send_header("Allow", "GET, HEAD")
+        for name, value in headers:
+            self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)

@@ -185,6 +185,19 @@ class ExternalCondition:
     details: tuple[str, ...] = ()
 
 
+def report(book: dict[str, Any]) -> dict[str, Any]:
+    """What `ugro alerts --json` prints and the dashboard serves, from the state's `alerts`.
+
+    Firing and resolved alerts, and per-sink delivery counters.
+    """
+    return {
+        "schema_version": 1,
+        "firing": book.get("firing", []),
+        "resolved": book.get("resolved", []),
+        "delivery": book.get("delivery", {}),
+    }
+
+
 def book_to_json(book: AlertBook) -> dict[str, Any]:
     """The alert book as kept in the state file."""
     return {

@@ -7,6 +7,7 @@ each command group lives in its own module, imported here so that its commands r
 - `setup`: init, config validate
 - `daemon`: daemon run|start|stop|status|install
 - `metrics`: metrics
+- `dashboard`: dashboard
 - `history`: history
 - `alerts`: alerts, alerts test
 - `launch`: hosts, preflight
@@ -23,6 +24,7 @@ from ugro.cli import (  # noqa: F401 - imported for their side effect: each adds
     alerts,
     cordons,
     daemon,
+    dashboard,
     history,
     launch,
     metrics,

@@ -214,11 +214,24 @@ class MonitorSettings(_Model):
 
 
 class ExporterSettings(_Model):
-    """Where the daemon serves Prometheus metrics."""
+    """Where the daemon serves Prometheus metrics, and the web dashboard beside them."""
 
     enabled: bool = True
     address: str = "127.0.0.1"
     port: int = Field(default=EXPORTER_PORT, ge=1, le=65535)
+    # The dashboard (docs/dashboard.md) at / on the same address and port.
+    dashboard: bool = True
+    # Asked of every dashboard request; without one the dashboard is served on loopback only.
+    token: str | None = Field(default=None, min_length=16, max_length=256)
+
+    @field_validator("token")
+    @classmethod
+    def _token_one_line(cls, value: str | None) -> str | None:
+        if value is not None:
+            validators.no_control(value)
+            if " " in value or ";" in value or "," in value:
+                raise ValueError("expected a token without spaces, commas or semicolons")
+        return value
 
     @field_validator("address")
     @classmethod

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from ugro.config import Config, Worker
     from ugro.daemon.schedule import Completed
+    from ugro.dashboard.app import Dashboard
     from ugro.httpserver import BoundedServer
     from ugro.model import NodeVerdict
     from ugro.recovery.scheduler import Scheduler
@@ -158,7 +159,7 @@ class Daemon:
                     self.schedule.due[done.name] = done.started + delay
             self.last_settle_s = time.monotonic() - started
 
-    async def _shut_down(self, exporter: BoundedServer | None) -> None:
+    async def _shut_down(self, exporter: tuple[BoundedServer, Dashboard | None] | None) -> None:
         """Abandon the checks in flight, stop what runs beside them, and write the state."""
         abandoned = await self.schedule.abandon(list(self.schedule.running), time.monotonic())
         if abandoned:
@@ -170,8 +171,11 @@ class Daemon:
         await settler.recoverer.close()
         await settler.dispatcher.close()
         if exporter is not None:
-            exporter.shutdown()
-            exporter.server_close()
+            server, dashboard = exporter
+            server.shutdown()
+            server.server_close()
+            if dashboard is not None:
+                dashboard.close()
         sdnotify.notify("STOPPING=1")
         await self.transports.close()
         if settler.history is not None:
@@ -181,22 +185,16 @@ class Daemon:
         await settler.write_final(list(self.schedule.due))
         log.info("monitor stopped")
 
-    def _start_exporter(self) -> BoundedServer | None:
-        """Serve /metrics when enabled; a taken port stops the start with a clear message."""
-        settings = self.cfg.exporter
-        if not settings.enabled:
+    def _start_exporter(self) -> tuple[BoundedServer, Dashboard | None] | None:
+        """Serve /metrics and the dashboard when enabled; a taken port stops the start."""
+        if not self.cfg.exporter.enabled:
             return None
-        from ugro import exporter
+        from ugro.daemon import web
 
-        try:
-            server = exporter.serve(self.settler.store.path, settings.address, settings.port)
-        except OSError as exc:
-            raise UgroError(
-                f"cannot serve metrics on {settings.address}:{settings.port}: {exc.strerror}; "
-                "set exporter.port in cluster.yaml, or exporter.enabled: false"
-            ) from exc
-        log.info("serving metrics on http://%s:%d/metrics", settings.address, settings.port)
-        return server
+        # The running config's nodes, read at each request: a reload shows at once.
+        return web.serve(
+            self.cfg, self.settler.store.path, lambda: [n.name for n in self.cfg.nodes]
+        )
 
     def _stop(self, sig: signal.Signals) -> None:
         log.info("%s received: stopping", sig.name)

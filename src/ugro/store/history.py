@@ -361,6 +361,26 @@ class History:
                 slots[int(slot)] = float(mean)
         return slots
 
+    def check_series(
+        self, node: str, check: str, since: datetime, now: datetime, points: int
+    ) -> list[tuple[datetime, float]]:
+        """Mean value of `check` in `points` equal slices of [since, now], where it had one."""
+        node_id, check_id = self._lookup("node", node), self._lookup("check", check)
+        if node_id is None or check_id is None:
+            return []
+        start, width = _ms(since), max(1, (_ms(now) - _ms(since)) // points)
+        rows = self._db.execute(
+            """SELECT (ts - ?) / ?, avg(value) FROM check_samples
+               WHERE node = ? AND check_id = ? AND ts >= ? AND value IS NOT NULL
+               GROUP BY 1 ORDER BY 1""",
+            (start, width, node_id, check_id, start),
+        )
+        return [
+            (_time(start + int(slot) * width), float(mean))
+            for slot, mean in rows
+            if 0 <= slot < points
+        ]
+
     def check_rows(
         self, node: str | None, check: str | None, since: datetime
     ) -> Iterator[tuple[datetime, str, str, int, float | None, int]]:

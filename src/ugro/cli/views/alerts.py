@@ -5,18 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from ugro.alerts.book import report as document
 from ugro.cli.views import cell
 from ugro.text import printable
 
-
-def document(book: dict[str, Any]) -> dict[str, Any]:
-    """The `--json` document: firing and resolved alerts, and per-sink delivery counters."""
-    return {
-        "schema_version": 1,
-        "firing": book.get("firing", []),
-        "resolved": book.get("resolved", []),
-        "delivery": book.get("delivery", {}),
-    }
+__all__ = ["document", "print_alerts"]
 
 
 def print_alerts(book: dict[str, Any]) -> None:

@@ -5,61 +5,26 @@ The JSON schema (README, "JSON output") is stable: fields are added, never renam
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ugro.cli.views import cell
 from ugro.model import NodeStatus
 from ugro.text import printable
-from ugro.verdict.rows import Row, age, exit_code, findings
+from ugro.verdict.report import JSON_SCHEMA_VERSION, document
+from ugro.verdict.rows import age
+
+__all__ = ["JSON_SCHEMA_VERSION", "document", "findings_text", "print_table", "summary_line"]
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from ugro.verdict import drift
-
-# The version of every `--json` document about verdicts (check, health, preflight).
-JSON_SCHEMA_VERSION = 1
+    from ugro.verdict.rows import Row
 
 
 def findings_text(found: Sequence[drift.Finding]) -> list[str]:
     """One line per finding, for the table's footer."""
     return [f"drift: {f.message}" for f in found]
-
-
-def document(
-    rows: Sequence[Row],
-    *,
-    source: str,
-    now: datetime | None = None,
-    notes: Sequence[str] = (),
-    found: Sequence[drift.Finding] | None = None,
-) -> dict[str, Any]:
-    """The `--json` document; `found` defaults to the findings of `rows`."""
-    now = now or datetime.now(UTC)
-    found = findings(rows) if found is None else found
-    summary: dict[str, int] = {}
-    for row in rows:
-        summary[row.status.value] = summary.get(row.status.value, 0) + 1
-    return {
-        "schema_version": JSON_SCHEMA_VERSION,
-        "source": source,
-        "generated_at": now.isoformat(),
-        "exit_code": exit_code(rows),
-        "summary": summary,
-        "notes": list(notes),
-        "findings": [f.to_json() for f in found],
-        "nodes": [
-            {
-                **row.verdict.to_json(),
-                "status": row.status.value,
-                "checked_status": row.verdict.status.value,
-                "age_s": round(row.age_s, 1),
-                "cordon": row.cordon.to_json() if row.cordon else None,
-            }
-            for row in rows
-        ],
-    }
 
 
 _STYLE = {
