@@ -222,7 +222,7 @@ def test_health_from_prometheus_shows_the_whole_fleet(fleet: Fleet) -> None:
 
 
 def test_hosts_and_preflight_from_prometheus(fleet: Fleet, isolated_home: Path) -> None:
-    """`ugro hosts` and `preflight` judge the fleet from Prometheus, and write no state of their own."""
+    """`ugro hosts` and `preflight` judge the fleet from Prometheus and write no state."""
     wait_for(lambda: everywhere(fleet), "every node in Prometheus, h1 unhealthy", 60)
     ran = run_ugro("--config", fleet.config, "hosts", "--from-prometheus", fleet.url)
     assert ran.code == 0, ran.err
