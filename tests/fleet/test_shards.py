@@ -16,6 +16,7 @@ import sys
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -194,11 +195,16 @@ def test_the_hash_splits_the_test_fleet() -> None:
     assert owners == set(range(COUNT))
 
 
+def holds(shard: Shard, nodes: set[str]) -> bool:
+    """Whether `shard`'s state file holds exactly `nodes`."""
+    return shard.nodes() == nodes
+
+
 def test_each_shard_checks_only_its_own_nodes(fleet: Fleet) -> None:
     """Each monitor's state file holds exactly the nodes the hash gives its index."""
     for shard in fleet.shards:
         mine = {name for name in HOSTS if shard_of(name, COUNT) == shard.index}
-        wait_for(lambda s=shard, m=mine: s.nodes() == m, f"shard {shard.index} to check {mine}")
+        wait_for(partial(holds, shard, mine), f"shard {shard.index} to check {mine}")
         log = shard.log.read_text(encoding="utf-8")
         assert f"shard {shard.index} of {COUNT}: checking {len(mine)} of the 4" in log
 
