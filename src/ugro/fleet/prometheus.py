@@ -17,6 +17,7 @@ address (without any credentials in it) and what to do.
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import math
@@ -97,9 +98,13 @@ def shown_url(url: str) -> str:
 def read(url: str, *, timeout_s: float, now: datetime | None = None) -> Fleet:
     """The fleet's verdicts from the Prometheus at `url`; PrometheusError when unreadable."""
     now = now or datetime.now(UTC)
-    samples = query(url, QUERY, timeout_s=timeout_s)
-    gone = query(url, GONE_QUERY, timeout_s=timeout_s)
+    samples, unusable = query(url, QUERY, timeout_s=timeout_s)
+    gone, _ = query(url, GONE_QUERY, timeout_s=timeout_s)
     fleet = rebuild(samples, now)
+    if unusable:
+        fleet.notes.append(
+            f"{unusable} series from Prometheus left out: not labels and a finite value"
+        )
     where = shown_url(url)
     if not fleet.verdicts and not gone:
         raise PrometheusError(
@@ -116,14 +121,24 @@ def read(url: str, *, timeout_s: float, now: datetime | None = None) -> Fleet:
     return fleet
 
 
-def query(url: str, expr: str, *, timeout_s: float) -> list[Sample]:
-    """The instant vector `expr` evaluates to at the Prometheus at `url`."""
+def query(url: str, expr: str, *, timeout_s: float) -> tuple[list[Sample], int]:
+    """The instant vector `expr` evaluates to at `url`, and how many series were unusable."""
     import urllib.error
     import urllib.request
 
     where = shown_url(url)
-    target = url.rstrip("/") + "/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-    request = urllib.request.Request(target, headers={"Accept": "application/json"})  # noqa: S310 - the operator's http(s) URL, checked at load
+    parts = urllib.parse.urlsplit(url)
+    headers = {"Accept": "application/json"}
+    if parts.username is not None:
+        # urllib would take user:password@ for part of the host name; HTTP wants a header.
+        login = (
+            f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        )
+        headers["Authorization"] = "Basic " + base64.b64encode(login.encode()).decode()
+        parts = parts._replace(netloc=parts.netloc.rpartition("@")[2])
+    base = urllib.parse.urlunsplit(parts._replace(query="", fragment="")).rstrip("/")
+    target = base + "/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    request = urllib.request.Request(target, headers=headers)  # noqa: S310 - the operator's http(s) URL
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 - same
             body = response.read(MAX_RESPONSE_BYTES + 1)
@@ -147,7 +162,7 @@ def query(url: str, expr: str, *, timeout_s: float) -> list[Sample]:
         ) from exc
     if len(body) > MAX_RESPONSE_BYTES:
         raise PrometheusError(
-            f"Prometheus at {where} answered more than {MAX_RESPONSE_BYTES // 2**20} MiB: "
+            f"Prometheus at {where} answered more than {MAX_RESPONSE_BYTES} bytes: "
             "not an answer ugro asked for"
         )
     return parse(body, where)
@@ -162,11 +177,12 @@ def _api_error(exc: Any) -> str:  # noqa: ANN401 - an HTTPError, whose body may 
         return ""
 
 
-def parse(body: bytes, where: str) -> list[Sample]:
-    """The samples of an `/api/v1/query` answer; PrometheusError when it is not one.
+def parse(body: bytes, where: str) -> tuple[list[Sample], int]:
+    """The samples of an `/api/v1/query` answer, and how many series were unusable.
 
-    A series with a label that is not a short string, or a value that is not a finite
-    number, is left out: what it would say cannot be trusted.
+    PrometheusError when it is not such an answer. A series with a label that is not a
+    short string, or a value that is not a finite number, is left out and counted: what it
+    would say cannot be trusted.
     """
     try:
         document = json.loads(body)
@@ -191,7 +207,7 @@ def parse(body: bytes, where: str) -> list[Sample]:
         sample = _sample(series)
         if sample is not None:
             samples.append(sample)
-    return samples
+    return samples, len(data["result"]) - len(samples)
 
 
 def _not_the_api(where: str, why: str) -> str:
@@ -246,21 +262,20 @@ class _Partial:
 def rebuild(samples: Iterable[Sample], now: datetime) -> Fleet:
     """Node verdicts from the exporter's series; the newer check where monitors disagree."""
     partials: dict[tuple[str, str], _Partial] = {}
-    refused = 0
     for s in samples:
         node = s.labels.get("node")
         name = s.labels.get("__name__")
         if not node or name not in _TAKERS:
-            refused += 1
             continue
         monitor = _monitor(s.labels)
         part = partials.setdefault((node, monitor), _Partial(node, monitor))
         if not _take(part, name, s):
             part.refused = True
     newest: dict[str, _Partial] = {}
+    refused: set[str] = set()
     for part in partials.values():
         if part.refused or part.status is None or part.last_check is None or part.ratio is None:
-            refused += 1
+            refused.add(part.node)
             continue
         held = newest.get(part.node)
         if held is None or (held.last_check or 0) < part.last_check:
@@ -269,10 +284,12 @@ def rebuild(samples: Iterable[Sample], now: datetime) -> Fleet:
         verdicts={n: _verdict(p) for n, p in sorted(newest.items())},
         cordons={n: _cordon(p, now) for n, p in sorted(newest.items()) if p.cordoned},
     )
+    refused -= set(newest)
     if refused:
+        names = ", ".join(sorted(refused)[:10]) + (", ..." if len(refused) > 10 else "")
         fleet.notes.append(
-            f"{refused} series from Prometheus left out: incomplete, or values ugro's "
-            "exporter does not write"
+            f"left out {len(refused)} node(s) whose series are incomplete or hold values "
+            f"ugro's exporter does not write: {names}"
         )
     return fleet
 
