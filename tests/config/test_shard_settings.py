@@ -111,7 +111,8 @@ def test_a_bad_shard_is_refused_naming_line_and_field(
 
 def test_a_misspelt_shard_key_is_told_the_right_ones(tmp_path: Path) -> None:
     """A typo inside `shard:` is told the key it most likely meant."""
-    with pytest.raises(ConfigError, match="monitor.shard.idx: unknown key; did you mean 'index'"):
+    typo = r"monitor\.shard\.idx: unknown key; did you mean 'index'"
+    with pytest.raises(ConfigError, match=typo):
         load(tmp_path, "monitor:\n  shard: {idx: 0, count: 2}\n" + WORKERS)
 
 
