@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -77,7 +77,7 @@ def read(url: str, timeout_s: float) -> Known:
     )
 
 
-def health(url: str, *, as_json: bool) -> None:
+def health(url: str, *, as_json: bool) -> NoReturn:
     """`ugro health --from-prometheus URL`: the fleet's table or JSON, and its exit code."""
     from ugro.cli.views import print_json
     from ugro.cli.views import verdicts as view

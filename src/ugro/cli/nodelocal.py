@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
@@ -31,7 +31,7 @@ def check(
     as_json: bool,
     deep: bool,
     textfile: Path | None,
-) -> None:
+) -> NoReturn:
     """Check this machine, drain or resume it in Slurm, write the textfile; exit for slurmd."""
     from ugro.cli.views import print_json
     from ugro.cli.views import verdicts as view

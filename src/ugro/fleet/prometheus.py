@@ -222,26 +222,26 @@ def _sample(series: object) -> Sample | None:
     if not isinstance(series, dict):
         return None
     labels, pair = series.get("metric"), series.get("value")
-    usable = (
-        isinstance(labels, dict)
-        and all(
-            isinstance(k, str) and isinstance(v, str) and len(v) <= MAX_LABEL_CHARS
-            for k, v in labels.items()
-        )
-        and isinstance(pair, list)
-        and len(pair) == 2
-        and isinstance(pair[1], str)
-        and len(pair[1]) <= 64
-    )
-    if not usable:
+    if not isinstance(labels, dict) or not isinstance(pair, list) or len(pair) != 2:
         return None
-    assert isinstance(labels, dict)  # noqa: S101 - checked above, for the type checker
-    assert isinstance(pair, list)  # noqa: S101 - same
+    if not all(
+        isinstance(k, str) and isinstance(v, str) and len(v) <= MAX_LABEL_CHARS
+        for k, v in labels.items()
+    ):
+        return None
+    value = _finite(pair[1])
+    return None if value is None else Sample(labels, value)
+
+
+def _finite(text: object) -> float | None:
+    """A sample's value (Prometheus sends it as a string) when it is a finite number."""
+    if not isinstance(text, str) or len(text) > 64:
+        return None
     try:
-        value = float(pair[1])
+        value = float(text)
     except ValueError:
         return None
-    return Sample(labels, value) if math.isfinite(value) else None
+    return value if math.isfinite(value) else None
 
 
 @dataclass
@@ -281,7 +281,11 @@ def rebuild(samples: Iterable[Sample], now: datetime) -> Fleet:
         if held is None or (held.last_check or 0) < part.last_check:
             newest[part.node] = part
     fleet = Fleet(
-        verdicts={n: _verdict(p) for n, p in sorted(newest.items())},
+        verdicts={
+            n: _verdict(p, p.status, p.ratio, p.last_check)
+            for n, p in sorted(newest.items())
+            if p.status is not None and p.ratio is not None and p.last_check is not None
+        },
         cordons={n: _cordon(p, now) for n, p in sorted(newest.items()) if p.cordoned},
     )
     refused -= set(newest)
@@ -357,17 +361,14 @@ def _monitor(labels: dict[str, str]) -> str:
     return f"{instance} (job {job})" if job else instance
 
 
-def _verdict(part: _Partial) -> NodeVerdict:
-    """The node's verdict as its monitor exported it."""
-    assert part.status is not None  # noqa: S101 - rebuild() left out partials without one
-    assert part.ratio is not None  # noqa: S101 - same
-    assert part.last_check is not None  # noqa: S101 - same
+def _verdict(part: _Partial, status: NodeStatus, ratio: float, last_check: float) -> NodeVerdict:
+    """The node's verdict as its monitor exported it: `part` with its status, score and time."""
     core = [s for name, s in part.checks.items() if name in _core_checks()]
     passed = sum(s.passed for s in core)
     where = f"details on the monitor {part.monitor}"
     checks = tuple(
-        CheckResult(name, status, f"{status.label} ({where})")
-        for name, status in sorted(part.checks.items())
+        CheckResult(name, result, f"{result.label} ({where})")
+        for name, result in sorted(part.checks.items())
     )
     alerts = tuple(
         Alert("warning" if c.status is Status.WARN else "critical", f"{c.name}: {c.message}")
@@ -378,10 +379,10 @@ def _verdict(part: _Partial) -> NodeVerdict:
         name=part.node,
         # Not exported: the monitors know it.
         address="",
-        status=part.status,
-        health_score=round(part.ratio * 100, 1),
+        status=status,
+        health_score=round(ratio * 100, 1),
         pass_rate=passed / len(core) if core else 0.0,
-        last_check=datetime.fromtimestamp(part.last_check, UTC),
+        last_check=datetime.fromtimestamp(last_check, UTC),
         checks=checks,
         alerts=alerts,
         versions=dict(sorted(part.versions.items())),
