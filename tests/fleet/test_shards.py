@@ -52,6 +52,7 @@ class Shard:
     """One monitor: its index, home, exporter port and process."""
 
     index: int
+    config: Path
     home: Path
     port: int
     proc: subprocess.Popen[bytes]
@@ -145,7 +146,7 @@ def fleet(shared_cluster: TestCluster, tmp_path_factory: pytest.TempPathFactory)
             home, log = tmp / f"home{index}", tmp / f"shard{index}.out"
             argv = [sys.executable, "-m", "ugro", "--config", str(path), "daemon", "run"]
             proc = start(argv, log, {"UGRO_HOME": str(home)})
-            shards.append(Shard(index, home, port, proc, log))
+            shards.append(Shard(index, path, home, port, proc, log))
         web = free_port()
         scrape = {
             "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
@@ -207,6 +208,17 @@ def test_each_shard_checks_only_its_own_nodes(fleet: Fleet) -> None:
         wait_for(partial(holds, shard, mine), f"shard {shard.index} to check {mine}")
         log = shard.log.read_text(encoding="utf-8")
         assert f"shard {shard.index} of {COUNT}: checking {len(mine)} of the 4" in log
+
+
+def test_check_on_a_shards_machine_checks_its_own_nodes(fleet: Fleet) -> None:
+    """`ugro check` with a shard's config checks that shard's nodes; a named node any node."""
+    shard = fleet.shards[0]
+    mine = {name for name in HOSTS if shard_of(name, COUNT) == shard.index}
+    ran = run_ugro("--config", shard.config, "check", "--json")
+    assert {n["name"] for n in ran.json()["nodes"]} == mine, ran.err
+    other = next(name for name in HOSTS if name not in mine)
+    ran = run_ugro("--config", shard.config, "check", other, "--json")
+    assert [n["name"] for n in ran.json()["nodes"]] == [other], ran.err
 
 
 def test_health_from_prometheus_shows_the_whole_fleet(fleet: Fleet) -> None:
