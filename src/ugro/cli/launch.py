@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 @click.pass_context
 @errors_exit(1)
 def hosts(ctx: click.Context, fmt: Format, min_score: float, prometheus_url: str | None) -> None:
-    """Print the usable nodes from the state file (no SSH), for a launcher's host list.
+    """Print the usable nodes from the state file or Prometheus (no SSH), for a launcher.
 
     Usable: healthy or degraded, not stale, not cordoned, score at least --min-score. The
     nodes left out, and why, go to stderr. Exits 1 when no node is usable.

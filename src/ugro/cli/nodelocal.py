@@ -24,10 +24,11 @@ if TYPE_CHECKING:
 TEXTFILE_SUFFIX = ".prom"
 
 
-def check(
+def check(  # noqa: PLR0913 - the options of `ugro check` it takes over
     ctx: click.Context,
     nodes: tuple[str, ...],
     *,
+    local: bool,
     as_json: bool,
     deep: bool,
     textfile: Path | None,
@@ -38,6 +39,8 @@ def check(
     from ugro.fleet import nodelocal
     from ugro.verdict.rows import Row
 
+    if not local:
+        raise NoVerdictUsageError("--textfile goes with --local", ctx)
     if nodes:
         raise NoVerdictUsageError("--local checks this machine: name no nodes", ctx)
     if textfile is not None and textfile.is_dir():

@@ -17,7 +17,6 @@ from ugro.cli import fleetview, nodelocal
 from ugro.cli.app import (
     NO_DATA,
     NO_VERDICT,
-    NoVerdictUsageError,
     VerdictCommand,
     cordon_store,
     errors_exit,
@@ -66,9 +65,7 @@ def check(  # noqa: PLR0913, PLR0917 - one parameter per option, as click passes
 ) -> None:
     """Check NODES now (all nodes when none are named), show and persist the verdicts."""
     if local or textfile is not None:
-        if not local:
-            raise NoVerdictUsageError("--textfile goes with --local", ctx)
-        nodelocal.check(ctx, nodes, as_json=as_json, deep=deep, textfile=textfile)
+        nodelocal.check(ctx, nodes, local=local, as_json=as_json, deep=deep, textfile=textfile)
     from ugro import sweep
     from ugro.cli.views import print_json
     from ugro.cli.views import verdicts as view
