@@ -331,3 +331,24 @@ def test_credentials_in_the_url_are_sent_as_basic_auth_and_never_shown(
     assert "s3cret" not in line
     assert "ops" not in line
     assert f"Prometheus at http://127.0.0.1:{port}/prom answered HTTP 503" in line
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("prometheus:9090", "does not start with http:// or https://"),
+        ("file:///etc/passwd", "does not start with http:// or https://"),
+        ("ftp://prometheus/", "does not start with http:// or https://"),
+        ("http://", "names no host"),
+        ("http://[::1", "Invalid IPv6 URL"),
+        ("http://u:pw@[::1", "Invalid IPv6 URL"),
+        ("http://127.0.0.1:99999", "Port out of range"),
+        ("http://127.0.0.1:9090/\x1b[2J", "holds a control character"),
+    ],
+)
+def test_a_url_that_is_no_prometheus_address_is_refused(url: str, said: str) -> None:
+    """Only http(s) URLs with a host are asked (urllib would read file://): one line, exit 3."""
+    line = refused_at(url)
+    assert "is not Prometheus's address" in line
+    assert said in line
+    assert "pw" not in line

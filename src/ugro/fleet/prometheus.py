@@ -89,7 +89,10 @@ class Fleet:
 
 def shown_url(url: str) -> str:
     """`url` without credentials or query, fit for a message."""
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "(not a URL)"
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
@@ -131,8 +134,8 @@ def query(url: str, expr: str, *, timeout_s: float) -> tuple[list[Sample], int]:
     import urllib.error
     import urllib.request
 
+    parts = _checked_url(url)
     where = shown_url(url)
-    parts = urllib.parse.urlsplit(url)
     headers = {"Accept": "application/json"}
     if parts.username is not None:
         # urllib would take user:password@ for part of the host name; HTTP wants a header.
@@ -171,6 +174,32 @@ def query(url: str, expr: str, *, timeout_s: float) -> tuple[list[Sample], int]:
             "not an answer ugro asked for"
         )
     return parse(body, where)
+
+
+def _checked_url(url: str) -> urllib.parse.SplitResult:
+    """`url` split, when it is an http(s) URL with a host; PrometheusError when not.
+
+    Only http and https: urllib would also open file:// and ftp:// URLs.
+    """
+    problem = None
+    try:
+        parts = urllib.parse.urlsplit(url)
+        _ = parts.port  # raises ValueError for a port out of range
+    except ValueError as exc:
+        problem = str(exc)
+    else:
+        if parts.scheme not in {"http", "https"}:
+            problem = "it does not start with http:// or https://"
+        elif not parts.hostname:
+            problem = "it names no host"
+        elif any(ord(c) < 32 or ord(c) == 127 for c in url):
+            problem = "it holds a control character"
+    if problem is not None:
+        raise PrometheusError(
+            f"the Prometheus URL {shown_url(url)!r} is not Prometheus's address ({problem}); "
+            "expected e.g. http://prometheus:9090"
+        )
+    return parts
 
 
 def _api_error(exc: Any) -> str:  # noqa: ANN401 - an HTTPError, whose body may be anything
