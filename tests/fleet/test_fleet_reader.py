@@ -38,6 +38,8 @@ class Answering:
         # A second body for the monitors-gone query, told apart by its text.
         self.gone = vector([])
         self.queries: list[str] = []
+        # Send the body a byte every 50 ms instead, as a hostile or broken server could.
+        self.drip = False
         self.authorizations: list[str] = []
         self.url = ""
 
@@ -84,7 +86,16 @@ def answering() -> Iterator[Answering]:
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            if not state.drip:
+                self.wfile.write(body)
+                return
+            for byte in body[:100]:
+                try:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                except OSError:
+                    return
+                time.sleep(0.05)
 
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base's name
             """Quiet: the tests read what was asked from `queries`."""
@@ -301,6 +312,14 @@ def test_an_answer_too_large_is_refused(
     monkeypatch.setattr(prometheus, "MAX_RESPONSE_BYTES", 1024)
     answering.body = vector(node_series("gpu1", "healthy") * 20)
     assert "answered more than 1024 bytes" in refused(answering)
+
+
+def test_an_answer_dripped_slowly_is_given_up_at_the_deadline(answering: Answering) -> None:
+    """A byte every 50 ms, each within the socket's timeout: the whole answer has a deadline."""
+    answering.body = vector(node_series("gpu1", "healthy"))
+    answering.drip = True
+    with pytest.raises(PrometheusError, match=r"did not finish answering within 0\.5 s"):
+        prometheus.read(answering.url, timeout_s=0.5)
 
 
 def test_nothing_listening_is_said() -> None:

@@ -21,6 +21,7 @@ import base64
 import functools
 import json
 import math
+import time
 import urllib.parse
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from ugro.model import Alert, CheckResult, NodeStatus, NodeVerdict, Status
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from http.client import HTTPResponse
 
     from ugro.store.cordons import Cordon
 
@@ -147,9 +149,12 @@ def query(url: str, expr: str, *, timeout_s: float) -> tuple[list[Sample], int]:
     base = urllib.parse.urlunsplit(parts._replace(query="", fragment="")).rstrip("/")
     target = base + "/api/v1/query?" + urllib.parse.urlencode({"query": expr})
     request = urllib.request.Request(target, headers=headers)  # noqa: S310 - the operator's http(s) URL
+    # The socket's timeout bounds each wait; the deadline bounds the whole answer, which a
+    # server could otherwise drip out a byte at a time.
+    deadline = time.monotonic() + timeout_s
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 - same
-            body = response.read(MAX_RESPONSE_BYTES + 1)
+            body = _read_bounded(response, deadline, where, timeout_s)
     except urllib.error.HTTPError as exc:
         raise PrometheusError(
             f"Prometheus at {where} answered HTTP {exc.code}{_api_error(exc)}"
@@ -168,12 +173,27 @@ def query(url: str, expr: str, *, timeout_s: float) -> tuple[list[Sample], int]:
         raise PrometheusError(
             f"cannot read from Prometheus at {where}: {exc.strerror or exc}"
         ) from exc
-    if len(body) > MAX_RESPONSE_BYTES:
-        raise PrometheusError(
-            f"Prometheus at {where} answered more than {MAX_RESPONSE_BYTES} bytes: "
-            "not an answer ugro asked for"
-        )
     return parse(body, where)
+
+
+def _read_bounded(response: HTTPResponse, deadline: float, where: str, timeout_s: float) -> bytes:
+    """The answer's body, at most MAX_RESPONSE_BYTES, by `deadline`; else PrometheusError."""
+    chunks: list[bytes] = []
+    size = 0
+    # read1: what has arrived, so the deadline is looked at between the drips.
+    while chunk := response.read1(1024 * 1024):
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            raise PrometheusError(
+                f"Prometheus at {where} answered more than {MAX_RESPONSE_BYTES} bytes: "
+                "not an answer ugro asked for"
+            )
+        if time.monotonic() > deadline:
+            raise PrometheusError(
+                f"Prometheus at {where} did not finish answering within {timeout_s:g} s"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _checked_url(url: str) -> urllib.parse.SplitResult:
@@ -207,7 +227,8 @@ def _api_error(exc: Any) -> str:  # noqa: ANN401 - an HTTPError, whose body may 
     try:
         document = json.loads(exc.read(64 * 1024))
         return f": {str(document['error'])[:200]}"
-    except Exception:  # noqa: BLE001 - any body at all: the status code is the message then
+    except (OSError, ValueError, LookupError, TypeError, RecursionError):
+        # Any body at all: the status code is the message then.
         return ""
 
 
