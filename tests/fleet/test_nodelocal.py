@@ -93,6 +93,11 @@ class HealthChecked:
         start = self.runs()
         wait_for(lambda: self.runs() >= start + count, f"{count} more health checks", 60)
 
+    def last_exit(self) -> str:
+        """The exit line of the latest health check that finished ("exit 0")."""
+        lines = self.log.read_text(encoding="utf-8").splitlines()
+        return [line for line in lines if line.startswith("exit ")][-1]
+
     def reason(self) -> str:
         """The node's Reason as scontrol shows it, or ''."""
         shown = self.slurm.show()
@@ -137,7 +142,7 @@ def test_slurmd_runs_ugro_and_a_broken_gpu_drains_the_node(checked: HealthChecke
     assert checked.reason().startswith("ugro: gpu: "), checked.slurm.show()
     assert "driver" in checked.reason()
     checked.next_runs(1)
-    assert checked.log.read_text(encoding="utf-8").rstrip().endswith("exit 2")
+    assert checked.last_exit() == "exit 2"
 
 
 def test_a_node_that_passes_again_is_resumed(checked: HealthChecked) -> None:
