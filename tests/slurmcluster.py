@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from types import TracebackType
 
 MUNGED = Path("/usr/sbin/munged")
@@ -50,9 +50,13 @@ class SlurmCluster:
 
     __test__ = False
 
-    def __init__(self, base: Path) -> None:
-        """Lay out `base`; `start()` launches the daemons."""
+    def __init__(self, base: Path, extra_conf: Sequence[str] = ()) -> None:
+        """Lay out `base`; `start()` launches the daemons.
+
+        `extra_conf` are more slurm.conf lines (a HealthCheckProgram, say).
+        """
         self.base = base
+        self.extra_conf = list(extra_conf)
         self.conf = base / "slurm.conf"
         self.socket = base / "munge" / "munge.socket"
         self.env = {**os.environ, "SLURM_CONF": str(self.conf)}
@@ -60,9 +64,9 @@ class SlurmCluster:
         self.started_in_s = 0.0
 
     @classmethod
-    def start(cls, base: Path) -> SlurmCluster:
+    def start(cls, base: Path, extra_conf: Sequence[str] = ()) -> SlurmCluster:
         """Start munged, slurmctld and slurmd; return once the node is IDLE."""
-        cluster = cls(base)
+        cluster = cls(base, extra_conf)
         began = time.monotonic()
         try:
             cluster._start_munge()
@@ -184,6 +188,7 @@ class SlurmCluster:
             "AccountingStorageType=accounting_storage/none",
             f"NodeName={NODE} NodeAddr=127.0.0.1 CPUs=1 State=UNKNOWN",
             "PartitionName=main Nodes=ALL Default=YES State=UP",
+            *self.extra_conf,
         ]
         self.conf.write_text("\n".join(lines) + "\n", encoding="utf-8")
 

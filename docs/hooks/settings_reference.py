@@ -106,9 +106,17 @@ DESCRIPTIONS: dict[str, str] = {
     "ExporterSettings.address": "address to listen on; `0.0.0.0` lets a remote Prometheus "
     "scrape it",
     "ExporterSettings.port": "port to listen on",
-    "ExporterSettings.dashboard": "serve the web dashboard (docs/dashboard.md) at `/` beside `/metrics`",
+    "ExporterSettings.dashboard": "serve the web dashboard (docs/dashboard.md) at `/`",
     "ExporterSettings.token": "token every dashboard request must carry; without one the dashboard "
     "answers on loopback only",
+    "MonitorSettings.shard": "this monitor's slice of the nodes when several monitors share "
+    "a fleet; unset: every node",
+    "ShardSettings.index": "which slice this monitor checks, from 0 to `count` − 1",
+    "ShardSettings.count": "how many monitors share the fleet",
+    "PrometheusSettings.url": "the Prometheus whose metrics `ugro hosts` and `ugro preflight` read "
+    "the fleet's verdicts from (`--from-prometheus` on the command line)",
+    "PrometheusSettings.timeout_s": "how long one query to it may take",
+    "ClusterConfig.prometheus": "where the fleet's verdicts are read from Prometheus",
     "HistorySettings.enabled": "keep the history",
     "HistorySettings.retention_days": "samples older than this are deleted, once an hour",
     "HistorySettings.path": "unset: `$XDG_STATE_HOME/ugro/history.db`",
@@ -188,10 +196,12 @@ def sections() -> list[Section]:
         Section("master", settings.Master),
         Section("Top level only", settings.ClusterConfig, top_level=True),
         Section("monitor", settings.MonitorSettings),
+        Section("monitor.shard", settings.ShardSettings),
         Section("exporter", settings.ExporterSettings),
         Section("history", settings.HistorySettings),
         Section("alerts", settings.AlertSettings),
         Section("alerts.sinks[]", settings.SinkSettings),
+        Section("prometheus", settings.PrometheusSettings),
         Section("slurm", settings.SlurmSettings),
         Section("recovery", settings.RecoverySettings),
         Section("recovery.actions[]", settings.RecoveryAction),

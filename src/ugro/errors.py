@@ -7,6 +7,7 @@
     ├── StateError             the state file cannot be read or written
     │   └── NotWritten         a file ugro keeps cannot be written (a full disk, say)
     ├── SchedulerError         the workload manager (Slurm) refused or did not answer
+    ├── PrometheusError        the Prometheus holding the fleet's verdicts cannot be read
     ├── DuplicateCheckError    two checks of the registry have one name (ugro.checks)
     ├── InvalidOutput          a node printed what its command cannot (also a ValueError)
     └── TransportError         talking to a node failed
@@ -46,6 +47,10 @@ class NotWritten(StateError):
 
 class SchedulerError(UgroError):
     """The workload manager refused a drain or resume, or did not answer in time."""
+
+
+class PrometheusError(UgroError):
+    """The Prometheus that holds the fleet's verdicts did not answer, or not with verdicts."""
 
 
 class InvalidOutput(UgroError, ValueError):

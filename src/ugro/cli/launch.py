@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ugro.cli import fleetview
 from ugro.cli.app import (
     NO_DATA,
     NO_VERDICT,
@@ -25,6 +26,7 @@ from ugro.cli.app import (
     main,
     state_store,
 )
+from ugro.cli.fleetview import from_prometheus_option
 from ugro.cli.spans import span_option
 from ugro.text import printable
 
@@ -49,10 +51,11 @@ if TYPE_CHECKING:
     show_default=True,
     help="Leave out nodes scoring below this.",
 )
+@from_prometheus_option
 @click.pass_context
 @errors_exit(1)
-def hosts(ctx: click.Context, fmt: Format, min_score: float) -> None:
-    """Print the usable nodes from the state file (no SSH), for a launcher's host list.
+def hosts(ctx: click.Context, fmt: Format, min_score: float, prometheus_url: str | None) -> None:
+    """Print the usable nodes from the state file or Prometheus (no SSH), for a launcher.
 
     Usable: healthy or degraded, not stale, not cordoned, score at least --min-score. The
     nodes left out, and why, go to stderr. Exits 1 when no node is usable.
@@ -62,17 +65,25 @@ def hosts(ctx: click.Context, fmt: Format, min_score: float) -> None:
     from ugro.verdict import gating
 
     cfg = load_config(ctx)
-    state = state_store().read()
-    if state is None or not state.nodes:
-        fail(NO_DATA, 1)
-    interval = state.daemon.interval_s if state.daemon else None
+    url = fleetview.url_of(cfg, prometheus_url)
+    if url:
+        known = fleetview.read(url, cfg.prometheus.timeout_s)
+        _say(known.notes)
+    else:
+        state = state_store().read()
+        if state is None or not state.nodes:
+            fail(NO_DATA, 1)
+        interval = state.daemon.interval_s if state.daemon else None
+        known = fleetview.Known(
+            state.nodes, cordon_store().read(), state.stale_after_s, interval, notes=[]
+        )
     found = gating.gates(
         cfg.nodes,
-        state.nodes,
-        cordon_store().read(),
+        known.verdicts,
+        known.cordons,
         now=datetime.now(UTC),
-        stale_after_s=state.stale_after_s,
-        interval_s=interval,
+        stale_after_s=known.stale_after_s,
+        interval_s=known.interval_s,
         min_score=min_score,
         hostname=socket.gethostname(),
     )
@@ -118,6 +129,7 @@ def hosts(ctx: click.Context, fmt: Format, min_score: float) -> None:
     help="Nodes scoring below this are not usable.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
+@from_prometheus_option
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- CMD...]")
 @click.pass_context
 @errors_exit(NO_VERDICT)
@@ -127,6 +139,7 @@ def preflight(  # noqa: PLR0913, PLR0917 - one parameter per option, as click pa
     max_age: float,
     min_score: float,
     as_json: bool,
+    prometheus_url: str | None,
     command: tuple[str, ...],
 ) -> None:
     """Exit 0 when enough nodes can train now, 2 naming each node that cannot and why.
@@ -144,18 +157,26 @@ def preflight(  # noqa: PLR0913, PLR0917 - one parameter per option, as click pa
 
     cfg = load_config(ctx)
     store = state_store()
-    state = store.read()
-    cordoned = cordon_store().read()
+    url = fleetview.url_of(cfg, prometheus_url)
+    if url:
+        known = fleetview.read(url, cfg.prometheus.timeout_s)
+        _say(known.notes)
+        verdicts, cordoned = dict(known.verdicts), known.cordons
+    else:
+        state = store.read()
+        cordoned = cordon_store().read()
+        verdicts = dict(state.nodes) if state else {}
     started = datetime.now(UTC)
-    verdicts = dict(state.nodes) if state else {}
     due = gating.due_for_check(cfg.nodes, verdicts, cordoned, now=started, max_age_s=max_age)
     if due:
         from ugro import sweep
 
         checked = sweep.run_checks(due)
-        store.update(
-            checked, keep=[n.name for n in cfg.nodes], fold=hysteresis.recorder(cfg.monitor)
-        )
+        # The fleet's state is its monitors'; this machine's state file is not one of theirs.
+        if not url:
+            store.update(
+                checked, keep=[n.name for n in cfg.nodes], fold=hysteresis.recorder(cfg.monitor)
+            )
         verdicts.update((v.name, v) for v in checked)
     found = gating.gates(
         cfg.nodes,
@@ -197,6 +218,12 @@ def preflight(  # noqa: PLR0913, PLR0917 - one parameter per option, as click pa
     if not command:
         sys.exit(0)
     _exec(list(command), {**os.environ, **(env or {})})
+
+
+def _say(notes: list[str]) -> None:
+    """Notes about where the verdicts came from, on stderr: stdout is the launcher's."""
+    for note in notes:
+        click.echo(printable(f"ugro: {note}"), err=True)
 
 
 def _exec(argv: list[str], env: dict[str, str]) -> None:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
+from ugro.cli import fleetview, nodelocal
 from ugro.cli.app import (
     NO_DATA,
     NO_VERDICT,
@@ -23,6 +25,7 @@ from ugro.cli.app import (
     main,
     state_store,
 )
+from ugro.cli.fleetview import from_prometheus_option
 from ugro.errors import StateError
 from ugro.text import printable
 
@@ -39,13 +42,34 @@ if TYPE_CHECKING:
     is_flag=True,
     help="Also run the deep PyTorch probe (a verified matmul on every idle GPU).",
 )
+@click.option(
+    "--local",
+    is_flag=True,
+    help="Check this machine, as Slurm's HealthCheckProgram: drain it when unhealthy, "
+    "resume only ugro's own drain; exit 0 when it may take jobs (docs/scaling.md).",
+)
+@click.option(
+    "--textfile",
+    type=click.Path(path_type=Path),
+    help="With --local: also write node_exporter's textfile here (DIR/ugro.prom), atomically.",
+)
 @click.pass_context
 @errors_exit(NO_VERDICT)
-def check(ctx: click.Context, nodes: tuple[str, ...], as_json: bool, deep: bool) -> None:
+def check(  # noqa: PLR0913, PLR0917 - one parameter per option, as click passes them
+    ctx: click.Context,
+    nodes: tuple[str, ...],
+    as_json: bool,
+    deep: bool,
+    local: bool,
+    textfile: Path | None,
+) -> None:
     """Check NODES now (all nodes when none are named), show and persist the verdicts."""
+    if local or textfile is not None:
+        nodelocal.check(ctx, nodes, local=local, as_json=as_json, deep=deep, textfile=textfile)
     from ugro import sweep
     from ugro.cli.views import print_json
     from ugro.cli.views import verdicts as view
+    from ugro.config import shards
     from ugro.verdict import hysteresis
     from ugro.verdict.rows import Row, exit_code, findings
 
@@ -54,7 +78,8 @@ def check(ctx: click.Context, nodes: tuple[str, ...], as_json: bool, deep: bool)
     unknown = [n for n in nodes if n not in known]
     if unknown:
         fail(f"unknown node {', '.join(map(repr, unknown))}; nodes: {', '.join(known)}", NO_VERDICT)
-    chosen = [known[n] for n in nodes] if nodes else cfg.nodes
+    # A shard's control node checks its own shard's nodes unless told which.
+    chosen = [known[n] for n in nodes] if nodes else shards.owned(cfg.nodes, cfg.monitor.shard)
     if deep:
         chosen = [n.with_deep() for n in chosen]
     store = state_store()
@@ -101,9 +126,12 @@ def _stored(store: StateStore) -> dict[str, NodeVerdict]:
 
 @main.command(cls=VerdictCommand)
 @click.option("--json", "as_json", is_flag=True, help="Print the verdicts as JSON.")
+@from_prometheus_option
 @errors_exit(NO_VERDICT)
-def health(as_json: bool) -> None:
+def health(as_json: bool, prometheus_url: str | None) -> None:
     """Show the last verdicts instantly, from the state file (no SSH)."""
+    if prometheus_url:
+        fleetview.health(prometheus_url, as_json=as_json)
     from ugro.cli.views import print_json
     from ugro.cli.views import verdicts as view
     from ugro.model import NodeStatus

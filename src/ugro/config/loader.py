@@ -27,8 +27,10 @@ from ugro.config.settings import (
     HistorySettings,
     Master,
     MonitorSettings,
+    PrometheusSettings,
     RecoveryAction,
     RecoverySettings,
+    ShardSettings,
     SinkSettings,
     SlurmSettings,
     Timeouts,
@@ -56,6 +58,7 @@ class Config:
     scheduler: Literal["none", "slurm"] = "none"
     slurm: SlurmSettings = field(default_factory=SlurmSettings)
     recovery: RecoverySettings = field(default_factory=RecoverySettings)
+    prometheus: PrometheusSettings = field(default_factory=PrometheusSettings)
 
 
 def local_default() -> Config:
@@ -87,6 +90,7 @@ def load(explicit: str | Path | None = None) -> Config:
         scheduler=parsed.scheduler,
         slurm=parsed.slurm,
         recovery=parsed.recovery,
+        prometheus=parsed.prometheus,
     )
 
 
@@ -340,4 +344,6 @@ _SECTIONS: dict[tuple[str | int, ...], type[BaseModel]] = {
     ("alerts",): AlertSettings,
     ("slurm",): SlurmSettings,
     ("recovery",): RecoverySettings,
+    ("prometheus",): PrometheusSettings,
+    ("monitor", "shard"): ShardSettings,
 }

@@ -198,6 +198,24 @@ class Worker(NodeSettings):
         return self.model_copy(update={"deep": True, "checks": checks})
 
 
+class ShardSettings(_Model):
+    """This monitor's slice of the nodes when several share a fleet (docs/scaling.md).
+
+    A monitor checks the nodes whose name hashes to `index` modulo `count`
+    (`ugro.config.shards`); the other monitors, with the same workers and the other indexes,
+    check the rest.
+    """
+
+    index: int = Field(ge=0, le=9999)
+    count: int = Field(ge=1, le=10000)
+
+    @model_validator(mode="after")
+    def _index_below_count(self) -> ShardSettings:
+        if self.index >= self.count:
+            raise ValueError(f"index must be below count (0 to {self.count - 1}), got {self.index}")
+        return self
+
+
 class MonitorSettings(_Model):
     """How the daemon sweeps: timing, hysteresis, backoff and its log."""
 
@@ -211,6 +229,8 @@ class MonitorSettings(_Model):
     log_file: str | None = None
     log_max_bytes: int = Field(default=10_000_000, ge=10_000, le=10**12)
     log_backups: int = Field(default=5, ge=0, le=100)
+    # None: this monitor checks every worker.
+    shard: ShardSettings | None = None
 
 
 class ExporterSettings(_Model):
@@ -242,6 +262,28 @@ class ExporterSettings(_Model):
             raise ValueError(
                 f"expected an IP address to listen on (127.0.0.1; 0.0.0.0 for all), got {value!r}"
             ) from exc
+        return value
+
+
+class PrometheusSettings(_Model):
+    """Where `ugro health`, `hosts` and `preflight` read the fleet's verdicts, when not locally.
+
+    Set where shards (or node-local checks) report to a Prometheus: the whole fleet's
+    verdicts are read from its HTTP API (`ugro.fleet.prometheus`) instead of this machine's
+    state file.
+    """
+
+    url: str | None = None
+    timeout_s: float = Field(default=10, gt=0, le=300)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        validators.no_control(value)
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("expected Prometheus's address, starting with http:// or https://")
         return value
 
 
@@ -388,6 +430,7 @@ class ClusterConfig(NodeSettings):
     history: HistorySettings = HistorySettings()
     alerts: AlertSettings = AlertSettings()
     recovery: RecoverySettings = RecoverySettings()
+    prometheus: PrometheusSettings = PrometheusSettings()
     workers: list[Worker] = Field(min_length=1, max_length=100_000)
 
     def nodes(self) -> list[Worker]:

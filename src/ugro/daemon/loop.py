@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from ugro import config, paths, sweep
 from ugro.checks import Context
+from ugro.config import shards
 from ugro.daemon import containment, logs, sdnotify
 from ugro.daemon.containment import Errors
 from ugro.daemon.outputs import dispatcher
@@ -219,7 +220,7 @@ class Daemon:
         """Apply a changed config; a bad one keeps the running config and says why."""
         self.reload_requested = False
         try:
-            new = await asyncio.to_thread(config.load, self.config_path)
+            new = _narrow(await asyncio.to_thread(config.load, self.config_path))
         except ConfigError as exc:
             log.error("config reload failed, keeping the running config: %s", exc)  # noqa: TRY400
             return
@@ -274,7 +275,23 @@ def run(
     try:
         where = logs.setup_logging(cfg.monitor, log_file, to_stderr=to_stderr)
         log.debug("logging to %s", where)
-        asyncio.run(Daemon(config_path, cfg, scheduler).run())
+        asyncio.run(Daemon(config_path, _narrow(cfg), scheduler).run())
     finally:
         lock.release()
     return 0
+
+
+def _narrow(cfg: Config) -> Config:
+    """`cfg` with only the nodes of this monitor's shard (`monitor.shard`), said in the log."""
+    shard = cfg.monitor.shard
+    if shard is None:
+        return cfg
+    mine = shards.narrowed(cfg)
+    log.info(
+        "shard %d of %d: checking %d of the %d configured nodes",
+        shard.index,
+        shard.count,
+        len(mine.nodes),
+        len(cfg.nodes),
+    )
+    return mine
