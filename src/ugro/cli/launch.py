@@ -54,8 +54,9 @@ if TYPE_CHECKING:
 def hosts(ctx: click.Context, fmt: Format, min_score: float) -> None:
     """Print the usable nodes from the state file (no SSH), for a launcher's host list.
 
-    Usable: healthy or degraded, not stale, not cordoned, score at least --min-score. The
-    nodes left out, and why, go to stderr. Exits 1 when no node is usable.
+    Usable: healthy or degraded, not stale, not cordoned, with GPUs, score at least
+    --min-score. The nodes left out, and why, go to stderr. Exits 1 when no node is usable
+    (`--format json` still prints `[]`).
     """
     import socket
 
@@ -64,6 +65,7 @@ def hosts(ctx: click.Context, fmt: Format, min_score: float) -> None:
     cfg = load_config(ctx)
     state = state_store().read()
     if state is None or not state.nodes:
+        _no_hosts(fmt)
         fail(NO_DATA, 1)
     interval = state.daemon.interval_s if state.daemon else None
     found = gating.gates(
@@ -83,12 +85,19 @@ def hosts(ctx: click.Context, fmt: Format, min_score: float) -> None:
             click.echo(printable(f"ugro: left out {gate.name}: {why}"), err=True)
     usable = [g for g in found if g.usable]
     if not usable:
+        _no_hosts(fmt)
         fail(f"no usable node among {len(found)}: see above; `ugro health` shows more", 1)
     master = gating.rendezvous(usable, cfg.nodes[0].master, {n.ip for n in cfg.nodes})
     text, notes = gating.render(usable, fmt, master)
     for note in notes:
         click.echo(printable(f"ugro: {note}"), err=True)
     click.echo(text)
+
+
+def _no_hosts(fmt: Format) -> None:
+    """What stdout says when no node is usable: `[]` for JSON, so a program still parses it."""
+    if fmt == "json":
+        click.echo("[]")
 
 
 @main.command(
