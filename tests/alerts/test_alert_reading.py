@@ -9,9 +9,11 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+import jsonschema
 from click.testing import CliRunner
 
 from alerting import settings, until
+from jsonschemas import schema
 from ugro import cli, paths
 from ugro.alerts.book import book_to_json
 from ugro.alerts.delivery import Dispatcher
@@ -171,6 +173,8 @@ def test_one_notification_per_node_episode(receiver: Receiver) -> None:
 
     hook = [r.body for r in firing if r.path == "/hook"]
     assert len(hook) == 1
+    for body in (*hook, *(r.body for r in resolving if r.path == "/hook")):
+        jsonschema.validate(body, schema("alert-event"))
     assert (hook[0]["key"], hook[0]["checks"]) == ("unhealthy", ["gpu", "xid", "temperature"])
     assert hook[0]["details"] == [
         "gpu: 7 of 8 GPUs",

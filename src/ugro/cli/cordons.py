@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from ugro.cli.app import cordon_store, errors_exit, fail, load_config, main
+from ugro.cli.completion import complete_nodes
 from ugro.errors import UgroError
 from ugro.text import printable
 
@@ -58,7 +59,7 @@ def _known(cfg: Config, node: str) -> None:
 
 
 @main.command()
-@click.argument("node", required=False)
+@click.argument("node", required=False, shell_complete=complete_nodes)
 @click.option("--reason", help="Why NODE is cordoned (required); the scheduler shows it too.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (or the cordons) as JSON.")
 @click.pass_context
@@ -139,7 +140,7 @@ def _unrecorded(node: str, done: Change, as_json: bool) -> NoReturn:
 
 
 @main.command()
-@click.argument("node")
+@click.argument("node", shell_complete=complete_nodes)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 @errors_exit(1)
