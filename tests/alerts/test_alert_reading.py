@@ -48,6 +48,23 @@ def twelve(failed: int, unknown: int) -> tuple[CheckResult, ...]:
     return tuple(CheckResult(f"c{i}", s, f"says {i}") for i, s in enumerate(statuses))
 
 
+def test_failures_come_first_in_the_details() -> None:
+    """A warning before a failure in check order still comes after it: groups quote the first."""
+    engine = AlertEngine(SETTINGS)
+    checks = (
+        CheckResult("gpu", Status.WARN, "model differs"),
+        CheckResult("torch", Status.UNKNOWN, "timed out"),
+        CheckResult("disk", Status.FAIL, "/ has 1 GB free"),
+    )
+    fired = engine.evaluate([verdict("n1", U, *checks)], ["n1"], 4, T0)
+    assert fired[0].details == (
+        "disk: / has 1 GB free",
+        "torch (unknown): timed out",
+        "gpu (warn): model differs",
+    )
+    assert fired[0].checks == ("gpu", "torch", "disk")
+
+
 def test_unknown_is_counted_apart_from_fail() -> None:
     """'9 of 12 checks fail' with 6 unknown was wrong: a check not judged did not fail."""
     engine = AlertEngine(SETTINGS)

@@ -50,6 +50,10 @@ class _Condition:
     checks: tuple[str, ...] = ()
 
 
+# The order of an unhealthy node's details: what failed, what could not be judged, warnings.
+_DETAIL_ORDER = {Status.FAIL: 0, Status.UNKNOWN: 1, Status.WARN: 2, Status.OK: 3}
+
+
 def _unhealthy(verdict: NodeVerdict) -> str:
     """'unhealthy: 3 of 12 checks fail, 6 unknown': a check not judged is not a failure."""
     total = len(verdict.checks)
@@ -154,11 +158,12 @@ class AlertEngine:
         not_ok = [c for c in verdict.checks if c.status is not Status.OK]
         checks = tuple(c.name for c in not_ok)
         if verdict.status is NodeStatus.UNHEALTHY:
+            # Failures first: the first detail is what a grouped alert quotes for the node.
             reasons = tuple(
                 f"{c.name}: {c.message}"
                 if c.status is Status.FAIL
                 else f"{c.name} ({c.status.label}): {c.message}"
-                for c in not_ok
+                for c in sorted(not_ok, key=lambda c: _DETAIL_ORDER[c.status])
             )
             found["unhealthy"] = _Condition("critical", _unhealthy(verdict), reasons, checks=checks)
         elif verdict.status is NodeStatus.DEGRADED:
