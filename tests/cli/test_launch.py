@@ -231,6 +231,21 @@ def test_preflight_refuses_and_names_the_nodes_out(tmp_path: Path) -> None:
     assert "not running touch: too few usable nodes" in ran.err
 
 
+def test_preflight_needs_only_the_nodes_with_gpus_by_default(tmp_path: Path) -> None:
+    """A `gpus: 0` control node is out of every launch, so the default need leaves it out too."""
+    path = tmp_path / "cluster.yaml"
+    workers = [{"name": "ctl", "ip": "10.0.0.1", "gpus": 0}, {"name": "gpu1", "ip": "10.0.0.2"}]
+    path.write_text(yaml.safe_dump({"workers": workers}), encoding="utf-8")
+    store(node_verdict("ctl", gpus=0), node_verdict("gpu1", gpus=1))
+    ran = run_ugro("--config", path, "preflight", "--json", "--max-age", "1h")
+    assert ran.code == 0, ran.out + ran.err
+    decision = ran.json()
+    assert (decision["ready"], decision["needed"]) == (True, 1)
+    assert [g["name"] for g in decision["selected"]] == ["gpu1"]
+    ctl = next(g for g in decision["nodes"] if g["name"] == "ctl")
+    assert ctl["reasons"] == ["no GPUs (`gpus: 0`): a GPU launch has nothing to run there"]
+
+
 def test_preflight_json(tmp_path: Path) -> None:
     """--json: the decision, the selection, the environment and every node's reasons."""
     cfg = cluster_yaml(tmp_path, "gpu1", "gpu2")

@@ -109,7 +109,7 @@ def _no_hosts(fmt: Format) -> None:
     "--nodes",
     "needed",
     type=click.IntRange(min=1),
-    help="Nodes the job needs [default: every configured node].",
+    help="Nodes the job needs [default: every configured node with GPUs].",
 )
 @click.option(
     "--max-age",
@@ -176,7 +176,8 @@ def preflight(  # noqa: PLR0913, PLR0917 - one parameter per option, as click pa
         min_score=min_score,
         hostname=socket.gethostname(),
     )
-    count = needed or len(cfg.nodes)
+    # A `gpus: 0` node is never in a launch (gating), so by default the job needs the others.
+    count = needed or sum(1 for n in cfg.nodes if n.gpus > 0) or len(cfg.nodes)
     selected = gating.select(found, count) if count <= len(cfg.nodes) else None
     checked_now = [n.name for n in due]
     env = (
