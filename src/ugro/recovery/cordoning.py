@@ -108,7 +108,7 @@ def cordon_by_hand(
         existing = store.read().get(node)
         changed = existing is None or existing.by == "ugro"
     if not changed and existing is not None:
-        return _reword(store, scheduler, existing, placed)
+        return _reword(store, scheduler, existing, placed.reason, user=user)
     said, error = tell(scheduler, "drain", node, placed.reason)
     detail = {**placed.to_json(), "scheduler": said}
     if unrecorded:
@@ -122,25 +122,23 @@ def cordon_by_hand(
 
 
 def _reword(
-    store: CordonStore, scheduler: Scheduler, existing: Cordon, asked: Cordon
+    store: CordonStore, scheduler: Scheduler, existing: Cordon, reason: str, *, user: str
 ) -> Change | Cordon:
-    """`asked`'s reason given to the person's cordon that stands; `existing` when it has it."""
-    if asked.user is None:
-        return existing
+    """`user` gives the person's cordon that stands `reason`; `existing` when it has it."""
     try:
-        was = store.reword(asked.node, asked.reason, user=asked.user)
+        was = store.reword(existing.node, reason, user=user)
     except NotWritten as exc:
         # Nothing changed, so the scheduler is not told: its drain keeps the old reason too.
         raise NotWritten(
-            f"{asked.node} stays cordoned {existing.describe()}; the new reason is not "
+            f"{existing.node} stays cordoned {existing.describe()}; the new reason is not "
             f"recorded: {exc}"
         ) from exc
     if was is None:
         return existing
-    cordon = replace(was, reason=asked.reason, user=asked.user)
+    cordon = replace(was, reason=reason, user=user)
     said, error = tell(scheduler, "drain", cordon.node, cordon.reason)
     detail = {**cordon.to_json(), "scheduler": said, "reason_was": was.reason}
-    event = Event(asked.since, cordon.node, "cordon", detail)
+    event = Event(datetime.now(UTC), cordon.node, "cordon", detail)
     return Change(cordon, event, said, error, reworded=was)
 
 
