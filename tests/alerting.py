@@ -24,9 +24,9 @@ def make_event(
     kind: Kind = "firing",
     *,
     node: str = "gpu-01",
-    key: str = "check:gpu",
+    key: str = "unhealthy",
     severity: Severity = "critical",
-    check: str | None = "gpu",
+    check: str | None = None,
 ) -> AlertEvent:
     """An alert event as the engine would raise it."""
     started = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)

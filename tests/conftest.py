@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
+from jsonschemas import check_output
 from sshcluster import TestCluster
 from ugro import config
 
@@ -103,6 +104,9 @@ def no_internal_error(monkeypatch: pytest.MonkeyPatch) -> None:
         result = invoke(self, *args, **kwargs)
         # Since click 8.2, output is stdout and stderr as they were interleaved.
         refuse_internal_error(result.output)
+        command = kwargs.get("args", args[1] if len(args) > 1 else None)
+        if isinstance(command, list | tuple):
+            check_output(command, result.stdout)
         return result
 
     monkeypatch.setattr(CliRunner, "invoke", checked)
@@ -159,6 +163,8 @@ def run_ugro(
     )
     assert "Traceback" not in done.stderr, done.stderr
     refuse_internal_error(done.stderr)
+    # Every JSON document a test sees is checked against the schema users read.
+    check_output([str(a) for a in args], done.stdout)
     return Ran(done.returncode, done.stdout, done.stderr)
 
 

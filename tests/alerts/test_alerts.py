@@ -182,6 +182,9 @@ def test_checks_that_say_the_same_are_one_alert() -> None:
 CRITICAL_ONLY = SinkSettings(
     name="oncall", type="webhook", url="http://127.0.0.1:9", min_severity="critical"
 )
+CRITICAL_AM = SinkSettings(
+    name="am", type="alertmanager", url="http://127.0.0.1:9", min_severity="critical"
+)
 
 
 def test_failure_after_short_outages_pages_a_critical_only_sink_within_one_sweep() -> None:
@@ -272,5 +275,11 @@ def test_an_alert_that_grew_worse_while_held_is_sent_again_on_release() -> None:
     released = engine.evaluate([verdict("n1", U)], [], 4, settled)
     again = [e for e in released if e.kind == "firing" and e.key == "check:gpu"]
     assert [e.severity for e in again] == ["critical"]
-    assert accepts(CRITICAL_ONLY, again[0])
+    assert accepts(CRITICAL_AM, again[0])
     assert not engine.book.firing[("n1", "check:gpu")].escalated
+    # The pager hears of it through the node's own alert, which names the check.
+    paged = [e for e in released if accepts(CRITICAL_ONLY, e)]
+    assert [(e.kind, e.key, e.checks) for e in paged] == [
+        ("resolved", "flapping", ()),
+        ("firing", "unhealthy", ("gpu",)),
+    ]

@@ -249,7 +249,7 @@ def test_command_hanging_is_killed_with_its_children(tmp_path: Path) -> None:
 def test_alertmanager_payload_shape() -> None:
     """Firing has no endsAt, resolved ends when it resolved, a test ends a minute later."""
     now = datetime.now(UTC)
-    firing = alertmanager_alert(make_event(check=None), now)
+    firing = alertmanager_alert(make_event(key="check:gpu"), now)
     assert firing["labels"] == {
         "alertname": "UgroCheckGpu",
         "node": "gpu-01",

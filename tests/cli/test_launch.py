@@ -137,6 +137,33 @@ def test_hosts_without_state_exits_1(tmp_path: Path) -> None:
     assert "no health data yet: run `ugro check`" in ran.err
 
 
+def test_hosts_json_without_a_usable_node_is_an_empty_list(tmp_path: Path) -> None:
+    """`--format json` prints `[]` when no node is usable (or none was checked), still exit 1."""
+    cfg = cluster_yaml(tmp_path, "gpu1")
+    ran = run_ugro("--config", cfg, "hosts", "--format", "json")
+    assert (ran.code, ran.json()) == (1, [])
+    store(node_verdict("gpu1", NodeStatus.UNREACHABLE, score=0))
+    ran = run_ugro("--config", cfg, "hosts", "--format", "json")
+    assert (ran.code, ran.json()) == (1, [])
+    assert "no usable node among 1" in ran.err
+
+
+def test_hosts_leaves_out_a_node_without_gpus(tmp_path: Path) -> None:
+    """A `gpus: 0` node never gives `--nproc-per-node=0` or `slots=0`: left out, saying why."""
+    path = tmp_path / "cluster.yaml"
+    workers = [{"name": "ctl", "ip": "10.0.0.1", "gpus": 0}, {"name": "gpu1", "ip": "10.0.0.2"}]
+    path.write_text(yaml.safe_dump({"workers": workers}), encoding="utf-8")
+    store(node_verdict("ctl", gpus=0), node_verdict("gpu1", gpus=1))
+    for fmt, out in (
+        ("torchrun", "--nnodes=1 --nproc-per-node=1 --rdzv-backend=c10d "),
+        ("deepspeed", "10.0.0.2 slots=1\n"),
+    ):
+        ran = run_ugro("--config", path, "hosts", "--format", fmt)
+        assert ran.code == 0, ran.err
+        assert ran.out.startswith(out)
+        assert "left out ctl: no GPUs (`gpus: 0`): a GPU launch has nothing to run there" in ran.err
+
+
 def test_hosts_is_light() -> None:
     """`ugro hosts` imports neither the SSH stack nor rich."""
     probe = (
@@ -202,6 +229,21 @@ def test_preflight_refuses_and_names_the_nodes_out(tmp_path: Path) -> None:
     assert "  gpu3: cordoned by alice (manual) since " in ran.err
     assert ": bad fan" in ran.err
     assert "not running touch: too few usable nodes" in ran.err
+
+
+def test_preflight_needs_only_the_nodes_with_gpus_by_default(tmp_path: Path) -> None:
+    """A `gpus: 0` control node is out of every launch, so the default need leaves it out too."""
+    path = tmp_path / "cluster.yaml"
+    workers = [{"name": "ctl", "ip": "10.0.0.1", "gpus": 0}, {"name": "gpu1", "ip": "10.0.0.2"}]
+    path.write_text(yaml.safe_dump({"workers": workers}), encoding="utf-8")
+    store(node_verdict("ctl", gpus=0), node_verdict("gpu1", gpus=1))
+    ran = run_ugro("--config", path, "preflight", "--json", "--max-age", "1h")
+    assert ran.code == 0, ran.out + ran.err
+    decision = ran.json()
+    assert (decision["ready"], decision["needed"]) == (True, 1)
+    assert [g["name"] for g in decision["selected"]] == ["gpu1"]
+    ctl = next(g for g in decision["nodes"] if g["name"] == "ctl")
+    assert ctl["reasons"] == ["no GPUs (`gpus: 0`): a GPU launch has nothing to run there"]
 
 
 def test_preflight_json(tmp_path: Path) -> None:

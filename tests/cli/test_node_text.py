@@ -274,11 +274,15 @@ def test_markup_in_a_cordon_reason_is_shown_as_typed(reason: str) -> None:
     assert listed.output.splitlines()[1].rstrip().endswith(reason)
     health = ugro("health")
     assert health.exit_code == 3  # no verdict yet: the cordon alone does not break it
-    again = ugro("cordon", "gpu1", "--reason", "other")
+    again = ugro("cordon", "gpu1", "--reason", reason)
     assert again.output.rstrip().endswith(reason)
+    reworded = ugro("cordon", "gpu1", "--reason", f"{reason} again")
+    assert reworded.output == (
+        f"gpu1 was already cordoned; reason updated: {reason!r} → {reason + ' again'!r}\n"
+    )
     lifted = ugro("uncordon", "gpu1")
     assert lifted.exit_code == 0
-    assert lifted.output.rstrip().endswith(f"{reason})")
+    assert lifted.output.rstrip().endswith(f"{reason} again)")
 
 
 @pytest.mark.usefixtures("cordons")

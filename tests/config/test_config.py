@@ -434,7 +434,21 @@ BAD_CONFIGS = [
         "checks: [ssh, gpuu]\n" + ONE,
         line=1,
         field="checks[1]",
-        phrase="got 'gpuu'",
+        phrase="no check is named 'gpuu'; did you mean 'gpu'?",
+    ),
+    bad(
+        "worker-check-name-misspelt",
+        ONE + "    checks: [ssh, tourch]\n",
+        line=4,
+        field="workers[0].checks[1]",
+        phrase="no check is named 'tourch'; did you mean 'torch'?",
+    ),
+    bad(
+        "check-name-like-none",
+        "checks: [ssh, 7]\n" + ONE,
+        line=1,
+        field="checks[1]",
+        phrase="no check is named 7; checks are: ssh, gpu, torch, disk, latency, ecc,",
     ),
     bad(
         "top-level-key-misspelt",

@@ -51,7 +51,7 @@ def test_cordon_by_hand_places_drains_and_records(store: CordonStore) -> None:
 
 
 def test_cordon_by_hand_takes_over_ugros_cordon_but_not_a_persons(store: CordonStore) -> None:
-    """The daemon's cordon becomes the person's; another person's stays, and nobody is told."""
+    """The daemon's cordon becomes the person's; the same again changes nothing, tells nobody."""
     ugro = Cordon("gpu1", "ugro", "unhealthy: gpu: driver not loaded", NOW)
     store.cordon(ugro)
     taken = cordon_by_hand(store, Recorder(), "gpu1", "RMA", user="alice")
@@ -59,9 +59,27 @@ def test_cordon_by_hand_takes_over_ugros_cordon_but_not_a_persons(store: CordonS
     assert taken.took_over == ugro
     assert taken.event.detail["took_over"] == ugro.to_json()
     scheduler = Recorder()
-    assert cordon_by_hand(store, scheduler, "gpu1", "other", user="bob") == taken.cordon
+    assert cordon_by_hand(store, scheduler, "gpu1", "RMA", user="bob") == taken.cordon
     assert store.read() == {"gpu1": taken.cordon}
     assert scheduler.calls == []
+
+
+def test_a_new_reason_rewords_a_persons_cordon(store: CordonStore) -> None:
+    """A person's cordon takes the new reason and its author, keeps its since; Slurm is told."""
+    placed = cordon_by_hand(store, Recorder(), "gpu1", "RMA", user="alice")
+    assert isinstance(placed, Change)
+    scheduler = Recorder()
+    reworded = cordon_by_hand(store, scheduler, "gpu1", "RMA and fan", user="bob")
+    assert isinstance(reworded, Change)
+    assert reworded.reworded == placed.cordon
+    assert (reworded.cordon.reason, reworded.cordon.user, reworded.cordon.since) == (
+        "RMA and fan",
+        "bob",
+        placed.cordon.since,
+    )
+    assert store.read() == {"gpu1": reworded.cordon}
+    assert scheduler.calls == [("drain", "gpu1", "RMA and fan")]
+    assert reworded.event.detail["reason_was"] == "RMA"
 
 
 def test_a_refused_drain_leaves_the_cordon_in_place(store: CordonStore) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import stat
@@ -68,6 +69,23 @@ def test_cordon_keeps_the_cordon_in_place(store: CordonStore) -> None:
     assert store.cordon(manual("gpu1", "second")) == manual("gpu1", "first")
     assert store.cordon(automatic("gpu1"), replace_ugro=True) == manual("gpu1", "first")
     assert store.read()["gpu1"].reason == "first"
+
+
+def test_reword_changes_only_a_persons_cordon_with_another_reason(store: CordonStore) -> None:
+    """A person's cordon takes a new reason and its new author, keeping `since`; else nothing."""
+    assert store.reword("gpu1", "second", user="bob") is None
+    store.cordon(automatic("gpu2"))
+    assert store.reword("gpu2", "second", user="bob") is None
+    store.cordon(manual("gpu1", "first"))
+    assert store.reword("gpu1", "first", user="bob") is None
+    assert store.reword("gpu1", "second", user="bob") == manual("gpu1", "first")
+    reworded = store.read()["gpu1"]
+    assert (reworded.reason, reworded.user, reworded.since) == (
+        "second",
+        "bob",
+        manual("gpu1").since,
+    )
+    assert store.read()["gpu2"] == automatic("gpu2")
 
 
 def test_replace_ugro_takes_over_only_the_daemons_cordon(store: CordonStore) -> None:
@@ -210,17 +228,25 @@ def test_cordon_list_and_uncordon(isolated_home: Path) -> None:
     as_json = run_ugro("cordon", "--json").json()
     assert as_json == {"schema_version": 1, "cordons": [cordon.to_json()]}
 
-    again = run_ugro("cordon", "gpu2", "--reason", "something else")
+    again = run_ugro("cordon", "gpu2", "--reason", "replacing the PSU")
     assert again.code == 0
     assert "already cordoned" in again.out
     assert "replacing the PSU" in again.out
     assert CordonStore().read()["gpu2"] == cordon
 
+    reworded = run_ugro("cordon", "gpu2", "--reason", "PSU and fan")
+    assert reworded.code == 0, reworded.err
+    assert reworded.out == (
+        "gpu2 was already cordoned; reason updated: 'replacing the PSU' → 'PSU and fan'\n"
+    )
+    assert CordonStore().read()["gpu2"] == dataclasses.replace(cordon, reason="PSU and fan")
+    cordon = CordonStore().read()["gpu2"]
+
     lifted = run_ugro("uncordon", "gpu2")
     assert lifted.code == 0, lifted.err
     assert "uncordoned gpu2" in lifted.out
     assert f"by {cordon.user} (manual)" in lifted.out
-    assert "replacing the PSU" in lifted.out
+    assert "PSU and fan" in lifted.out
     assert CordonStore().read() == {}
 
     idle = run_ugro("uncordon", "gpu2")
@@ -413,6 +439,23 @@ def test_cordon_and_uncordon_tell_the_scheduler(recorder: Recorder) -> None:
     assert invoke("uncordon", "gpu1").exit_code == 0
     assert invoke("uncordon", "gpu1").exit_code == 0
     assert recorder.calls == [("drain", "gpu1", "bad fan"), ("resume", "gpu1")]
+
+
+def test_a_new_reason_is_told_to_the_scheduler_and_recorded(recorder: Recorder) -> None:
+    """Re-cordoning with a new reason drains again with it, says so, and keeps it in history."""
+    assert invoke("cordon", "gpu1", "--reason", "bad fan").exit_code == 0
+    again = invoke("cordon", "gpu1", "--reason", "bad fan and PSU", "--json")
+    assert again.exit_code == 0, again.output
+    said = json.loads(again.stdout)
+    assert (said["changed"], said["reason"], said["reason_was"]) == (
+        True,
+        "bad fan and PSU",
+        "bad fan",
+    )
+    assert recorder.calls == [("drain", "gpu1", "bad fan"), ("drain", "gpu1", "bad fan and PSU")]
+    with opened(paths.history_file()) as history:
+        events = history.events("gpu1", datetime.now(UTC) - timedelta(days=1))
+    assert [e.detail["reason"] for e in events] == ["bad fan", "bad fan and PSU"]
 
 
 @pytest.mark.usefixtures("recorder")

@@ -130,16 +130,24 @@ def test_cordon_json_on_a_full_disk_says_so_in_fields(monkeypatch: pytest.Monkey
 def test_a_persons_cordon_stands_on_a_full_disk(
     recorder: Recorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A node a person cordoned already: said so, exit 0, nobody told, as on any disk."""
+    """A node a person cordoned already: said so, exit 0, nobody told, as on any disk.
+
+    A new reason cannot be recorded: the cordon stands as it was, and the command says so.
+    """
     standing = Cordon("gpu1", "manual", "RMA", datetime.now(UTC), user="bob")
     CordonStore().cordon(standing)
     fill(monkeypatch, "cordons.json")
 
-    ran = invoke("cordon", "gpu1", "--reason", "bad fan")
+    ran = invoke("cordon", "gpu1", "--reason", "RMA")
 
     assert ran.exit_code == 0, ran.output
     assert "gpu1 is already cordoned" in ran.stdout
+    reworded = invoke("cordon", "gpu1", "--reason", "bad fan")
+    assert reworded.exit_code == 1
+    assert "gpu1 stays cordoned by bob (manual) since " in reworded.stderr
+    assert "the new reason is not recorded: " in reworded.stderr
     assert recorder.calls == []
+    assert CordonStore().read()["gpu1"] == standing
 
 
 def test_cordon_on_a_full_disk_without_a_scheduler_says_nothing_keeps_jobs_off(

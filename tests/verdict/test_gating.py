@@ -200,6 +200,14 @@ def test_gpus_come_from_the_verdict_else_the_config() -> None:
     assert judge(None).gpus == 2
 
 
+def test_a_node_without_gpus_is_left_out_with_the_reason() -> None:
+    """A `gpus: 0` node never yields 0 slots: it is out of every launch, and says why."""
+    for v in (verdict(gpus=0), verdict(gpus=1), None):
+        found = gating.judge(worker(gpus=0), v, None, now=NOW, stale_after_s=STALE_AFTER_S)
+        assert not found.usable
+        assert "no GPUs (`gpus: 0`): a GPU launch has nothing to run there" in found.reasons
+
+
 def test_address_is_the_configured_ip_or_this_hosts_name() -> None:
     """SSH workers are reached at their `ip`; the local node at this machine's hostname."""
     assert gating.address_of(worker(ip="192.168.1.10"), "control") == "192.168.1.10"

@@ -81,11 +81,11 @@ def test_four_of_five_is_unhealthy() -> None:
     v = judge(results(Status.OK, Status.OK, Status.OK, Status.FAIL, Status.OK))
     assert v.status is NodeStatus.UNHEALTHY
     assert v.pass_rate == 0.8
-    assert v.health_score == 85.0
+    assert v.health_score == 29.1  # 1 + 33 × 0.85: a failing check, in the unhealthy band
 
 
 def test_nine_of_ten_is_exactly_enough() -> None:
-    """pass_rate is compared exactly: 9/10 meets 0.9 (no float rounding)."""
+    """pass_rate is compared exactly: 9/10 meets 0.9 (no float rounding), so only degraded."""
     checks = tuple(
         CheckResult(f"c{i}", Status.FAIL if i == 0 else Status.OK, "") for i in range(10)
     )
@@ -99,7 +99,7 @@ def test_nine_of_ten_is_exactly_enough() -> None:
         thresholds=DEFAULT,
         core=frozenset(weights),
     )
-    assert v.status is NodeStatus.HEALTHY
+    assert v.status is NodeStatus.DEGRADED
 
 
 def test_a_failing_diagnostic_check_is_decisive() -> None:
@@ -150,7 +150,7 @@ def test_warn_passes_but_lowers_the_score() -> None:
     v = judge(results(Status.OK, Status.WARN, Status.OK, Status.OK, Status.OK))
     assert v.status is NodeStatus.DEGRADED
     assert v.pass_rate == 1.0
-    assert v.health_score == 87.5
+    assert v.health_score == 86.6  # 70 + 19 × 0.875
 
 
 def test_temperature_is_left_to_the_temperature_check() -> None:
@@ -172,7 +172,7 @@ def test_pressure_below_the_degraded_line() -> None:
         gpus=(gpu(used=24000),),
         host=host(load=80, cpus=16, available=0.03),
     )
-    assert v.health_score == 80.0
+    assert v.health_score == 85.2  # 70 + 19 × 0.8
     assert v.status is NodeStatus.DEGRADED
 
 
@@ -228,7 +228,7 @@ def test_status_follows_the_first_matching_rule(checks: list[Status]) -> None:
         assert v.health_score == 0
     elif passed < 4.5:
         assert v.status is NodeStatus.UNHEALTHY
-    elif Status.WARN in checks or v.health_score < 80:
+    elif Status.WARN in checks:
         assert v.status is NodeStatus.DEGRADED
     else:
         assert v.status is NodeStatus.HEALTHY
@@ -243,11 +243,11 @@ def test_worst_exit_code_ranks_problems_first(node_statuses: list[NodeStatus]) -
     assert worst_exit_code(codes) == expected
 
 
-def test_readme_worked_example() -> None:
-    """The README's example: gpu warns, disk fails, a GPU's memory full: 70 and unhealthy."""
+def test_docs_worked_example() -> None:
+    """docs/scoring.md's example: gpu warns, disk fails, a GPU's memory full: 24.1, unhealthy."""
     checks = results(Status.OK, Status.WARN, Status.OK, Status.FAIL, Status.OK)
     v = judge(checks, gpus=(gpu(used=24000),), host=host())
-    assert (v.health_score, v.status) == (70.0, NodeStatus.UNHEALTHY)
+    assert (v.health_score, v.status) == (24.1, NodeStatus.UNHEALTHY)
 
 
 def test_checks_that_say_the_same_are_one_alert() -> None:

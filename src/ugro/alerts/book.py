@@ -37,6 +37,8 @@ class AlertEvent:
     cluster: str
     resolved_at: datetime | None = None
     check: str | None = None
+    # A node's alert: every check of the node that is not ok (one message per episode).
+    checks: tuple[str, ...] = ()
 
     @property
     def alertname(self) -> str:
@@ -71,6 +73,7 @@ class AlertEvent:
             "key": self.key,
             "alertname": self.alertname,
             "check": self.check,
+            "checks": list(self.checks),
             "severity": self.severity,
             "summary": printable(self.summary),
             "details": self.lines(),
@@ -97,6 +100,8 @@ class ActiveAlert:
     announced: bool = False
     # Whether it grew worse than what was sent while it was held: sent again when released.
     escalated: bool = False
+    # A node's alert: the checks that are not ok.
+    checks: tuple[str, ...] = ()
 
     def event(self, kind: Kind, cluster: str) -> AlertEvent:
         """The message for this alert."""
@@ -111,6 +116,7 @@ class ActiveAlert:
             cluster=cluster,
             resolved_at=self.resolved_at,
             check=self.check,
+            checks=self.checks,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -124,6 +130,7 @@ class ActiveAlert:
             "started_at": self.started_at.isoformat(),
             "last_sent_at": self.last_sent_at.isoformat(),
             "check": self.check,
+            "checks": list(self.checks),
             "grouped": self.grouped,
             "announced": self.announced,
             "escalated": self.escalated,
@@ -143,6 +150,7 @@ class ActiveAlert:
             started_at=datetime.fromisoformat(data["started_at"]),
             last_sent_at=datetime.fromisoformat(data["last_sent_at"]),
             check=data.get("check"),
+            checks=tuple(data.get("checks", ())),
             grouped=bool(data.get("grouped", False)),
             announced=bool(data.get("announced", False)),
             escalated=bool(data.get("escalated", False)),

@@ -46,6 +46,37 @@ class _Condition:
     summary: str
     details: tuple[str, ...]
     check: str | None = None
+    # A node's alert: the checks that are not ok.
+    checks: tuple[str, ...] = ()
+
+
+# The order of an unhealthy node's details: what failed, what could not be judged, warnings.
+_DETAIL_ORDER = {Status.FAIL: 0, Status.UNKNOWN: 1, Status.WARN: 2, Status.OK: 3}
+
+
+def _unhealthy(verdict: NodeVerdict) -> str:
+    """'unhealthy: 3 of 12 checks fail, 6 unknown': a check not judged is not a failure."""
+    total = len(verdict.checks)
+    failed = sum(1 for c in verdict.checks if c.status is Status.FAIL)
+    unknown = sum(1 for c in verdict.checks if c.status is Status.UNKNOWN)
+    if not failed:
+        return f"unhealthy: {unknown} of {total} checks unknown"
+    return f"unhealthy: {failed} of {total} checks fail" + (
+        f", {unknown} unknown" if unknown else ""
+    )
+
+
+def _group_summary(went: int, found: int, node_count: int) -> str:
+    """The cluster alert's headline: nodes that went down now, and those down when first seen."""
+    if not found:
+        return f"{went} of {node_count} nodes went down at once"
+    already = "already down when the monitor first checked them"
+    if not went:
+        return f"{found} of {node_count} nodes are down ({already})"
+    return (
+        f"{went + found} of {node_count} nodes are down: {went} went down at once, "
+        f"{found} {already}"
+    )
 
 
 class AlertEngine:
@@ -86,7 +117,9 @@ class AlertEngine:
             self.book.changes.setdefault(node, []).append(now)
         self._forget_old_changes(now)
         events += self._flapping(now)
-        went_down = []
+        went_down: list[str] = []
+        found_down: list[str] = []
+        moved = set(changed)
         for verdict in verdicts:
             conditions = self._conditions(verdict)
             if conditions is None:
@@ -94,11 +127,13 @@ class AlertEngine:
             if any(k in conditions for k in DOWN_KEYS) and not any(
                 (verdict.name, k) in self.book.firing for k in DOWN_KEYS
             ):
-                went_down.append(verdict.name)
+                # Only a node whose status moved in this sweep went down in it; one shown
+                # down from its first check (as on a monitor's first sweep) already was.
+                (went_down if verdict.name in moved else found_down).append(verdict.name)
             events += self._reconcile(verdict.name, conditions, now)
-        grouped = self._group(went_down, node_count, now)
+        grouped = self._group(went_down, found_down, node_count, now)
         if grouped:
-            held = set(went_down)
+            held = {*went_down, *found_down}
             events = [e for e in events if not (e.kind == "firing" and e.node in held)]
         events += grouped
         events += self._flap_severity(now)
@@ -112,19 +147,28 @@ class AlertEngine:
         tracking = verdict.tracking
         if tracking is not None and tracking.observed is not verdict.status:
             return None
-        failing = verdict.failing()
-        reasons = tuple(f"{c.name}: {c.message}" for c in failing)
         found: dict[str, _Condition] = {}
         if verdict.status is NodeStatus.UNREACHABLE:
             ssh = next((c.message for c in verdict.checks if c.name == "ssh"), "no session")
             found["unreachable"] = _Condition("critical", "unreachable", (ssh,))
             return found
+        # The node's alert is the one message a person gets for the episode (chat, webhooks,
+        # commands): it names every check that is not ok. The checks' own alerts below are
+        # for Alertmanager's routing and the history (`sinks.accepts`).
+        not_ok = [c for c in verdict.checks if c.status is not Status.OK]
+        checks = tuple(c.name for c in not_ok)
         if verdict.status is NodeStatus.UNHEALTHY:
-            summary = f"unhealthy: {len(failing)} of {len(verdict.checks)} checks fail"
-            found["unhealthy"] = _Condition("critical", summary, reasons)
+            # Failures first: the first detail is what a grouped alert quotes for the node.
+            reasons = tuple(
+                f"{c.name}: {c.message}"
+                if c.status is Status.FAIL
+                else f"{c.name} ({c.status.label}): {c.message}"
+                for c in sorted(not_ok, key=lambda c: _DETAIL_ORDER[c.status])
+            )
+            found["unhealthy"] = _Condition("critical", _unhealthy(verdict), reasons, checks=checks)
         elif verdict.status is NodeStatus.DEGRADED:
             found["degraded"] = _Condition(
-                "warning", "degraded", tuple(a.text for a in verdict.alerts)
+                "warning", "degraded", tuple(a.text for a in verdict.alerts), checks=checks
             )
         # Checks that say the same thing are one alert, keyed by the first of them.
         for (status, message), names in by_message(verdict.checks, lambda c: c.status).items():
@@ -155,6 +199,7 @@ class AlertEngine:
                     cond.check,
                     grouped=quiet,
                     announced=not quiet,
+                    checks=cond.checks,
                 )
                 self.book.firing[(node, key)] = alert
                 if not quiet:
@@ -166,6 +211,7 @@ class AlertEngine:
                 severity=cond.severity,
                 summary=cond.summary,
                 details=cond.details,
+                checks=cond.checks,
                 last_sent_at=now if escalated and not current.grouped else current.last_sent_at,
                 # Worse than what its sinks were told, while held: they hear it on release.
                 escalated=current.escalated
@@ -208,13 +254,20 @@ class AlertEngine:
         self.book.resolved.append(done)
         return [] if alert.grouped else [done.event("resolved", self.settings.cluster)]
 
-    def _group(self, went_down: list[str], node_count: int, now: datetime) -> list[AlertEvent]:
-        """Many nodes down in one sweep: one cluster alert; their own alerts are held."""
+    def _group(
+        self, went_down: list[str], found_down: list[str], node_count: int, now: datetime
+    ) -> list[AlertEvent]:
+        """Many nodes down in one sweep: one cluster alert; their own alerts are held.
+
+        `went_down` moved to down in this sweep; `found_down` were down when first seen
+        (a monitor's first sweep): the summary tells them apart.
+        """
         events: list[AlertEvent] = []
-        if len(went_down) >= 2 and len(went_down) >= self.settings.group_fraction * node_count:
+        down = [*went_down, *found_down]
+        if len(down) >= 2 and len(down) >= self.settings.group_fraction * node_count:
             details = []
             for (node, key), alert in list(self.book.firing.items()):
-                if node in went_down and alert.started_at == now:
+                if node in down and alert.started_at == now:
                     # Its firing is withdrawn from this sweep's events: never announced.
                     self.book.replace_alert(alert, grouped=True, announced=False)
                     if key in DOWN_KEYS:
@@ -222,13 +275,13 @@ class AlertEngine:
             before = self.book.firing.get((CLUSTER, GROUP_KEY))
             if before is not None:
                 # One group at a time: a second wave joins it, or the first would never resolve.
-                down = set(self._down_members(before))
-                details += [d for d in before.details if d.split(":", 1)[0] in down]
+                still = set(self._down_members(before))
+                details += [d for d in before.details if d.split(":", 1)[0] in still]
             alert = ActiveAlert(
                 CLUSTER,
                 GROUP_KEY,
                 "critical",
-                f"{len(went_down)} of {node_count} nodes went down at once",
+                _group_summary(len(went_down), len(found_down), node_count),
                 tuple(sorted(details)),
                 before.started_at if before else now,
                 now,

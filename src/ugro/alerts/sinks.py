@@ -129,13 +129,20 @@ def target(settings: SinkSettings) -> str:
 
 
 def accepts(settings: SinkSettings, event: AlertEvent) -> bool:
-    """Whether `event` passes the sink's severity and node filters.
+    """Whether `event` passes the sink's filters: severity, nodes, and per-check alerts.
+
+    A check's own alert (`check:NAME`) goes to Alertmanager only; every other sink hears of
+    it through the node's alert, which lists the node's checks that are not ok.
 
     Cluster-wide events pass any node filter: they concern every node. Test events pass both
     filters, since they check the path to the sink and not the routing.
     """
     if event.kind == "test":
         return True
+    if event.check is not None and settings.type != "alertmanager":
+        # One message per node episode: the node's own alert names all its checks. A
+        # check's alert is for Alertmanager's routing (and the history), not a second page.
+        return False
     if SEVERITY_RANK[event.severity] < SEVERITY_RANK[settings.min_severity]:
         return False
     if settings.nodes is None or event.node == CLUSTER:

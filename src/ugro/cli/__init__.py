@@ -5,6 +5,8 @@ each command group lives in its own module, imported here so that its commands r
 
 - `verdicts`: check, health
 - `setup`: init, config validate
+- `configuration`: config show, config path
+- `completion`: completion bash|zsh|fish
 - `daemon`: daemon run|start|stop|status|install
 - `metrics`: metrics
 - `dashboard`: dashboard
@@ -22,6 +24,8 @@ commands exit 0 on success, 1 on failure, 2 on a usage error. No command prints 
 
 from ugro.cli import (  # noqa: F401 - imported for their side effect: each adds its commands to `main`
     alerts,
+    completion,
+    configuration,
     cordons,
     daemon,
     dashboard,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from ugro.cli.app import cordon_store, errors_exit, fail, load_config, main
+from ugro.cli.completion import complete_nodes
 from ugro.errors import UgroError
 from ugro.text import printable
 
@@ -58,7 +59,7 @@ def _known(cfg: Config, node: str) -> None:
 
 
 @main.command()
-@click.argument("node", required=False)
+@click.argument("node", required=False, shell_complete=complete_nodes)
 @click.option("--reason", help="Why NODE is cordoned (required); the scheduler shows it too.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result (or the cordons) as JSON.")
 @click.pass_context
@@ -93,16 +94,29 @@ def cordon(ctx: click.Context, node: str | None, reason: str | None, as_json: bo
     if as_json:
         print_json({"node": node, "changed": True, **done.event.detail})
     else:
-        # Reasons are whatever their authors typed: one line each, printable.
-        click.echo(printable(f"cordoned {node}: {done.cordon.reason}"))
-        if done.took_over is not None:
-            click.echo(
-                printable(
-                    f"  (took over ugro's own cordon, {done.took_over.reason}; it is yours to lift)"
-                )
-            )
+        _say_placed(node, done)
     if done.error:
         fail(f"{node} is cordoned, but {done.said['name']} did not drain it: {done.error}", 1)
+
+
+def _say_placed(node: str, done: Change) -> None:
+    """What a person reads after a cordon was placed, taken over or given a new reason."""
+    # Reasons are whatever their authors typed: one line each, printable.
+    if done.reworded is not None:
+        click.echo(
+            printable(
+                f"{node} was already cordoned; reason updated: {done.reworded.reason!r} "
+                f"→ {done.cordon.reason!r}"
+            )
+        )
+        return
+    click.echo(printable(f"cordoned {node}: {done.cordon.reason}"))
+    if done.took_over is not None:
+        click.echo(
+            printable(
+                f"  (took over ugro's own cordon, {done.took_over.reason}; it is yours to lift)"
+            )
+        )
 
 
 def _unrecorded(node: str, done: Change, as_json: bool) -> NoReturn:
@@ -126,7 +140,7 @@ def _unrecorded(node: str, done: Change, as_json: bool) -> NoReturn:
 
 
 @main.command()
-@click.argument("node")
+@click.argument("node", shell_complete=complete_nodes)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 @errors_exit(1)

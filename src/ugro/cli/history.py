@@ -7,13 +7,14 @@ from datetime import UTC, datetime
 import click
 
 from ugro.cli.app import errors_exit, fail, load_config, main
+from ugro.cli.completion import complete_nodes
 
 # Points in each node's score chart, whatever the span.
 CHART_POINTS = 20
 
 
 @main.command()
-@click.argument("node", required=False)
+@click.argument("node", required=False, shell_complete=complete_nodes)
 @click.option(
     "--since", default="24h", show_default=True, help="A span (30m, 24h, 7d) or an ISO time."
 )

@@ -57,8 +57,9 @@ if TYPE_CHECKING:
 def hosts(ctx: click.Context, fmt: Format, min_score: float, prometheus_url: str | None) -> None:
     """Print the usable nodes from the state file or Prometheus (no SSH), for a launcher.
 
-    Usable: healthy or degraded, not stale, not cordoned, score at least --min-score. The
-    nodes left out, and why, go to stderr. Exits 1 when no node is usable.
+    Usable: healthy or degraded, not stale, not cordoned, with GPUs, score at least
+    --min-score. The nodes left out, and why, go to stderr. Exits 1 when no node is usable
+    (`--format json` still prints `[]`).
     """
     import socket
 
@@ -72,6 +73,7 @@ def hosts(ctx: click.Context, fmt: Format, min_score: float, prometheus_url: str
     else:
         state = state_store().read()
         if state is None or not state.nodes:
+            _no_hosts(fmt)
             fail(NO_DATA, 1)
         interval = state.daemon.interval_s if state.daemon else None
         known = fleetview.Known(
@@ -94,12 +96,19 @@ def hosts(ctx: click.Context, fmt: Format, min_score: float, prometheus_url: str
             click.echo(printable(f"ugro: left out {gate.name}: {why}"), err=True)
     usable = [g for g in found if g.usable]
     if not usable:
+        _no_hosts(fmt)
         fail(f"no usable node among {len(found)}: see above; `ugro health` shows more", 1)
     master = gating.rendezvous(usable, cfg.nodes[0].master, {n.ip for n in cfg.nodes})
     text, notes = gating.render(usable, fmt, master)
     for note in notes:
         click.echo(printable(f"ugro: {note}"), err=True)
     click.echo(text)
+
+
+def _no_hosts(fmt: Format) -> None:
+    """What stdout says when no node is usable: `[]` for JSON, so a program still parses it."""
+    if fmt == "json":
+        click.echo("[]")
 
 
 @main.command(
@@ -111,7 +120,7 @@ def hosts(ctx: click.Context, fmt: Format, min_score: float, prometheus_url: str
     "--nodes",
     "needed",
     type=click.IntRange(min=1),
-    help="Nodes the job needs [default: every configured node].",
+    help="Nodes the job needs [default: every configured node with GPUs].",
 )
 @click.option(
     "--max-age",
@@ -188,7 +197,8 @@ def preflight(  # noqa: PLR0913, PLR0917 - one parameter per option, as click pa
         min_score=min_score,
         hostname=socket.gethostname(),
     )
-    count = needed or len(cfg.nodes)
+    # A `gpus: 0` node is never in a launch (gating), so by default the job needs the others.
+    count = needed or sum(1 for n in cfg.nodes if n.gpus > 0) or len(cfg.nodes)
     selected = gating.select(found, count) if count <= len(cfg.nodes) else None
     checked_now = [n.name for n in due]
     env = (

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from ugro import paths
 from ugro.config import document, validators
 from ugro.config.settings import (
+    ALL_CHECKS,
     LOCAL_CHECKS,
     AlertSettings,
     ClusterConfig,
@@ -303,6 +304,8 @@ def _explain(error: Any, loc: tuple[str | int, ...]) -> str:  # noqa: ANN401 - p
         return f"unknown key{hint}"
     if kind == "missing":
         return "required, but missing"
+    if kind == "literal_error" and len(loc) >= 2 and loc[-2] == "checks":
+        return _unknown_check(error.get("input"))
     message = str(error["msg"])
     if message.startswith("Value error, "):
         message = message.removeprefix("Value error, ")
@@ -313,6 +316,13 @@ def _explain(error: Any, loc: tuple[str | int, ...]) -> str:  # noqa: ANN401 - p
     ):
         message = f"{message}, got {error['input']!r}"
     return message
+
+
+def _unknown_check(given: object) -> str:
+    """A `checks:` entry that names no check: the closest name, or every name."""
+    close = difflib.get_close_matches(given, ALL_CHECKS, n=1) if isinstance(given, str) else []
+    hint = f"did you mean {close[0]!r}?" if close else f"checks are: {', '.join(ALL_CHECKS)}"
+    return f"no check is named {given!r}; {hint}"
 
 
 # Settings that hold credentials (tokens in URLs, Authorization headers, a command's

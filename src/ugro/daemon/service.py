@@ -27,7 +27,7 @@ from ugro.store import atomicfile
 from ugro.text import printable
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from datetime import datetime
 
     from ugro.store.state import DaemonInfo
@@ -39,13 +39,25 @@ STOP_WAIT_S = 10.0
 DETACHED_ENV = "UGRO_DAEMON_DETACHED"
 
 
-def started_by() -> str:
-    """How this process was started, for `ugro daemon status`."""
-    if os.environ.get("INVOCATION_ID") and os.environ.get("NOTIFY_SOCKET"):
+def started_by(environ: Mapping[str, str] = os.environ) -> str:
+    """How the process with `environ` (this one by default) was started, for `daemon status`."""
+    if environ.get("INVOCATION_ID") and environ.get("NOTIFY_SOCKET"):
         return "systemd"
-    if os.environ.get(DETACHED_ENV):
+    if environ.get(DETACHED_ENV):
         return "ugro daemon start"
     return "foreground"
+
+
+def started_by_process(process: psutil.Process) -> str | None:
+    """How a running daemon was started, read from its environment; None when not readable.
+
+    The daemon records it with its first sweep; until then (a first sweep over hung nodes
+    takes a while) its environment says the same. Another user's process hides it.
+    """
+    try:
+        return started_by(process.environ())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return None
 
 
 def _say(text: str) -> None:
@@ -258,6 +270,8 @@ def status_report() -> dict[str, Any]:
             report["last_sweep_duration_s"] = info.last_sweep_duration_s
             if info.last_sweep_at:
                 report["last_sweep_at"] = info.last_sweep_at.isoformat()
+    if running and report["started_by"] is None:
+        report["started_by"] = started_by_process(running.process)
     return report
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -81,6 +81,8 @@ class Change:
     # Why the cordons file does not hold this change ("" when it does): the scheduler was
     # told all the same.
     unrecorded: str = ""
+    # A person's cordon that stood already and now has the new reason: as it was before.
+    reworded: Cordon | None = None
 
 
 def cordon_by_hand(
@@ -88,9 +90,10 @@ def cordon_by_hand(
 ) -> Change | Cordon:
     """`user` cordons `node` for `reason`, taking over the daemon's cordon, and drains it.
 
-    When a person's cordon is there already, that cordon is returned: nothing changes and
-    nobody is told. StateError when the cordons file cannot be read; a scheduler's refusal
-    is in the change, the cordon placed regardless.
+    When a person's cordon is there already, it takes the new reason (the scheduler is told
+    it too, and the change names the old one); with the same reason, that cordon is returned:
+    nothing changes and nobody is told. StateError when the cordons file cannot be read; a
+    scheduler's refusal is in the change, the cordon placed regardless.
 
     When the file can be read but not written (a full disk), the scheduler is still told,
     so that jobs stay off the node, and the change says why ugro does not hold the cordon.
@@ -105,7 +108,7 @@ def cordon_by_hand(
         existing = store.read().get(node)
         changed = existing is None or existing.by == "ugro"
     if not changed and existing is not None:
-        return existing
+        return _reword(store, scheduler, existing, placed.reason, user=user)
     said, error = tell(scheduler, "drain", node, placed.reason)
     detail = {**placed.to_json(), "scheduler": said}
     if unrecorded:
@@ -116,6 +119,27 @@ def cordon_by_hand(
         detail["took_over"] = existing.to_json()
     event = Event(now, node, "cordon", detail)
     return Change(placed, event, said, error, took_over=existing, unrecorded=unrecorded)
+
+
+def _reword(
+    store: CordonStore, scheduler: Scheduler, existing: Cordon, reason: str, *, user: str
+) -> Change | Cordon:
+    """`user` gives the person's cordon that stands `reason`; `existing` when it has it."""
+    try:
+        was = store.reword(existing.node, reason, user=user)
+    except NotWritten as exc:
+        # Nothing changed, so the scheduler is not told: its drain keeps the old reason too.
+        raise NotWritten(
+            f"{existing.node} stays cordoned {existing.describe()}; the new reason is not "
+            f"recorded: {exc}"
+        ) from exc
+    if was is None:
+        return existing
+    cordon = replace(was, reason=reason, user=user)
+    said, error = tell(scheduler, "drain", cordon.node, cordon.reason)
+    detail = {**cordon.to_json(), "scheduler": said, "reason_was": was.reason}
+    event = Event(datetime.now(UTC), cordon.node, "cordon", detail)
+    return Change(cordon, event, said, error, reworded=was)
 
 
 def uncordon_by_hand(

@@ -9,7 +9,7 @@ not undo it.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -128,6 +128,22 @@ class CordonStore:
             if existing is not None and not (replace_ugro and existing.by == "ugro"):
                 return existing
             cordons[cordon.node] = cordon
+            self._write(cordons)
+            return existing
+
+    def reword(self, node: str, reason: str, *, user: str) -> Cordon | None:
+        """Give a person's cordon of `node` a new reason; return the cordon as it was.
+
+        None, and nothing written, when the node has no cordon a person placed or its reason
+        is `reason` already. The cordon keeps its `since`: the node has been out since then;
+        `user` becomes who last said why.
+        """
+        with atomicfile.locked(self.path):
+            cordons = self.read()
+            existing = cordons.get(node)
+            if existing is None or existing.by != "manual" or existing.reason == reason:
+                return None
+            cordons[node] = replace(existing, reason=reason, user=user)
             self._write(cordons)
             return existing
 

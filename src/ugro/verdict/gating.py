@@ -12,7 +12,8 @@ A node is usable when all of these hold:
   the failure, is held out, and so is one shown down whose recovery is not yet confirmed;
 - its verdict is fresh (not stale);
 - it is not cordoned;
-- its score is at least the minimum asked for.
+- its score is at least the minimum asked for;
+- it has GPUs (a `gpus: 0` node, such as a control node, is never a launch's host).
 """
 
 from __future__ import annotations
@@ -100,6 +101,11 @@ def judge(  # noqa: PLR0913 - the keyword-only inputs of one pure decision
         reasons.extend(_health_reasons(verdict, row, min_score))
     if cordon is not None:
         reasons.append(f"cordoned {cordon.describe()}")
+    if node.gpus == 0:
+        # Launchers take the GPU count as the node's slots: 0 would mean
+        # `--nproc-per-node=0` or `slots=0`, a job that starts nothing there. The config
+        # decides: a GPU a `gpus: 0` node happens to report is not the operator's to launch on.
+        reasons.append("no GPUs (`gpus: 0`): a GPU launch has nothing to run there")
     return Gate(node.name, address_of(node, hostname), gpus, score, status, age, tuple(reasons))
 
 

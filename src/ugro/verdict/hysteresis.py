@@ -8,7 +8,8 @@ sweep forever:
   then it is re-checked after `confirm_s` instead of a full interval;
 - a node unreachable `backoff_after` checks in a row is retried with exponential backoff,
   doubling from twice the interval up to `max_backoff_s`;
-- a node's first check (nothing shown yet) is shown as it is.
+- a node's first check (nothing shown yet) is shown as it is;
+- the score moves into the band of the status shown (`scoring.within`).
 
 Every writer of the state file folds its checks in the same way (`recorder`): what `ugro
 check` records for a node the daemon keeps goes through this hysteresis too.
@@ -22,6 +23,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from ugro.model import BAD_STATUSES, GOOD_STATUSES, NodeStatus, NodeVerdict, Tracking
+from ugro.verdict import scoring
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -96,7 +98,9 @@ def advance(
         unreachable_streak=unreachable_streak,
         next_check_at=now + timedelta(seconds=delay),
     )
-    verdict = dataclasses.replace(observed, status=shown, tracking=tracking)
+    # The score stays in the band of the status shown (verdict/scoring.py).
+    score = scoring.within(shown, observed.health_score)
+    verdict = dataclasses.replace(observed, status=shown, health_score=score, tracking=tracking)
     return Step(verdict, delay, previous.status if previous else NodeStatus.UNKNOWN)
 
 

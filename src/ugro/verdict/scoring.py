@@ -1,12 +1,24 @@
 """Pure verdicts: check results and metrics in, node status, 0–100 score and alerts out.
 
-The formula (README, "Score"): each enabled check carries its weight and earns a credit:
-ok all of it, warn half, fail and unknown none. Pressure in the detailed metrics a check
-measured (a hot GPU, an overloaded host) takes a share of that check's credit. The score is
-the earned share of the enabled weight, times 100. An unreachable node scores 0.
+The score (docs/scoring.md) has two parts. The *fitness* is the weighted credit of the
+checks: each enabled check carries its weight and earns ok all of it, warn half, fail and
+unknown none; pressure in the detailed metrics a check measured (a full GPU, an overloaded
+host) takes a share of that check's credit. The fitness is the earned share of the enabled
+weight. The *band* is the status's: the score places the fitness inside it, so that every
+unreachable node scores below every unhealthy one, below every degraded one, below every
+healthy one, and ordering by score is ordering by how able a node is to train:
 
-Because pressure only ever scales a check's own credit, and a failing check earns nothing,
-a failing check can never raise the score.
+- healthy 90–100: 90 at the degraded line, 100 with every check ok and no pressure;
+- degraded 70–89: 70 + 19 × fitness;
+- unhealthy 1–69: a node that only lacks evidence (checks unknown, the pass rate not met
+  without any check failing) 35–69, 35 + 34 × fitness; a node with failing checks 1–34,
+  1 + 33 × fitness ÷ the number of failing checks, because a failing check (an Xid 79, a
+  pending row remap, a full disk) is evidence the node cannot train, whatever its weight;
+- unreachable 0.
+
+Because pressure only ever scales a check's own credit, a failing check earns nothing, and
+every failure moves a node down a band or deeper into the failing part of its band, a
+failing check can never raise the score.
 
 The 90 % rule counts the core checks (the phase document's five). Any other check that fails
 (an uncorrectable ECC error, an Xid, an unreachable rendezvous) is evidence on its own that
@@ -105,13 +117,13 @@ def _share(part: float | None, whole: float | None) -> float | None:
     return ratio if math.isfinite(ratio) else None
 
 
-def score(
+def fitness(
     checks: tuple[CheckResult, ...], weights: dict[str, float], pressure: list[Pressure]
-) -> float:
-    """Health score 0–100 (module docstring); 100 needs every check ok and no pressure."""
+) -> Fraction:
+    """The earned share of the enabled weight, 0–1 (module docstring); 1 needs every check ok."""
     total = sum(Fraction(weights[c.name]) for c in checks)
     if not total:
-        return 0.0
+        return Fraction(0)
     lost: dict[str, Fraction] = {}
     for p in pressure:
         lost[p.check] = min(Fraction(1), lost.get(p.check, Fraction(0)) + p.share)
@@ -119,7 +131,50 @@ def score(
         Fraction(weights[c.name]) * CREDIT[c.status] * (1 - lost.get(c.name, Fraction(0)))
         for c in checks
     )
-    return round(float(earned / total * 100), 1)
+    return Fraction(earned / total)
+
+
+# The score each status may take, lowest and highest (module docstring). `unknown` and
+# `stale` say nothing about the node, so they have no band; they score 0.
+BANDS: dict[NodeStatus, tuple[float, float]] = {
+    NodeStatus.HEALTHY: (90.0, 100.0),
+    NodeStatus.DEGRADED: (70.0, 89.0),
+    NodeStatus.UNHEALTHY: (1.0, 69.0),
+    NodeStatus.UNREACHABLE: (0.0, 0.0),
+}
+# Inside the unhealthy band: from here up, nodes no check of which failed.
+DOUBT_FLOOR = 35
+
+
+def score(status: NodeStatus, fit: Fraction, *, failing: int, degraded_line: Fraction) -> float:
+    """The 0–100 score of a node of `status` with fitness `fit` (module docstring).
+
+    `failing` is how many of its checks failed; `degraded_line` the fitness below which a
+    node is degraded (`degraded_score` / 100).
+    """
+    if status is NodeStatus.HEALTHY:
+        span = 1 - degraded_line
+        placed = 90 + 10 * ((fit - degraded_line) / span if span > 0 else Fraction(1))
+    elif status is NodeStatus.DEGRADED:
+        placed = 70 + 19 * fit
+    elif status is NodeStatus.UNHEALTHY and failing:
+        placed = 1 + (DOUBT_FLOOR - 2) * fit / failing
+    elif status is NodeStatus.UNHEALTHY:
+        placed = DOUBT_FLOOR + 34 * fit
+    else:
+        return 0.0
+    return within(status, round(float(placed), 1))
+
+
+def within(status: NodeStatus, score: float) -> float:
+    """`score` moved into `status`'s band: the nearest end of it when it lies outside.
+
+    Hysteresis shows a status other than the one a check observed while it waits for
+    confirmation; the score follows what is shown, at the end of its band nearest to what
+    was observed (a healthy node failing unconfirmed is the least healthy of the healthy).
+    """
+    low, high = BANDS.get(status, (0.0, 0.0))
+    return min(high, max(low, score))
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,20 +212,22 @@ def verdict(  # noqa: PLR0913 - one verdict needs all of these, and they are key
     decisive = any(c.status is Status.FAIL and c.name not in core for c in checks)
     ssh = next((c for c in checks if c.name == "ssh"), None)
     if ssh is not None and ssh.status is Status.FAIL:
-        unreachable = unreachable or ssh.message
+        # An empty message must not make a failed ssh check look reachable.
+        unreachable = unreachable or ssh.message or "the ssh check failed"
     pressure = [] if unreachable else pressures(gpus, host)
-    health = 0.0 if unreachable else score(checks, weights, pressure)
+    fit = fitness(checks, weights, pressure)
+    line = Fraction(str(thresholds.degraded_score)) / 100
     if unreachable:
         status = NodeStatus.UNREACHABLE
     elif decisive or rate < Fraction(str(thresholds.pass_rate)):
         status = NodeStatus.UNHEALTHY
-    elif (
-        any(c.status in (Status.WARN, Status.UNKNOWN) for c in checks)
-        or health < thresholds.degraded_score
-    ):
+    # Healthy means every check ok: a failing check the pass rate tolerates still degrades.
+    elif any(c.status is not Status.OK for c in checks) or fit < line:
         status = NodeStatus.DEGRADED
     else:
         status = NodeStatus.HEALTHY
+    failing = sum(1 for c in checks if c.status is Status.FAIL)
+    health = score(status, fit, failing=failing, degraded_line=line)
     return NodeVerdict(
         name=name,
         address=address,

@@ -23,13 +23,13 @@ def print_status(report: dict[str, Any]) -> None:
         _say("the monitor is not running; start it with `ugro daemon start`")
     else:
         _say(f"the monitor is running: pid {report['pid']}, up {_duration(report['uptime_s'])}")
-        _say(f"started by: {report['started_by'] or 'unknown (no sweep yet)'}")
+        _say(f"started by: {report['started_by'] or 'not known (its environment is hidden)'}")
         if report["last_sweep_at"]:
             last = datetime.fromisoformat(report["last_sweep_at"])
             age = (datetime.now(UTC) - last).total_seconds()
             _say(
                 f"last sweep: {_duration(age)} ago, took {report['last_sweep_duration_s']:.2f} s "
-                f"({report['sweeps']} sweeps, {report['checks']} node checks)"
+                f"({_count(report['sweeps'], 'sweep')}, {_count(report['checks'], 'node check')})"
             )
         else:
             _say("last sweep: none yet")
@@ -51,6 +51,11 @@ def print_status(report: dict[str, Any]) -> None:
             f"{stats.get('failed', 0)} failed{error}"
         )
     _say(f"log: {report['log_file']}")
+
+
+def _count(n: int, what: str) -> str:
+    """`1 sweep`, `2 sweeps`."""
+    return f"{n} {what}{'' if n == 1 else 's'}"
 
 
 def _duration(seconds: float | None) -> str:
