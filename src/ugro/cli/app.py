@@ -87,13 +87,47 @@ def errors_exit(code: int) -> Callable[[F], F]:
     return decorate
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+CONFIG_HELP = "cluster.yaml to use [default: $UGRO_CONFIG, then ~/.config/ugro/cluster.yaml]."
+
+
+def _config_given(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    """`--config` given after a command: it overrides what the group was given, for that command."""
+    if value is not None:
+        ctx.obj = value
+
+
+class ConfigGroup(click.Group):
+    """A group whose every command also takes `--config`, after the command's name.
+
+    `ugro health --config X` means `ugro --config X health`, and so does `$UGRO_CONFIG`
+    (the group's option reads it).
+    """
+
+    # Subgroups (`ugro daemon`, ...) are ConfigGroups too, so their commands take it as well.
+    group_class = type
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        """Register `cmd` with a `--config` of its own."""
+        if not any(param.name == "config_path" for param in cmd.params):
+            cmd.params.append(
+                click.Option(
+                    ["--config", "config_path"],
+                    type=click.Path(path_type=Path),
+                    expose_value=False,
+                    callback=_config_given,
+                    help=CONFIG_HELP,
+                )
+            )
+        super().add_command(cmd, name)
+
+
+@click.group(cls=ConfigGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "config_path",
     type=click.Path(path_type=Path),
     envvar="UGRO_CONFIG",
-    help="cluster.yaml to use [default: $UGRO_CONFIG, then ~/.config/ugro/cluster.yaml].",
+    help=CONFIG_HELP,
 )
 @click.version_option(package_name="ugro", prog_name="ugro")
 @click.pass_context

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
@@ -23,17 +23,20 @@ from ugro.cli.app import (
     main,
     state_store,
 )
+from ugro.cli.output import output_options
 from ugro.errors import StateError
 from ugro.text import printable
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ugro.model import NodeVerdict
     from ugro.store.state import StateStore
 
 
 @main.command(cls=VerdictCommand)
 @click.argument("nodes", nargs=-1)
-@click.option("--json", "as_json", is_flag=True, help="Print the verdicts as JSON.")
+@output_options
 @click.option(
     "--deep",
     is_flag=True,
@@ -41,11 +44,11 @@ if TYPE_CHECKING:
 )
 @click.pass_context
 @errors_exit(NO_VERDICT)
-def check(ctx: click.Context, nodes: tuple[str, ...], as_json: bool, deep: bool) -> None:
+def check(ctx: click.Context, nodes: tuple[str, ...], output: str, deep: bool) -> None:
     """Check NODES now (all nodes when none are named), show and persist the verdicts."""
-    from ugro import sweep
-    from ugro.cli.views import print_json
+    from ugro import paths, sweep
     from ugro.cli.views import verdicts as view
+    from ugro.cli.views.progress import Progress
     from ugro.verdict import hysteresis
     from ugro.verdict.rows import Row, exit_code, findings
 
@@ -59,12 +62,19 @@ def check(ctx: click.Context, nodes: tuple[str, ...], as_json: bool, deep: bool)
         chosen = [n.with_deep() for n in chosen]
     store = state_store()
     stored = _stored(store)
-    verdicts = sweep.run_checks(chosen, {name: v.last_check for name, v in stored.items()})
+    with Progress(len(chosen), sys.stderr) as progress:
+        verdicts = sweep.run_checks(
+            chosen, {name: v.last_check for name, v in stored.items()}, progress.checked
+        )
     notes = []
+    source = str(cfg.source) if cfg.source else None
     try:
         # Shown as checked now; recorded through the daemon's hysteresis (README, "Writers").
         latest = store.update(
-            verdicts, keep=None if nodes else known, fold=hysteresis.recorder(cfg.monitor)
+            verdicts,
+            keep=None if nodes else known,
+            fold=hysteresis.recorder(cfg.monitor),
+            config=source,
         ).nodes
     except StateError as exc:
         # The check itself worked (a full state disk, say): its verdicts and exit code stand.
@@ -77,16 +87,15 @@ def check(ctx: click.Context, nodes: tuple[str, ...], as_json: bool, deep: bool)
     # Drift is a cluster finding: the nodes checked now against every configured node's
     # latest versions, not only against each other.
     found = findings([Row.of(v, now) for name, v in latest.items() if name in known])
-    if as_json:
-        print_json(view.document(rows, source="check", now=now, notes=notes, found=found))
-    else:
-        where = (
-            f"from {cfg.source}"
-            if cfg.source
-            else "no cluster.yaml, so this machine alone; `ugro init` writes one"
-        )
-        footer = [f"{view.summary_line(rows)}; {where}", *view.findings_text(found)]
-        view.print_table(rows, footer="\n".join(footer))
+    where = (
+        f"config: {source}"
+        if source
+        else "config: none, so this machine alone (`ugro init` writes one)"
+    )
+    sources = f"{where}; state: {paths.state_file()}"
+    view.show(
+        rows, output=output, source="check", now=now, notes=notes, found=found, sources=sources
+    )
     sys.exit(exit_code(rows))
 
 
@@ -100,35 +109,75 @@ def _stored(store: StateStore) -> dict[str, NodeVerdict]:
 
 
 @main.command(cls=VerdictCommand)
-@click.option("--json", "as_json", is_flag=True, help="Print the verdicts as JSON.")
+@output_options
+@click.option(
+    "--watch",
+    type=click.FloatRange(min=0.1, max=3600),
+    is_flag=False,
+    flag_value=2.0,
+    default=None,
+    metavar="[S]",
+    help="Full screen, redrawn every S seconds (2 when not given) from the state file; q leaves.",
+)
+@click.pass_context
 @errors_exit(NO_VERDICT)
-def health(as_json: bool) -> None:
-    """Show the last verdicts instantly, from the state file (no SSH)."""
+def health(ctx: click.Context, output: str, watch: float | None) -> None:
+    """Show the last verdicts of every configured node instantly, from the state file (no SSH)."""
+    from ugro.cli import snapshot
+    from ugro.cli.views import verdicts as view
+    from ugro.verdict.rows import exit_code
+
+    if watch is not None:
+        _watch(ctx.obj, watch, wide=output == "wide")
+    shot = snapshot.take(ctx.obj)
+    if shot.empty:
+        _no_data(output)
+    view.show(
+        shot.rows,
+        output=output,
+        source="state",
+        now=shot.now,
+        notes=shot.notes,
+        found=shot.found,
+        sources=shot.sources,
+    )
+    sys.exit(exit_code(shot.rows))
+
+
+def _no_data(output: str) -> NoReturn:
+    """Say there is nothing to show yet, in the format asked for, and exit 3."""
     from ugro.cli.views import print_json
     from ugro.cli.views import verdicts as view
-    from ugro.model import NodeStatus
-    from ugro.verdict.rows import Row, exit_code, findings
 
-    state = state_store().read()
-    if state is None or not state.nodes:
-        if as_json:
-            print_json({**view.document([], source="state"), "error": NO_DATA})
-            sys.exit(NO_VERDICT)
-        fail(NO_DATA, NO_VERDICT)
-    now = datetime.now(UTC)
-    interval = state.daemon.interval_s if state.daemon else None
-    cordons = cordon_store().read()
-    rows = [Row.of(v, now, state.stale_after_s, interval, cordons) for v in state.nodes.values()]
-    notes = []
-    if any(r.status is NodeStatus.STALE for r in rows):
-        # The daemon's own module, and psutil with it, only when there is something to explain.
-        from ugro.daemon.service import stale_note
+    if output == "json":
+        print_json({**view.document([], source="state"), "error": NO_DATA})
+    elif output == "nagios":
+        from ugro.cli.views import nagios
 
-        notes.append(stale_note(state.daemon, now))
-    found = findings(rows)
-    if as_json:
-        print_json(view.document(rows, source="state", now=now, notes=notes, found=found))
+        click.echo(nagios.failure(NO_DATA))
     else:
-        footer = [view.summary_line(rows), *notes, *view.findings_text(found)]
-        view.print_table(rows, footer="\n".join(footer))
-    sys.exit(exit_code(rows))
+        fail(NO_DATA, NO_VERDICT)
+    sys.exit(NO_VERDICT)
+
+
+def _watch(config_path: Path | None, every: float, *, wide: bool) -> NoReturn:
+    """`health --watch`: the table full screen, redrawn until q or Ctrl-C; then exit 0."""
+    from ugro.cli import snapshot
+    from ugro.cli.views import live, table
+    from ugro.cli.views import verdicts as view
+
+    if not sys.stdout.isatty():
+        fail("--watch draws on a terminal; piped, use `ugro health` or --json", NO_VERDICT)
+
+    def draw(width: int) -> list[str]:
+        shot = snapshot.take(config_path)
+        if shot.empty:
+            return [NO_DATA]
+        colour = table.colour_wanted()
+        lines = view.table_lines(shot.rows, width=width, wide=wide, colour=colour)
+        groups = [] if wide else view.group_lines(shot.rows, width=width)
+        footer = [view.summary_line(shot.rows), *shot.notes, shot.sources]
+        return [*lines, *(["", *groups] if groups else []), "", *footer]
+
+    live.watch(draw, every, title="ugro health")
+    sys.exit(0)

@@ -5,13 +5,14 @@ The JSON schema (README, "JSON output") is stable: fields are added, never renam
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
-from ugro.cli.views import cell
+from ugro.cli.views import grouping, print_json, table
 from ugro.model import NodeStatus
 from ugro.text import printable
-from ugro.verdict.rows import Row, age, exit_code, findings
+from ugro.verdict.rows import NEVER_CHECKED, Row, age, exit_code, findings
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -49,17 +50,34 @@ def document(
         "summary": summary,
         "notes": list(notes),
         "findings": [f.to_json() for f in found],
-        "nodes": [
-            {
-                **row.verdict.to_json(),
-                "status": row.status.value,
-                "checked_status": row.verdict.status.value,
-                "age_s": round(row.age_s, 1),
-                "cordon": row.cordon.to_json() if row.cordon else None,
-            }
-            for row in rows
-        ],
+        "nodes": [node_json(row) for row in rows],
     }
+
+
+def node_json(row: Row) -> dict[str, Any]:
+    """A node of the `--json` document: its verdict as shown now.
+
+    A node never checked has its name, `"status": "unknown"`, `"checked": false`, and null
+    or empty where a verdict would say something.
+    """
+    entry = {
+        **row.verdict.to_json(),
+        "status": row.status.value,
+        "checked": row.checked,
+        "checked_status": row.verdict.status.value,
+        "age_s": round(row.age_s, 1),
+        "cordon": row.cordon.to_json() if row.cordon else None,
+    }
+    if not row.checked:
+        entry.update(
+            address=None,
+            health_score=None,
+            pass_rate=None,
+            last_check=None,
+            checked_status=None,
+            age_s=None,
+        )
+    return entry
 
 
 _STYLE = {
@@ -70,43 +88,93 @@ _STYLE = {
     NodeStatus.UNKNOWN: "magenta",
     NodeStatus.STALE: "magenta",
 }
+HEADER = ("NODE", "STATUS", "SCORE", "CHECKED", "PROBLEM")
+# Alerts by importance: what stops training first.
+_SEVERITY = {"critical": 0, "warning": 1}
 
 
-def print_table(rows: Sequence[Row], *, footer: str | None = None) -> None:
-    """A table of nodes with the reasons for every problem, for a terminal."""
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
+def problems(row: Row) -> list[str]:
+    """What is wrong with the node as shown now, the most important first; printable."""
+    v = row.verdict
+    said: list[str] = []
+    if not row.checked:
+        said.append(NEVER_CHECKED)
+    elif row.status is NodeStatus.STALE:
+        said.append(f"last checked {age(row.age_s)} ago ({v.status.value} then)")
+    alerts = sorted(v.alerts, key=lambda a: _SEVERITY.get(a.severity, len(_SEVERITY)))
+    said.extend(a.text for a in alerts)
+    if row.cordon is not None:
+        said.append(f"cordoned {row.cordon.describe()}")
+    return [printable(p) for p in said]
 
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("NODE", "STATUS", "SCORE", "CHECKED", "PROBLEMS"):
-        table.add_column(
-            column, no_wrap=column != "PROBLEMS", justify="right" if column == "SCORE" else "left"
-        )
+
+def status_text(row: Row) -> str:
+    """The STATUS cell: the status, and `,cordoned` as kubectl says `,SchedulingDisabled`."""
+    return f"{row.status.value},cordoned" if row.cordon is not None else row.status.value
+
+
+def table_lines(rows: Sequence[Row], *, width: int | None, wide: bool, colour: bool) -> list[str]:
+    """One line per node: the most important problem, cut to `width`, and how many more.
+
+    `wide` shows every problem, uncut; `width` None (a pipe) cuts nothing.
+    """
+    body = []
     for row in rows:
         v = row.verdict
-        # One line per problem, whatever the node printed: messages quote its output.
-        problems = "\n".join(printable(a.text) for a in v.alerts) or "-"
-        if row.status is NodeStatus.STALE:
-            problems = f"last checked {age(row.age_s)} ago ({v.status.value} then)\n" + problems
-        status = Text(row.status.value, style=_STYLE[row.status])
-        if row.cordon is not None:
-            own = [] if problems == "-" else [problems]
-            problems = "\n".join([printable(f"CORDONED {row.cordon.describe()}"), *own])
-            status.append("\ncordoned", style="bold yellow")
-        table.add_row(
-            cell(v.name),
-            status,
-            f"{v.health_score:.0f}",
-            f"{age(row.age_s)} ago",
-            # Text, not markup: messages quote what nodes printed, brackets included.
-            cell(problems, multiline=True),
+        said = problems(row)
+        if wide:
+            problem = table.Cell("; ".join(said) or "-")
+        else:
+            more = f"+{len(said) - 1} more" if len(said) > 1 else ""
+            problem = table.Cell(said[0] if said else "-", tail=more)
+        body.append(
+            [
+                table.Cell(v.name),
+                table.Cell(status_text(row), _STYLE[row.status]),
+                table.Cell(f"{v.health_score:.0f}" if row.checked else "-"),
+                table.Cell(f"{age(row.age_s)} ago" if row.checked else "never"),
+                problem,
+            ]
         )
-    console = Console(highlight=False)
-    console.print(table)
+    return table.render(
+        HEADER, body, width=None if wide else width, colour=colour, right=frozenset({2})
+    )
+
+
+def group_lines(rows: Sequence[Row], *, width: int | None) -> list[str]:
+    """The problems several nodes share, once each: "12 nodes unreachable — …: host5…host16"."""
+    said = []
+    for row in rows:
+        found = problems(row)
+        if found:
+            said.append((row.verdict.name, row.status.value, found[0]))
+    lines = []
+    for status, problem, nodes in grouping.shared(said):
+        # "unreachable: connection refused" under "12 nodes unreachable" says it twice.
+        what = problem.removeprefix(f"{status}: ")
+        line = f"{len(nodes)} nodes {status} — {what}: {grouping.compress(nodes)}"
+        lines.append(line if width is None else table.cut(line, width))
+    return lines
+
+
+def print_table(
+    rows: Sequence[Row],
+    *,
+    footer: str | None = None,
+    wide: bool = False,
+    stream: TextIO | None = None,
+) -> None:
+    """The node table for people: one line per node, shared problems under it, the footer."""
+    out = stream or sys.stdout
+    width = table.terminal_width(out)
+    lines = table_lines(rows, width=width, wide=wide, colour=table.colour_wanted(out))
+    groups = [] if wide else group_lines(rows, width=width)
+    if groups:
+        lines += ["", *groups]
     if footer:
         # Node names, and versions the nodes reported.
-        console.print(cell(footer, multiline=True))
+        lines += ["", printable(footer, multiline=True)]
+    out.write("\n".join(lines) + "\n")
 
 
 def summary_line(rows: Sequence[Row]) -> str:
@@ -115,6 +183,31 @@ def summary_line(rows: Sequence[Row]) -> str:
     for row in rows:
         counts[row.status.value] = counts.get(row.status.value, 0) + 1
     parts = ", ".join(f"{n} {status}" for status, n in counts.items())
+    never = sum(not r.checked for r in rows)
+    if never:
+        parts += f" ({never} {NEVER_CHECKED})"
     cordoned = [r.verdict.name for r in rows if r.cordon is not None]
-    aside = f"; cordoned: {', '.join(cordoned)}" if cordoned else ""
+    aside = f"; cordoned: {grouping.compress(cordoned)}" if cordoned else ""
     return f"{len(rows)} node{'s' if len(rows) != 1 else ''}: {parts}{aside}"
+
+
+def show(  # noqa: PLR0913 - one surface, four formats
+    rows: Sequence[Row],
+    *,
+    output: str,
+    source: str,
+    now: datetime,
+    notes: Sequence[str],
+    found: Sequence[drift.Finding],
+    sources: str,
+) -> None:
+    """Print the verdicts in `output` format (`ugro.cli.output.FORMATS`)."""
+    if output == "json":
+        print_json(document(rows, source=source, now=now, notes=notes, found=found))
+    elif output == "nagios":
+        from ugro.cli.views import nagios
+
+        print(nagios.line(rows))  # noqa: T201 - the command's output
+    else:
+        footer = [summary_line(rows), *notes, *findings_text(found), sources]
+        print_table(rows, footer="\n".join(footer), wide=output == "wide")
