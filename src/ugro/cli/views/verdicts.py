@@ -100,7 +100,8 @@ def problems(row: Row) -> list[str]:
     if not row.checked:
         said.append(NEVER_CHECKED)
     elif row.status is NodeStatus.STALE:
-        said.append(f"last checked {age(row.age_s)} ago ({v.status.value} then)")
+        # No age in it: nodes that went stale together say it alike, and group.
+        said.append(f"stale: {v.status.value} when last checked")
     alerts = sorted(v.alerts, key=lambda a: _SEVERITY.get(a.severity, len(_SEVERITY)))
     said.extend(a.text for a in alerts)
     if row.cordon is not None:
