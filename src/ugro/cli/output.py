@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from ugro.cli.app import NoVerdictUsageError
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -39,7 +41,9 @@ def output_options(command: F) -> F:
     def wrapper(*args: Any, fmt: str | None, wide: bool, as_json: bool, **kwargs: Any) -> Any:  # noqa: ANN401 - passes click's values through
         asked = {f for f, given in (("wide", wide), ("json", as_json), (fmt or "", fmt)) if given}
         if len(asked) > 1:
-            raise click.UsageError(f"choose one output format, not {' and '.join(sorted(asked))}")
+            # Raised once the arguments are parsed: exit 3 by hand, as VerdictCommand would.
+            why = f"choose one output format, not {' and '.join(sorted(asked))}"
+            raise NoVerdictUsageError(why, click.get_current_context())
         return command(*args, output=asked.pop() if asked else "table", **kwargs)
 
     return wrapper  # type: ignore[return-value]

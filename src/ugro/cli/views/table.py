@@ -99,11 +99,11 @@ def render(
             text = styled(c.text, "bold" if bold else c.style, colour=colour)
             parts.append(pad + text if i in right else text + pad)
         final = row[last]
-        tail = f" {final.tail}" if final.tail else ""
         text = final.text
         if room is not None:
-            text = cut(text, room - cells(tail))
-        parts.append(styled(text + tail, "bold" if bold else final.style, colour=colour))
+            text = cut(text, room - cells(final.tail) - bool(final.tail))
+        shown = " ".join(part for part in (text, final.tail) if part)
+        parts.append(styled(shown, "bold" if bold else final.style, colour=colour))
         return GAP.join(parts).rstrip()
 
     return [line([Cell(t) for t in header], bold=True), *(line(row) for row in shown)]
