@@ -38,7 +38,7 @@ from ugro.model import (
     Status,
     Tracking,
 )
-from ugro.store.state import StateStore
+from ugro.store.state import DaemonInfo, StateStore
 
 REPO = Path(__file__).resolve().parent.parent
 PREVIOUS = "10927c0"
@@ -111,7 +111,12 @@ def write_states(root: Path) -> dict[int, Path]:
         os.environ["UGRO_HOME"] = str(home)
         from ugro import paths
 
-        StateStore(paths.state_file()).update(verdicts, keep=[v.name for v in verdicts])
+        # As a daemon at a one-hour interval writes it: fresh for the whole run, so every
+        # command measured shows the verdicts, not why they went stale.
+        daemon = DaemonInfo(os.getpid(), now, running=False, interval_s=3600.0)
+        StateStore(paths.state_file()).update(
+            verdicts, keep=[v.name for v in verdicts], daemon=daemon
+        )
         homes[size] = home
     del os.environ["UGRO_HOME"]
     return homes

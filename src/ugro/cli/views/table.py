@@ -83,7 +83,7 @@ def render(
 
     Columns in `right` are right-aligned. `width` None (a pipe) cuts nothing.
     """
-    shown = [[Cell(printable(c.text), c.style, printable(c.tail)) for c in row] for row in rows]
+    shown = [[Cell(_safe(c.text), c.style, _safe(c.tail)) for c in row] for row in rows]
     last = len(header) - 1
     widths = [cells(title) for title in header[:last]]
     for row in shown:
@@ -107,6 +107,13 @@ def render(
         return GAP.join(parts).rstrip()
 
     return [line([Cell(t) for t in header], bold=True), *(line(row) for row in shown)]
+
+
+def _safe(text: str) -> str:
+    """`printable(text)`, without its cost for text that has nothing it would change."""
+    # str.isprintable is false for every control, escape, format (bidi) and surrogate
+    # character: true, and `printable` would give the text back as it is.
+    return text if text.isprintable() else printable(text)
 
 
 def terminal_width(stream: TextIO) -> int | None:

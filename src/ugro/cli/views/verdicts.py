@@ -114,20 +114,27 @@ def status_text(row: Row) -> str:
     return f"{row.status.value},cordoned" if row.cordon is not None else row.status.value
 
 
-def table_lines(rows: Sequence[Row], *, width: int | None, wide: bool, colour: bool) -> list[str]:
+def table_lines(
+    rows: Sequence[Row],
+    *,
+    width: int | None,
+    wide: bool,
+    colour: bool,
+    said: Sequence[list[str]] | None = None,
+) -> list[str]:
     """One line per node: the most important problem, cut to `width`, and how many more.
 
-    `wide` shows every problem, uncut; `width` None (a pipe) cuts nothing.
+    `wide` shows every problem, uncut; `width` None (a pipe) cuts nothing. `said` is each
+    row's `problems`, when the caller has them already.
     """
     body = []
-    for row in rows:
+    for row, found in zip(rows, said or [problems(r) for r in rows], strict=True):
         v = row.verdict
-        said = problems(row)
         if wide:
-            problem = table.Cell("; ".join(said) or "-")
+            problem = table.Cell("; ".join(found) or "-")
         else:
-            more = f"+{len(said) - 1} more" if len(said) > 1 else ""
-            problem = table.Cell(said[0] if said else "-", tail=more)
+            more = f"+{len(found) - 1} more" if len(found) > 1 else ""
+            problem = table.Cell(found[0] if found else "-", tail=more)
         body.append(
             [
                 table.Cell(v.name),
@@ -142,15 +149,19 @@ def table_lines(rows: Sequence[Row], *, width: int | None, wide: bool, colour: b
     )
 
 
-def group_lines(rows: Sequence[Row], *, width: int | None) -> list[str]:
-    """The problems several nodes share, once each: "12 nodes unreachable — …: host5…host16"."""
-    said = []
-    for row in rows:
-        found = problems(row)
+def group_lines(
+    rows: Sequence[Row], *, width: int | None, said: Sequence[list[str]] | None = None
+) -> list[str]:
+    """The problems several nodes share, once each: "12 nodes unreachable — …: host5…host16".
+
+    `said` is each row's `problems`, when the caller has them already.
+    """
+    first = []
+    for row, found in zip(rows, said or [problems(r) for r in rows], strict=True):
         if found:
-            said.append((row.verdict.name, row.status.value, found[0]))
+            first.append((row.verdict.name, row.status.value, found[0]))
     lines = []
-    for status, problem, nodes in grouping.shared(said):
+    for status, problem, nodes in grouping.shared(first):
         # "unreachable: connection refused" under "12 nodes unreachable" says it twice.
         what = problem.removeprefix(f"{status}: ")
         line = f"{len(nodes)} nodes {status} — {what}: {grouping.compress(nodes)}"
@@ -168,8 +179,10 @@ def print_table(
     """The node table for people: one line per node, shared problems under it, the footer."""
     out = stream or sys.stdout
     width = table.terminal_width(out)
-    lines = table_lines(rows, width=width, wide=wide, colour=table.colour_wanted(out))
-    groups = [] if wide else group_lines(rows, width=width)
+    said = [problems(row) for row in rows]
+    colour = table.colour_wanted(out)
+    lines = table_lines(rows, width=width, wide=wide, colour=colour, said=said)
+    groups = [] if wide else group_lines(rows, width=width, said=said)
     if groups:
         lines += ["", *groups]
     if footer:
