@@ -202,7 +202,7 @@ def test_watch_on_a_pipe_is_refused() -> None:
 
 @pytest.mark.integration
 def test_health_watch_on_a_pty_as_a_process() -> None:
-    """The real command on a terminal: the table drawn full screen, q leaves with exit 0."""
+    """The real command on a terminal: drawn full screen, errors shown, q leaves with exit 0."""
     StateStore(paths.state_file()).update(
         [verdict("gpu1"), verdict("gpu2", NodeStatus.UNREACHABLE, "unreachable: refused")],
         keep=["gpu1", "gpu2", "gpu3"],
@@ -228,6 +228,9 @@ def test_health_watch_on_a_pty_as_a_process() -> None:
             return "q to quit" in seen and "gpu3" in seen
 
         wait_for(drawn, "the first frame")
+        # A state file gone bad under the view is said in the frame; the view stays up.
+        paths.state_file().write_bytes(b"{")
+        wait_for(lambda: drawn() and "corrupt" in seen, "the error in a frame")
         os.write(master, b"q")
         assert process.wait(timeout=30) == 0
     finally:
@@ -277,3 +280,10 @@ def test_check_progress_on_a_pty_and_not_when_piped() -> None:
     )
     assert "checking" not in piped.stderr
     assert "checked 1/1" not in piped.stderr
+
+
+def test_watch_takes_only_the_table_formats() -> None:
+    """`--watch --json` is refused with exit 3: a document is not redrawn in place."""
+    ran = CliRunner().invoke(main, ["health", "--watch", "1", "--format", "nagios"])
+    assert ran.exit_code == 3
+    assert "--format nagios cannot be watched" in ran.output

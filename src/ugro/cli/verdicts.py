@@ -24,7 +24,7 @@ from ugro.cli.app import (
     state_store,
 )
 from ugro.cli.output import output_options
-from ugro.errors import StateError
+from ugro.errors import StateError, UgroError
 from ugro.text import printable
 
 if TYPE_CHECKING:
@@ -128,6 +128,8 @@ def health(ctx: click.Context, output: str, watch: float | None) -> None:
     from ugro.verdict.rows import exit_code
 
     if watch is not None:
+        if output not in {"table", "wide"}:
+            fail(f"--watch shows the table; --format {output} cannot be watched", NO_VERDICT)
         _watch(ctx.obj, watch, wide=output == "wide")
     shot = snapshot.take(ctx.obj)
     if shot.empty:
@@ -170,7 +172,11 @@ def _watch(config_path: Path | None, every: float, *, wide: bool) -> NoReturn:
         fail("--watch draws on a terminal; piped, use `ugro health` or --json", NO_VERDICT)
 
     def draw(width: int) -> list[str]:
-        shot = snapshot.take(config_path)
+        try:
+            shot = snapshot.take(config_path)
+        except UgroError as exc:
+            # A state file caught corrupt, a config mid-edit: said, and watched until fixed.
+            return [f"ugro: {printable(str(exc))}"]
         if shot.empty:
             return [NO_DATA]
         colour = table.colour_wanted()
