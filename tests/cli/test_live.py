@@ -87,7 +87,7 @@ def drain(master: int) -> str:
 
 
 def test_the_table_is_cut_to_the_terminal_it_is_on(terminal: tuple[int, TextIO]) -> None:
-    """On a 50-column pty every line fits in 50 cells, and each node is one line."""
+    """On a 50-column pty every line, the footer's too, fits; each node is one line."""
     master, stream = terminal
     rows = cluster_rows(
         {
@@ -98,10 +98,10 @@ def test_the_table_is_cut_to_the_terminal_it_is_on(terminal: tuple[int, TextIO])
         datetime.now(UTC),
     )
     assert table.terminal_width(stream) == 50
-    view.print_table(rows, stream=stream)
+    view.print_table(rows, footer=f"2 nodes\nconfig: /{'x' * 80}.yaml", stream=stream)
     stream.flush()
     shown = drain(master).replace("\r\n", "\n").splitlines()
-    assert [line.split()[0] for line in shown] == ["NODE", "gpu1", "gpu2"]
+    assert [line.split()[0] for line in shown if line] == ["NODE", "gpu1", "gpu2", "2", "config:"]
     assert all(table.cells(line) <= 50 for line in shown), shown
     assert shown[1].endswith("…")
 

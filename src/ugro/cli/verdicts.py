@@ -179,11 +179,10 @@ def _watch(config_path: Path | None, every: float, *, wide: bool) -> NoReturn:
             return [f"ugro: {printable(str(exc))}"]
         if shot.empty:
             return [NO_DATA]
-        colour = table.colour_wanted()
-        lines = view.table_lines(shot.rows, width=width, wide=wide, colour=colour)
-        groups = [] if wide else view.group_lines(shot.rows, width=width)
         footer = [view.summary_line(shot.rows), *shot.notes, shot.sources]
-        return [*lines, *(["", *groups] if groups else []), "", *footer]
+        return view.page(
+            shot.rows, footer=footer, width=width, wide=wide, colour=table.colour_wanted()
+        )
 
     live.watch(draw, every, title="ugro health")
     sys.exit(0)

@@ -169,6 +169,30 @@ def group_lines(
     return lines
 
 
+def page(
+    rows: Sequence[Row],
+    *,
+    footer: Sequence[str],
+    width: int | None,
+    wide: bool = False,
+    colour: bool = False,
+) -> list[str]:
+    """The table, the problems nodes share under it, and the footer, as lines.
+
+    With a `width` (a terminal), every line fits in it; without (a pipe), nothing is cut.
+    """
+    said = [problems(row) for row in rows]
+    lines = table_lines(rows, width=width, wide=wide, colour=colour, said=said)
+    groups = [] if wide else group_lines(rows, width=width, said=said)
+    if groups:
+        lines += ["", *groups]
+    if footer:
+        # Node names, and versions the nodes reported.
+        said_below = printable("\n".join(footer), multiline=True).split("\n")
+        lines += ["", *(line if width is None else table.cut(line, width) for line in said_below)]
+    return lines
+
+
 def print_table(
     rows: Sequence[Row],
     *,
@@ -176,18 +200,15 @@ def print_table(
     wide: bool = False,
     stream: TextIO | None = None,
 ) -> None:
-    """The node table for people: one line per node, shared problems under it, the footer."""
+    """The node table for people on `stream` (stdout), fitted to it when it is a terminal."""
     out = stream or sys.stdout
-    width = table.terminal_width(out)
-    said = [problems(row) for row in rows]
-    colour = table.colour_wanted(out)
-    lines = table_lines(rows, width=width, wide=wide, colour=colour, said=said)
-    groups = [] if wide else group_lines(rows, width=width, said=said)
-    if groups:
-        lines += ["", *groups]
-    if footer:
-        # Node names, and versions the nodes reported.
-        lines += ["", printable(footer, multiline=True)]
+    lines = page(
+        rows,
+        footer=[footer] if footer else [],
+        width=table.terminal_width(out),
+        wide=wide,
+        colour=table.colour_wanted(out),
+    )
     out.write("\n".join(lines) + "\n")
 
 
