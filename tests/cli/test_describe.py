@@ -42,7 +42,7 @@ def sick() -> NodeVerdict:
 
 def test_describe_shows_every_part_of_the_node() -> None:
     """Checks with value, message and duration; GPUs, host, disks, versions, cordon, tracking."""
-    StateStore(paths.state_file()).update([sick()], keep=["gpu1"])
+    StateStore(paths.state_file()).update([sick()], keep=["gpu1"], config="/c\x1b]0;x\x07.yaml")
     CordonStore().cordon(Cordon("gpu1", "manual", "RMA", datetime.now(UTC), user="ops"))
     ran = ugro("describe", "gpu1")
     assert ran.exit_code == 0, ran.output
@@ -58,6 +58,7 @@ def test_describe_shows_every_part_of_the_node() -> None:
     assert "cordoned by ops (manual) since" in text
     assert "tracking (the daemon's hysteresis):" in text
     assert "recent status changes: no history yet" in text
+    assert text.splitlines()[-1].startswith("config: /c.yaml; state: ")
     assert not CONTROL.search(text)
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 from click.testing import CliRunner, Result
 
+from conftest import run_ugro
 from ugro import paths
 from ugro.cli import main
 from ugro.cli.views import dumps, grouping, table
@@ -175,6 +176,17 @@ def test_shared_problems_are_grouped_under_the_table() -> None:
     assert view.group_lines(rows, width=None) == [
         "12 nodes unreachable — connection refused on port 22: host5…host16"
     ]
+
+
+def test_grouped_names_are_shown_as_data() -> None:
+    """Node names with escapes in a group line are printable, as in the table."""
+    refused = Alert("critical", "unreachable: timed out")
+    rows = rows_of(
+        *(verdict(f"n{i}\x1b]0;x\x07", NodeStatus.UNREACHABLE, [refused]) for i in (1, 2))
+    )
+    [line] = view.group_lines(rows, width=None)
+    assert not CONTROL.search(line)
+    assert line.endswith(": n1, n2")
 
 
 def test_grouping_lines_are_cut_to_the_terminal() -> None:
@@ -444,3 +456,13 @@ def test_table_goes_to_the_stream_it_is_given() -> None:
     view.print_table(mixed(), footer="5 nodes", stream=out)
     assert out.getvalue().splitlines()[-1] == "5 nodes"
     assert "\x1b[" not in out.getvalue()
+
+
+@pytest.mark.integration
+def test_check_prints_the_nagios_line_too() -> None:
+    """`ugro check --format nagios` (this machine alone): one plugin line; the code is its state."""
+    ran = run_ugro("check", "--format", "nagios")
+    [line] = ran.out.splitlines()
+    assert NAGIOS.match(line), line
+    assert line.startswith(f"UGRO {('OK', 'WARNING', 'CRITICAL', 'UNKNOWN')[ran.code]} - ")
+    assert "checked" not in ran.err

@@ -131,7 +131,8 @@ def lines(page: Page) -> list[str]:
     )
     if page.history_note:
         out += ["", printable(f"recent status changes: {page.history_note}")]
-    return [*out, "", page.sources]
+    # The config's path comes from the state file: untrusted, as the rest.
+    return [*out, "", printable(page.sources)]
 
 
 def document(page: Page, *, now: datetime) -> dict[str, Any]:

@@ -164,7 +164,8 @@ def group_lines(
     for status, problem, nodes in grouping.shared(first):
         # "unreachable: connection refused" under "12 nodes unreachable" says it twice.
         what = problem.removeprefix(f"{status}: ")
-        line = f"{len(nodes)} nodes {status} — {what}: {grouping.compress(nodes)}"
+        named = grouping.compress(printable(node) for node in nodes)
+        line = f"{len(nodes)} nodes {status} — {what}: {named}"
         lines.append(line if width is None else table.cut(line, width))
     return lines
 
