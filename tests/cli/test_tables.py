@@ -466,3 +466,14 @@ def test_check_prints_the_nagios_line_too() -> None:
     assert NAGIOS.match(line), line
     assert line.startswith(f"UGRO {('OK', 'WARNING', 'CRITICAL', 'UNKNOWN')[ran.code]} - ")
     assert "checked" not in ran.err
+
+
+@pytest.mark.parametrize(
+    "command", [["config", "validate"], ["hosts"], ["describe", "gpu1"]], ids=" ".join
+)
+def test_every_command_takes_config_after_its_name(command: list[str]) -> None:
+    """`ugro X --config C` says what `ugro --config C X` says, subcommands of groups too."""
+    before = ugro("--config", "/nope.yaml", *command)
+    after = ugro(*command, "--config", "/nope.yaml")
+    assert "/nope.yaml: no such file" in before.output
+    assert (after.exit_code, after.output) == (before.exit_code, before.output)
