@@ -33,17 +33,6 @@ def dumps(data: object) -> str:
     nodes, the alerts): each item is one compact line. `jq` shows it any way one likes;
     fully indented, a 1000-node document took Python's slow encoder most of a second.
     """
-    text = _laid_out(data)
-    # Outside strings a JSON document is ASCII, so every match is inside a string.
-    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
-
-
-def _compact(data: object) -> str:
-    return json.dumps(data, ensure_ascii=False, allow_nan=False)
-
-
-def _laid_out(data: object) -> str:
-    """The top level indented: an object's members, and a member list's items, a line each."""
     if not isinstance(data, dict) or not data:
         return _compact(data)
     members = []
@@ -55,6 +44,15 @@ def _laid_out(data: object) -> str:
             shown = _compact(value)
         members.append(f"  {_compact(str(key))}: {shown}")
     return "{\n" + ",\n".join(members) + "\n}"
+
+
+def _compact(data: object) -> str:
+    """`data` as one line of JSON, with what a terminal could act on escaped."""
+    text = json.dumps(data, ensure_ascii=False, allow_nan=False)
+    if text.isascii():
+        return text
+    # Outside strings a JSON document is ASCII, so every match is inside a string.
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
 
 
 def print_json(data: dict[str, Any]) -> None:
