@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
@@ -39,6 +38,9 @@ def cells(text: str) -> int:
     """How many terminal cells `text` takes: wide (CJK) characters two, combining marks none."""
     if text.isascii():
         return len(text)
+    # Only for text that needs it: most tables are ASCII, and this is a command's start-up.
+    import unicodedata
+
     total = 0
     for char in text:
         if unicodedata.combining(char):
