@@ -154,7 +154,10 @@ def preflight(  # noqa: PLR0913, PLR0917 - one parameter per option, as click pa
 
         checked = sweep.run_checks(due)
         store.update(
-            checked, keep=[n.name for n in cfg.nodes], fold=hysteresis.recorder(cfg.monitor)
+            checked,
+            keep=[n.name for n in cfg.nodes],
+            fold=hysteresis.recorder(cfg.monitor),
+            config=str(cfg.source) if cfg.source else None,
         )
         verdicts.update((v.name, v) for v in checked)
     found = gating.gates(
