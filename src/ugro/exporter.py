@@ -1,8 +1,9 @@
 """Prometheus metrics rendered from the state file: the exporter never runs a check.
 
 A custom collector reads the latest state on every scrape, so what Prometheus sees is what
-`ugro health` sees; a node removed from the cluster disappears with its series. Names follow
-Prometheus conventions: base units, `_ratio` for 0–1, `_seconds`, `_bytes`, `_info`.
+`ugro health` sees: every configured node, one never checked as `unknown` (with only its
+`ugro_node_status` series), and a node removed from the cluster disappears with its series.
+Names follow Prometheus conventions: base units, `_ratio` for 0–1, `_seconds`, `_bytes`, `_info`.
 
 The state file is untrusted input: a node whose data cannot be read or rendered is left out
 and counted in `ugro_exporter_skipped_nodes`, and every other node is served as usual. The
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
     from ugro.httpserver import BoundedServer, Page
+    from ugro.model import NodeVerdict
+    from ugro.store.state import ClusterState
     from ugro.verdict.rows import Row
 
 log = logging.getLogger(__name__)
@@ -107,7 +110,6 @@ class StateCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         """Every metric family, read from the state file now."""
         from ugro.store.state import StateStore
-        from ugro.verdict.rows import Row
 
         info = InfoMetricFamily("ugro_build", "The ugro version serving these metrics.")
         info.add_metric([], {"version": self.version})
@@ -152,25 +154,45 @@ class StateCollector(Collector):
             errors.add_metric(["contained"], state.daemon.errors)
             errors.add_metric(["logging"], state.daemon.log_errors)
             yield errors
-        samples: dict[str, list[tuple[tuple[str, ...], float]]] = {name: [] for name in FAMILIES}
-        served, skipped = [], len(state.rejected)
-        for verdict in state.nodes.values():
-            try:
-                row = Row.of(verdict, now, state.stale_after_s, interval)
-                rendered = [_checked(sample) for sample in _node_samples(row)]
-            except Exception as exc:  # noqa: BLE001 - one node's data must not cost the others theirs
-                skipped += 1
-                log.warning(
-                    "exporter left out node %r: cannot render its data (%r)", verdict.name, exc
-                )
-                continue
-            served.append(verdict.name)
-            for name, labels, value in rendered:
-                samples[name].append((labels, value))
+        samples, served, skipped = _samples(state, now, interval)
         for name, (doc, labels) in FAMILIES.items():
             yield _gauge(name, doc, labels, samples[name])
         yield _gauge(_SKIPPED, _SKIPPED_HELP, (), [((), float(skipped))])
         yield from _cordon_family(served)
+
+
+def _samples(
+    state: ClusterState, now: datetime, interval: float | None
+) -> tuple[dict[str, list[tuple[tuple[str, ...], float]]], list[str], int]:
+    """Every node's samples by family, the nodes served, and how many were skipped.
+
+    The nodes are the configured ones (`ugro health`'s): one never checked is `unknown`, and
+    one whose entry could not be read is skipped, not shown as never checked.
+    """
+    from ugro.verdict.rows import cluster_rows
+
+    samples: dict[str, list[tuple[tuple[str, ...], float]]] = {name: [] for name in FAMILIES}
+    served, skipped = [], len(state.rejected)
+    configured = None if state.configured is None else set(state.configured)
+    for row in cluster_rows(
+        state.nodes,
+        None if configured is None else configured - state.rejected.keys(),
+        now,
+        stale_after_s=state.stale_after_s,
+        interval_s=interval,
+    ):
+        try:
+            rendered = [_checked(sample) for sample in _node_samples(row)]
+        except Exception as exc:  # noqa: BLE001 - one node's data must not cost the others theirs
+            skipped += 1
+            log.warning(
+                "exporter left out node %r: cannot render its data (%r)", row.verdict.name, exc
+            )
+            continue
+        served.append(row.verdict.name)
+        for name, labels, value in rendered:
+            samples[name].append((labels, value))
+    return samples, served, skipped
 
 
 def _checked(sample: tuple[str, tuple[object, ...], object]) -> Sample:
@@ -189,17 +211,15 @@ def _node_samples(row: Row) -> Iterator[tuple[str, tuple[object, ...], object]]:
     """Every sample of one node, as (family, label values, value), unchecked."""
     v = row.verdict
     n = v.name
-    yield "ugro_node_up", (n,), float(v.status is not NodeStatus.UNREACHABLE)
-    yield "ugro_node_health_ratio", (n,), v.health_score / 100
     for s in STATUSES:
         yield "ugro_node_status", (n, s), float(row.status.value == s)
+    if not row.checked:
+        # Configured, never checked: its status (unknown) is all there is to say.
+        return
+    yield "ugro_node_up", (n,), float(v.status is not NodeStatus.UNREACHABLE)
+    yield "ugro_node_health_ratio", (n,), v.health_score / 100
     yield "ugro_node_last_check_timestamp_seconds", (n,), v.last_check.timestamp()
-    for c in v.checks:
-        yield "ugro_check_success", (n, c.name), float(c.status.passed)
-        yield "ugro_check_status", (n, c.name), float(c.status)
-        yield "ugro_check_duration_seconds", (n, c.name), c.duration_ms / 1000
-        if c.name == "latency" and c.value is not None:
-            yield "ugro_latency_seconds", (n,), c.value / 1000
+    yield from _check_samples(v)
     for d in v.disks:
         yield "ugro_disk_free_bytes", (n, d.path, d.mount), d.free_bytes
         yield "ugro_disk_size_bytes", (n, d.path, d.mount), d.total_bytes
@@ -216,6 +236,17 @@ def _node_samples(row: Row) -> Iterator[tuple[str, tuple[object, ...], object]]:
         yield "ugro_host_cpus", (n,), v.host.cpus
         yield "ugro_host_memory_available_bytes", (n,), v.host.memory_available_bytes
         yield "ugro_host_memory_total_bytes", (n,), v.host.memory_total_bytes
+
+
+def _check_samples(v: NodeVerdict) -> Iterator[tuple[str, tuple[object, ...], object]]:
+    """The samples of a node's checks, unchecked."""
+    n = v.name
+    for c in v.checks:
+        yield "ugro_check_success", (n, c.name), float(c.status.passed)
+        yield "ugro_check_status", (n, c.name), float(c.status)
+        yield "ugro_check_duration_seconds", (n, c.name), c.duration_ms / 1000
+        if c.name == "latency" and c.value is not None:
+            yield "ugro_latency_seconds", (n,), c.value / 1000
 
 
 def _cordon_family(nodes: list[str]) -> Iterator[Metric]:

@@ -30,7 +30,7 @@ from ugro.transport.ssh import SSHTransport
 from ugro.verdict import scoring
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from ugro.config import Worker
     from ugro.transport import Session, Transport
@@ -64,20 +64,22 @@ async def sweep(
     nodes: Sequence[Worker],
     transports: Transports,
     previous: Mapping[str, datetime] | None = None,
+    checked: Callable[[NodeVerdict], None] | None = None,
 ) -> list[NodeVerdict]:
     """Check every node at once; the sweep lasts as long as the slowest node.
 
-    `previous` has each node's last check time, for checks that read what happened since.
+    `previous` has each node's last check time, for checks that read what happened since;
+    `checked` is told each node's verdict as soon as it is reached (`ugro check`'s progress).
     """
     previous = previous or {}
-    return list(
-        await asyncio.gather(
-            *(
-                check_node(node, transports.pick(node), Context(previous.get(node.name)))
-                for node in nodes
-            )
-        )
-    )
+
+    async def one(node: Worker) -> NodeVerdict:
+        verdict = await check_node(node, transports.pick(node), Context(previous.get(node.name)))
+        if checked is not None:
+            checked(verdict)
+        return verdict
+
+    return list(await asyncio.gather(*(one(node) for node in nodes)))
 
 
 class _SharedCommands:
@@ -317,14 +319,19 @@ def _ms(start: float) -> float:
 
 
 def run_checks(
-    nodes: Sequence[Worker], previous: Mapping[str, datetime] | None = None
+    nodes: Sequence[Worker],
+    previous: Mapping[str, datetime] | None = None,
+    checked: Callable[[NodeVerdict], None] | None = None,
 ) -> list[NodeVerdict]:
-    """Check `nodes` once, from synchronous code, closing every connection afterwards."""
+    """Check `nodes` once, from synchronous code, closing every connection afterwards.
+
+    `checked` is told each node's verdict as it is reached.
+    """
 
     async def main() -> list[NodeVerdict]:
         transports = Transports()
         try:
-            return await sweep(nodes, transports, previous)
+            return await sweep(nodes, transports, previous, checked)
         finally:
             await transports.close()
 

@@ -164,7 +164,7 @@ def test_markup_in_a_torch_error_is_shown_as_typed(command: list[str], code: int
 
 
 @pytest.mark.usefixtures("swept")
-@pytest.mark.parametrize("command", [["health"], ["alerts"]])
+@pytest.mark.parametrize("command", [["health", "--wide"], ["alerts"]])
 def test_escapes_in_gpu_and_process_names_stay_out_of_tables(command: list[str]) -> None:
     """An OSC title, ESC[2J and an OSC-8 link in names reach the tables as plain text."""
     ran = ugro(*command)
@@ -175,9 +175,9 @@ def test_escapes_in_gpu_and_process_names_stay_out_of_tables(command: list[str])
 
 @pytest.mark.usefixtures("swept")
 def test_a_cordon_reason_in_the_health_table_is_text() -> None:
-    """The CORDONED line of `ugro health` shows the reason's brackets, and no escape."""
-    ran = ugro("health")
-    assert "CORDONED by ops (manual) since " in ran.output
+    """The cordon of `ugro health --wide` shows the reason's brackets, and no escape."""
+    ran = ugro("health", "--wide")
+    assert "cordoned by ops (manual) since " in ran.output
     assert any(line.rstrip().endswith(f": {CORDON_REASON}") for line in ran.output.splitlines())
     assert_shown_as_data(ran.output)
 

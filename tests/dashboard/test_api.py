@@ -19,13 +19,14 @@ from click.testing import CliRunner
 
 from hostile import HOSTILE, healthy, write_state
 from ugro import cli, httpserver, paths
-from ugro.dashboard import access, api
+from ugro.dashboard import access
 from ugro.dashboard.app import SECURITY_HEADERS, Dashboard, _static_files
 from ugro.model import Alert, CheckResult, GpuMetrics, NodeStatus, Status
 from ugro.store.cordons import Cordon, CordonStore
 from ugro.store.history import History
 from ugro.store.history_records import Sample, Transition
 from ugro.store.state import StateStore
+from ugro.verdict.rows import NEVER_CHECKED
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -117,7 +118,7 @@ def test_overview_lists_every_configured_node_worst_first(serve: Callable[..., S
         ("d", "unknown"),
         ("a", "healthy"),
     ]
-    assert doc["nodes"][2]["problem"] == api.NEVER_CHECKED
+    assert doc["nodes"][2]["problem"] == NEVER_CHECKED
     assert doc["counts"]["unhealthy"] == 2
     assert doc["counts"]["unknown"] == 1
     assert doc["groups"] == [
@@ -178,7 +179,7 @@ def test_never_checked_node_has_a_page(serve: Callable[..., Served]) -> None:
     doc = serve(configured=["new"]).json("/api/v1/nodes/new")
     assert doc["status"] == "unknown"
     assert doc["checked"] is False
-    assert doc["problem"] == api.NEVER_CHECKED
+    assert doc["problem"] == NEVER_CHECKED
 
 
 def test_history_series_have_points(serve: Callable[..., Served], tmp_path: Path) -> None:

@@ -115,7 +115,8 @@ def problems(invocation: str) -> list[str]:
                     found.append(f"{invocation!r}: {command.name} has no option {name}")
                 value_of = None if "=" in part else known.get(name)
             elif isinstance(command, click.Group):
-                sub = command.commands.get(part)
+                # Looked up as click does: the top group imports its commands' modules lazily.
+                sub = command.get_command(click.Context(command), part)
                 if sub is None:
                     found.append(f"{invocation!r}: {command.name} has no command {part!r}")
                     return found

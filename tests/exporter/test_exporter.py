@@ -276,3 +276,18 @@ def test_taken_port_is_an_oserror_and_starts_no_thread() -> None:
         with pytest.raises(OSError, match="in use"):
             exporter.serve(paths.state_file(), "127.0.0.1", taken.getsockname()[1])
         assert set(threading.enumerate()) <= before
+
+
+def test_configured_nodes_without_a_verdict_are_unknown_and_others_are_gone() -> None:
+    """Every configured node is exported; one never checked only as `unknown`; one removed not."""
+    StateStore(paths.state_file()).update([healthy("gpu1"), healthy("old")], keep=["gpu1", "old"])
+    StateStore(paths.state_file()).update([], keep=["gpu1", "new"])
+    exposition = render()
+    assert nodes_in(exposition) == {"gpu1", "new"}
+    found = samples(exposition)
+    assert found[("ugro_node_status", (("node", "new"), ("status", "unknown")))] == 1
+    assert found[("ugro_node_status", (("node", "new"), ("status", "healthy")))] == 0
+    assert ("ugro_node_up", (("node", "new"),)) not in found
+    assert ("ugro_node_health_ratio", (("node", "new"),)) not in found
+    assert found[("ugro_node_up", (("node", "gpu1"),))] == 1
+    assert skipped(exposition) == 0

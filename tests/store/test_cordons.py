@@ -387,12 +387,12 @@ def test_health_shows_cordoned_nodes() -> None:
     shown = run_ugro("health")
     assert shown.code == 0, shown.err
     lines = shown.out.splitlines()
-    row = next(i for i, line in enumerate(lines) if line.startswith("gpu2"))
-    assert "CORDONED by alice (manual)" in lines[row]
-    assert "waiting for a new GPU" in lines[row]
-    assert lines[row + 1].split() == ["cordoned"], "the STATUS column marks it"
-    assert not any(line.startswith("gpu1") and "CORDONED" in line for line in lines)
-    assert "cordoned: gpu2" in shown.out.splitlines()[-1]
+    [row] = [line for line in lines if line.startswith("gpu2")]
+    assert "cordoned by alice (manual)" in row
+    assert row.endswith("waiting for a new GPU")
+    assert row.split()[1] == "healthy,cordoned", "the STATUS column marks it"
+    assert not any(line.startswith("gpu1") and "cordoned" in line for line in lines)
+    assert any(line.endswith("; cordoned: gpu2") for line in lines)
     document = run_ugro("health", "--json").json()
     cordons = {n["name"]: n["cordon"] for n in document["nodes"]}
     assert cordons == {"gpu1": None, "gpu2": manual("gpu2", "waiting for a new GPU").to_json()}

@@ -545,3 +545,54 @@ def test_readers_never_see_a_partial_file(store: StateStore) -> None:
     finally:
         assert writer.wait(timeout=60) == 0
     assert len(seen) > 1, "the reads did not overlap the writes"
+
+
+# --- the configured nodes -----------------------------------------------------------------
+
+
+def test_a_full_writer_records_the_configured_nodes_and_config(store: StateStore) -> None:
+    """`keep` is the cluster: recorded, sorted, with its config; a partial write keeps it."""
+    store.update([verdict("b")], keep=["b", "a"], config="/etc/ugro/cluster.yaml")
+    store.update([verdict("a")])
+    state = store.read()
+    assert state is not None
+    assert (state.configured, state.config) == (("a", "b"), "/etc/ugro/cluster.yaml")
+    document = json.loads(store.path.read_text(encoding="utf-8"))
+    assert document["cluster"] == {"nodes": ["a", "b"], "config": "/etc/ugro/cluster.yaml"}
+
+
+def test_a_file_without_the_node_list_reads_as_before(store: StateStore) -> None:
+    """A state file from before the list was recorded: no configured nodes, verdicts intact."""
+    store.update([verdict("a")])
+    document = json.loads(store.path.read_text(encoding="utf-8"))
+    del document["cluster"]
+    store.path.write_text(json.dumps(document), encoding="utf-8")
+    state = store.read()
+    assert state is not None
+    assert state.configured is None
+    assert set(state.nodes) == {"a"}
+
+
+@pytest.mark.parametrize(
+    "cluster",
+    [
+        pytest.param([], id="not-an-object"),
+        pytest.param({"nodes": "a"}, id="nodes-not-a-list"),
+        pytest.param({"nodes": ["a", 7]}, id="a-name-not-a-string"),
+        pytest.param({"nodes": ["a"], "config": {"x": 1}}, id="config-not-a-string"),
+    ],
+)
+def test_an_unusable_node_list_costs_only_itself(
+    store: StateStore, cluster: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A malformed `cluster` is ignored with one warning; the verdicts are still read."""
+    store.update([verdict("a")], keep=["a"])
+    document = json.loads(store.path.read_text(encoding="utf-8"))
+    document["cluster"] = cluster
+    store.path.write_text(json.dumps(document), encoding="utf-8")
+    with caplog.at_level(logging.WARNING):
+        state = store.read()
+    assert state is not None
+    assert (state.configured, state.config) == (None, None)
+    assert set(state.nodes) == {"a"}
+    assert "configured nodes' list is unusable" in caplog.text

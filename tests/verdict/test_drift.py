@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from ugro.cli.views import verdicts as view
 from ugro.model import CheckResult, NodeStatus, NodeVerdict, Status
-from ugro.verdict import drift
+from ugro.verdict import drift, report
 from ugro.verdict.rows import Row, findings
 
 TORCH = "2.4.1+cu124"
@@ -156,7 +156,7 @@ def test_report_compares_reachable_nodes_and_lists_findings() -> None:
         Row.of(verdict("c", NodeStatus.UNHEALTHY, {"torch": OLD}), now),
         Row.of(verdict("d", NodeStatus.UNREACHABLE, {"torch": "0.1"}), now),
     ]
-    document = view.document(rows, source="state", now=now)
+    document = report.document(rows, source="state", now=now)
     [finding] = document["findings"]
     assert finding["odd"] == {"c": OLD}
     assert view.findings_text(findings(rows)) == [f"drift: {finding['message']}"]

@@ -1,9 +1,11 @@
 """The `ugro` command line: thin wrappers that load, call and show.
 
 `main` (the console script `ugro = "ugro.cli:main"`) is the click group of `ugro.cli.app`;
-each command group lives in its own module, imported here so that its commands register:
+each command group lives in its own module, imported when one of its commands is looked up
+(`ugro.cli.app.COMMAND_MODULES`), so a command pays only for its own imports:
 
 - `verdicts`: check, health
+- `describe`: describe
 - `setup`: init, config validate
 - `configuration`: config show, config path
 - `completion`: completion bash|zsh|fish
@@ -22,19 +24,6 @@ usage errors included (to a Nagios-style caller, 2 would read as "a node is down
 commands exit 0 on success, 1 on failure, 2 on a usage error. No command prints a traceback.
 """
 
-from ugro.cli import (  # noqa: F401 - imported for their side effect: each adds its commands to `main`
-    alerts,
-    completion,
-    configuration,
-    cordons,
-    daemon,
-    dashboard,
-    history,
-    launch,
-    metrics,
-    setup,
-    verdicts,
-)
 from ugro.cli.app import main
 
 __all__ = ["main"]

@@ -87,13 +87,83 @@ def errors_exit(code: int) -> Callable[[F], F]:
     return decorate
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+CONFIG_HELP = "cluster.yaml to use [default: $UGRO_CONFIG, then ~/.config/ugro/cluster.yaml]."
+
+
+def _config_given(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    """`--config` given after a command: it overrides what the group was given, for that command."""
+    if value is not None:
+        ctx.obj = value
+
+
+#: The module of `ugro.cli` that defines each command. A command's module is imported when
+#: the command is looked up (run, or listed by --help), so `ugro health` loads its own
+#: module and not the other eleven. A new command module is listed here.
+COMMAND_MODULES: dict[str, str] = {
+    "alerts": "alerts",
+    "check": "verdicts",
+    "completion": "completion",
+    "config": "setup",
+    "cordon": "cordons",
+    "daemon": "daemon",
+    "dashboard": "dashboard",
+    "describe": "describe",
+    "health": "verdicts",
+    "history": "history",
+    "hosts": "launch",
+    "init": "setup",
+    "metrics": "metrics",
+    "preflight": "launch",
+    "uncordon": "cordons",
+}
+
+
+class ConfigGroup(click.Group):
+    """A group whose every command also takes `--config`, after the command's name.
+
+    `ugro health --config X` means `ugro --config X health`, and so does `$UGRO_CONFIG`
+    (the group's option reads it). The top group finds its commands in `COMMAND_MODULES`.
+    """
+
+    # Subgroups (`ugro daemon`, ...) are ConfigGroups too, so their commands take it as well.
+    group_class = type
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every command's name, imported or not."""
+        lazy = COMMAND_MODULES if self is main else {}
+        return sorted({*super().list_commands(ctx), *lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command `cmd_name`, importing the module that defines it first."""
+        module = COMMAND_MODULES.get(cmd_name)
+        if self is main and cmd_name not in self.commands and module:
+            import importlib
+
+            importlib.import_module(f"ugro.cli.{module}")
+        return super().get_command(ctx, cmd_name)
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        """Register `cmd` with a `--config` of its own."""
+        if not any(param.name == "config_path" for param in cmd.params):
+            cmd.params.append(
+                click.Option(
+                    ["--config", "config_path"],
+                    type=click.Path(path_type=Path),
+                    expose_value=False,
+                    callback=_config_given,
+                    help=CONFIG_HELP,
+                )
+            )
+        super().add_command(cmd, name)
+
+
+@click.group(cls=ConfigGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "config_path",
     type=click.Path(path_type=Path),
     envvar="UGRO_CONFIG",
-    help="cluster.yaml to use [default: $UGRO_CONFIG, then ~/.config/ugro/cluster.yaml].",
+    help=CONFIG_HELP,
 )
 @click.version_option(package_name="ugro", prog_name="ugro")
 @click.pass_context

@@ -77,11 +77,12 @@ def read(url: str, timeout_s: float) -> Known:
     )
 
 
-def health(url: str, *, as_json: bool) -> NoReturn:
+def health(url: str, *, output: str) -> NoReturn:
     """`ugro health --from-prometheus URL`: the fleet's table or JSON, and its exit code."""
     from ugro.cli.views import print_json
     from ugro.cli.views import verdicts as view
     from ugro.model import worst_exit_code
+    from ugro.verdict import report
     from ugro.verdict.rows import Row, exit_code, findings
 
     known = read(url, HEALTH_TIMEOUT_S)
@@ -92,10 +93,20 @@ def health(url: str, *, as_json: bool) -> NoReturn:
     found = findings(rows)
     # A monitor that stopped reporting leaves nodes without a verdict: unknown, at least.
     code = exit_code(rows) if known.complete else worst_exit_code([exit_code(rows), 3])
-    if as_json:
-        document = view.document(rows, source="prometheus", now=now, notes=known.notes, found=found)
+    if output == "json":
+        document = report.document(
+            rows, source="prometheus", now=now, notes=known.notes, found=found
+        )
         print_json({**document, "exit_code": code})
     else:
-        footer = [view.summary_line(rows), *known.notes, *view.findings_text(found)]
-        view.print_table(rows, footer="\n".join(footer))
+        sources = "verdicts: read from Prometheus (`--from-prometheus`)"
+        view.show(
+            rows,
+            output=output,
+            source="prometheus",
+            now=now,
+            notes=known.notes,
+            found=found,
+            sources=sources,
+        )
     sys.exit(code)

@@ -184,7 +184,10 @@ def preflight(  # noqa: PLR0913, PLR0917 - one parameter per option, as click pa
         # The fleet's state is its monitors'; this machine's state file is not one of theirs.
         if not url:
             store.update(
-                checked, keep=[n.name for n in cfg.nodes], fold=hysteresis.recorder(cfg.monitor)
+                checked,
+                keep=[n.name for n in cfg.nodes],
+                fold=hysteresis.recorder(cfg.monitor),
+                config=str(cfg.source) if cfg.source else None,
             )
         verdicts.update((v.name, v) for v in checked)
     found = gating.gates(

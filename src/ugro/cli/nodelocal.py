@@ -29,7 +29,7 @@ def check(  # noqa: PLR0913 - the options of `ugro check` it takes over
     nodes: tuple[str, ...],
     *,
     local: bool,
-    as_json: bool,
+    output: str,
     deep: bool,
     textfile: Path | None,
 ) -> NoReturn:
@@ -37,6 +37,7 @@ def check(  # noqa: PLR0913 - the options of `ugro check` it takes over
     from ugro.cli.views import print_json
     from ugro.cli.views import verdicts as view
     from ugro.fleet import nodelocal
+    from ugro.verdict import report
     from ugro.verdict.rows import Row
 
     if not local:
@@ -61,10 +62,11 @@ def check(  # noqa: PLR0913 - the options of `ugro check` it takes over
         click.echo(printable(f"ugro: {action}"), err=True)
     for warning in outcome.warnings:
         click.echo(printable(f"ugro: warning: {warning}"), err=True)
-    if as_json:
-        notes = [*outcome.actions, *outcome.warnings]
-        document = view.document(rows, source="local", now=now, notes=notes)
+    notes = [*outcome.actions, *outcome.warnings]
+    if output == "json":
+        document = report.document(rows, source="local", now=now, notes=notes)
         print_json({**document, "exit_code": outcome.exit_code})
     else:
-        view.print_table(rows, footer=view.summary_line(rows))
+        where = f"node-local check of {node.name}; config: {cfg.source or 'none'}"
+        view.show(rows, output=output, source="local", now=now, notes=[], found=[], sources=where)
     sys.exit(outcome.exit_code)

@@ -53,3 +53,8 @@ def validate(ctx: click.Context, path: Path | None) -> None:
             + ", ".join(n.name for n in nodes)
         )
     )
+
+
+# `config show` and `config path` live in a module of their own; importing it adds them to the
+# group above (it imports `config_group` from here, so it comes last).
+from ugro.cli import configuration  # noqa: E402, F401

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
@@ -26,7 +26,8 @@ from ugro.cli.app import (
     state_store,
 )
 from ugro.cli.fleetview import from_prometheus_option
-from ugro.errors import StateError
+from ugro.cli.output import output_options
+from ugro.errors import StateError, UgroError
 from ugro.text import printable
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
 @main.command(cls=VerdictCommand)
 @click.argument("nodes", nargs=-1)
-@click.option("--json", "as_json", is_flag=True, help="Print the verdicts as JSON.")
+@output_options
 @click.option(
     "--deep",
     is_flag=True,
@@ -58,17 +59,17 @@ if TYPE_CHECKING:
 def check(  # noqa: PLR0913, PLR0917 - one parameter per option, as click passes them
     ctx: click.Context,
     nodes: tuple[str, ...],
-    as_json: bool,
+    output: str,
     deep: bool,
     local: bool,
     textfile: Path | None,
 ) -> None:
     """Check NODES now (all nodes when none are named), show and persist the verdicts."""
     if local or textfile is not None:
-        nodelocal.check(ctx, nodes, local=local, as_json=as_json, deep=deep, textfile=textfile)
-    from ugro import sweep
-    from ugro.cli.views import print_json
+        nodelocal.check(ctx, nodes, local=local, output=output, deep=deep, textfile=textfile)
+    from ugro import paths, sweep
     from ugro.cli.views import verdicts as view
+    from ugro.cli.views.progress import Progress
     from ugro.config import shards
     from ugro.verdict import hysteresis
     from ugro.verdict.rows import Row, exit_code, findings
@@ -84,12 +85,19 @@ def check(  # noqa: PLR0913, PLR0917 - one parameter per option, as click passes
         chosen = [n.with_deep() for n in chosen]
     store = state_store()
     stored = _stored(store)
-    verdicts = sweep.run_checks(chosen, {name: v.last_check for name, v in stored.items()})
+    with Progress(len(chosen), sys.stderr) as progress:
+        verdicts = sweep.run_checks(
+            chosen, {name: v.last_check for name, v in stored.items()}, progress.checked
+        )
     notes = []
+    source = str(cfg.source) if cfg.source else None
     try:
         # Shown as checked now; recorded through the daemon's hysteresis (README, "Writers").
         latest = store.update(
-            verdicts, keep=None if nodes else known, fold=hysteresis.recorder(cfg.monitor)
+            verdicts,
+            keep=None if nodes else known,
+            fold=hysteresis.recorder(cfg.monitor),
+            config=source,
         ).nodes
     except StateError as exc:
         # The check itself worked (a full state disk, say): its verdicts and exit code stand.
@@ -102,16 +110,15 @@ def check(  # noqa: PLR0913, PLR0917 - one parameter per option, as click passes
     # Drift is a cluster finding: the nodes checked now against every configured node's
     # latest versions, not only against each other.
     found = findings([Row.of(v, now) for name, v in latest.items() if name in known])
-    if as_json:
-        print_json(view.document(rows, source="check", now=now, notes=notes, found=found))
-    else:
-        where = (
-            f"from {cfg.source}"
-            if cfg.source
-            else "no cluster.yaml, so this machine alone; `ugro init` writes one"
-        )
-        footer = [f"{view.summary_line(rows)}; {where}", *view.findings_text(found)]
-        view.print_table(rows, footer="\n".join(footer))
+    where = (
+        f"config: {source}"
+        if source
+        else "config: none, so this machine alone (`ugro init` writes one)"
+    )
+    sources = f"{where}; state: {paths.state_file()}"
+    view.show(
+        rows, output=output, source="check", now=now, notes=notes, found=found, sources=sources
+    )
     sys.exit(exit_code(rows))
 
 
@@ -125,38 +132,85 @@ def _stored(store: StateStore) -> dict[str, NodeVerdict]:
 
 
 @main.command(cls=VerdictCommand)
-@click.option("--json", "as_json", is_flag=True, help="Print the verdicts as JSON.")
+@output_options
 @from_prometheus_option
+@click.option(
+    "--watch",
+    type=click.FloatRange(min=0.1, max=3600),
+    is_flag=False,
+    flag_value=2.0,
+    default=None,
+    metavar="[S]",
+    help="Full screen, redrawn every S seconds (2 when not given) from the state file; q leaves.",
+)
+@click.pass_context
 @errors_exit(NO_VERDICT)
-def health(as_json: bool, prometheus_url: str | None) -> None:
-    """Show the last verdicts instantly, from the state file (no SSH)."""
-    if prometheus_url:
-        fleetview.health(prometheus_url, as_json=as_json)
-    from ugro.cli.views import print_json
+def health(
+    ctx: click.Context, output: str, watch: float | None, prometheus_url: str | None
+) -> None:
+    """Show the last verdicts of every configured node instantly, from the state file (no SSH)."""
+    from ugro.cli import snapshot
     from ugro.cli.views import verdicts as view
-    from ugro.model import NodeStatus
-    from ugro.verdict.rows import Row, exit_code, findings
+    from ugro.verdict.rows import exit_code
 
-    state = state_store().read()
-    if state is None or not state.nodes:
-        if as_json:
-            print_json({**view.document([], source="state"), "error": NO_DATA})
-            sys.exit(NO_VERDICT)
-        fail(NO_DATA, NO_VERDICT)
-    now = datetime.now(UTC)
-    interval = state.daemon.interval_s if state.daemon else None
-    cordons = cordon_store().read()
-    rows = [Row.of(v, now, state.stale_after_s, interval, cordons) for v in state.nodes.values()]
-    notes = []
-    if any(r.status is NodeStatus.STALE for r in rows):
-        # The daemon's own module, and psutil with it, only when there is something to explain.
-        from ugro.daemon.service import stale_note
+    if prometheus_url:
+        fleetview.health(prometheus_url, output=output)
+    if watch is not None:
+        if output not in {"table", "wide"}:
+            fail(f"--watch shows the table; --format {output} cannot be watched", NO_VERDICT)
+        _watch(ctx.obj, watch, wide=output == "wide")
+    shot = snapshot.take(ctx.obj)
+    if shot.empty:
+        _no_data(output)
+    view.show(
+        shot.rows,
+        output=output,
+        source="state",
+        now=shot.now,
+        notes=shot.notes,
+        found=shot.found,
+        sources=shot.sources,
+    )
+    sys.exit(exit_code(shot.rows))
 
-        notes.append(stale_note(state.daemon, now))
-    found = findings(rows)
-    if as_json:
-        print_json(view.document(rows, source="state", now=now, notes=notes, found=found))
+
+def _no_data(output: str) -> NoReturn:
+    """Say there is nothing to show yet, in the format asked for, and exit 3."""
+    from ugro.cli.views import print_json
+    from ugro.verdict import report
+
+    if output == "json":
+        print_json({**report.document([], source="state"), "error": NO_DATA})
+    elif output == "nagios":
+        from ugro.cli.views import nagios
+
+        click.echo(nagios.failure(NO_DATA))
     else:
-        footer = [view.summary_line(rows), *notes, *view.findings_text(found)]
-        view.print_table(rows, footer="\n".join(footer))
-    sys.exit(exit_code(rows))
+        fail(NO_DATA, NO_VERDICT)
+    sys.exit(NO_VERDICT)
+
+
+def _watch(config_path: Path | None, every: float, *, wide: bool) -> NoReturn:
+    """`health --watch`: the table full screen, redrawn until q or Ctrl-C; then exit 0."""
+    from ugro.cli import snapshot
+    from ugro.cli.views import live, table
+    from ugro.cli.views import verdicts as view
+
+    if not sys.stdout.isatty():
+        fail("--watch draws on a terminal; piped, use `ugro health` or --json", NO_VERDICT)
+
+    def draw(width: int) -> list[str]:
+        try:
+            shot = snapshot.take(config_path)
+        except UgroError as exc:
+            # A state file caught corrupt, a config mid-edit: said, and watched until fixed.
+            return [f"ugro: {printable(str(exc))}"]
+        if shot.empty:
+            return [NO_DATA]
+        footer = [view.summary_line(shot.rows), *shot.notes, shot.sources]
+        return view.page(
+            shot.rows, footer=footer, width=width, wide=wide, colour=table.colour_wanted()
+        )
+
+    live.watch(draw, every, title="ugro health")
+    sys.exit(0)

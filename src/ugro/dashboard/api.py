@@ -17,7 +17,7 @@ from ugro.alerts.book import report
 from ugro.model import NodeStatus
 from ugro.text import printable
 from ugro.verdict.report import document
-from ugro.verdict.rows import Row, age, findings
+from ugro.verdict.rows import NEVER_CHECKED, Row, age, cluster_rows, findings
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -38,7 +38,6 @@ WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta
 # What a chart draws: a check's value, by the check that measures it.
 CHECK_SERIES = {"latency_ms": "latency", "temperature_c": "temperature"}
 TRANSITIONS_SHOWN = 50
-NEVER_CHECKED = "never checked"
 _DURATION = re.compile(r"(\d{1,6})([mhd])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
@@ -60,20 +59,18 @@ class Snapshot:
     stale_note: StaleNote | None = None
 
     def rows(self) -> list[Row]:
-        """The state's verdicts as `ugro health` shows them now."""
+        """Every node as `ugro health` shows it now: configured ones never checked as unknown."""
         state = self.state
-        if state is None:
-            return []
-        interval = state.daemon.interval_s if state.daemon else None
-        return [
-            Row.of(v, self.now, state.stale_after_s, interval, self.cordons)
-            for v in state.nodes.values()
-        ]
-
-    def unchecked(self) -> list[str]:
-        """Configured nodes the state has no verdict for."""
-        known = self.state.nodes if self.state else {}
-        return [name for name in self.configured if name not in known]
+        configured = self.configured or (state.configured if state else None) or None
+        daemon = state.daemon if state else None
+        return cluster_rows(
+            state.nodes if state else {},
+            configured,
+            self.now,
+            stale_after_s=state.stale_after_s if state else None,
+            interval_s=daemon.interval_s if daemon else None,
+            cordons=self.cordons,
+        )
 
 
 def shown(value: Any) -> Any:  # noqa: ANN401 - any JSON value
@@ -121,32 +118,7 @@ def problem(row: Row) -> str:
 def overview(snapshot: Snapshot, source: str) -> dict[str, Any]:
     """The cluster overview: every node's tile, counts, shared problems, cordons and alerts."""
     rows = snapshot.rows()
-    tiles: list[dict[str, Any]] = [
-        {
-            "name": row.verdict.name,
-            "status": row.status.value,
-            "checked_status": row.verdict.status.value,
-            "score": round(row.verdict.health_score),
-            "age_s": round(row.age_s, 1),
-            "age": age(row.age_s),
-            "problem": problem(row),
-            "cordon": row.cordon.describe() if row.cordon else None,
-        }
-        for row in rows
-    ]
-    tiles += [
-        {
-            "name": name,
-            "status": NodeStatus.UNKNOWN.value,
-            "checked_status": None,
-            "score": None,
-            "age_s": None,
-            "age": None,
-            "problem": NEVER_CHECKED,
-            "cordon": snapshot.cordons[name].describe() if name in snapshot.cordons else None,
-        }
-        for name in snapshot.unchecked()
-    ]
+    tiles = [_tile(row) for row in rows]
     # Worst first, then by name: what needs a person comes first on a page of 1000 tiles.
     order = {s.value: i for i, s in enumerate(_WORST_FIRST)}
     tiles.sort(key=lambda t: (order[t["status"]], t["name"]))
@@ -188,6 +160,21 @@ def overview(snapshot: Snapshot, source: str) -> dict[str, Any]:
     )
 
 
+def _tile(row: Row) -> dict[str, Any]:
+    """A node's tile on the overview; a node never checked has no score or age."""
+    checked = row.checked
+    return {
+        "name": row.verdict.name,
+        "status": row.status.value,
+        "checked_status": row.verdict.status.value if checked else None,
+        "score": round(row.verdict.health_score) if checked else None,
+        "age_s": round(row.age_s, 1) if checked else None,
+        "age": age(row.age_s) if checked else None,
+        "problem": problem(row) if checked else NEVER_CHECKED,
+        "cordon": row.cordon.describe() if row.cordon else None,
+    }
+
+
 _WORST_FIRST = (
     NodeStatus.UNREACHABLE,
     NodeStatus.UNHEALTHY,
@@ -211,7 +198,7 @@ def node(snapshot: Snapshot, name: str, history: History | None) -> dict[str, An
     """One node's page: checks, GPUs, versions and drift, cordon, transitions; None if unknown."""
     rows = {row.verdict.name: row for row in snapshot.rows()}
     row = rows.get(name)
-    if row is None and name not in snapshot.configured:
+    if row is None:
         return None
     cordon = snapshot.cordons.get(name)
     entry: dict[str, Any] = {
@@ -227,7 +214,7 @@ def node(snapshot: Snapshot, name: str, history: History | None) -> dict[str, An
             {"at": t.at.isoformat(), "before": t.before, "after": t.after, "reason": t.reason}
             for t in history.transitions(name, since)[-TRANSITIONS_SHOWN:]
         ]
-    if row is None:
+    if not row.checked:
         entry.update(status=NodeStatus.UNKNOWN.value, problem=NEVER_CHECKED, checked=False)
         return _shown(entry)
     v = row.verdict

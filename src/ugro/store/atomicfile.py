@@ -15,7 +15,6 @@ import contextlib
 import errno
 import fcntl
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -78,6 +77,10 @@ def write(path: Path, data: bytes) -> None:
 
     StateError when `path` is a symbolic link.
     """
+    # Here, not at the top: tempfile brings shutil, random and the compressors, which a
+    # reader (`ugro health`) never needs.
+    import tempfile
+
     refuse_link(path)
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -113,6 +113,12 @@ class ClusterState:
     alerts: dict[str, Any] | None = None
     # Nodes whose entry could not be read, with why: left out of `nodes`, never written back.
     rejected: dict[str, str] = field(default_factory=dict)
+    # The cluster as the last writer that knew the whole config saw it (the daemon, a full
+    # `ugro check`): its node names, and the config file they came from (None: the embedded
+    # default). `ugro health` shows every one of them without parsing the config itself.
+    # None: written by a ugro that did not record it; the verdicts' nodes are the cluster.
+    configured: tuple[str, ...] | None = None
+    config: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The file's JSON document."""
@@ -123,6 +129,11 @@ class ClusterState:
             "daemon": self.daemon.to_json() if self.daemon else None,
             "alerts": self.alerts,
             "nodes": {name: v.to_json() for name, v in self.nodes.items()},
+            "cluster": (
+                None
+                if self.configured is None
+                else {"nodes": list(self.configured), "config": self.config}
+            ),
         }
 
     @classmethod
@@ -144,6 +155,7 @@ class ClusterState:
             except MALFORMED as exc:
                 rejected[str(name)] = f"{type(exc).__name__}: {exc}"
                 log.warning("state file: node %r left out, its entry is unusable (%s)", name, exc)
+        configured, config = _cluster(data.get("cluster"))
         return cls(
             nodes=nodes,
             updated_at=datetime.fromisoformat(updated) if updated else None,
@@ -151,7 +163,29 @@ class ClusterState:
             daemon=DaemonInfo.from_json(daemon) if daemon else None,
             alerts=data.get("alerts"),
             rejected=rejected,
+            configured=configured,
+            config=config,
         )
+
+
+def _cluster(data: object) -> tuple[tuple[str, ...] | None, str | None]:
+    """The `cluster` object's node names and config path; (None, None) when absent or unusable.
+
+    Unusable is not corrupt: the verdicts are still good, and the nodes they name stand in
+    for the configured ones until the next full check rewrites the list (one warning).
+    """
+    if data is None:
+        return None, None
+    names = data.get("nodes") if isinstance(data, dict) else None
+    config = data.get("config") if isinstance(data, dict) else None
+    if (
+        not isinstance(names, list)
+        or not all(isinstance(n, str) for n in names)
+        or not isinstance(config, str | None)
+    ):
+        log.warning("state file: the configured nodes' list is unusable; showing the checked ones")
+        return None, None
+    return tuple(names), config
 
 
 class StateStore:
@@ -186,7 +220,7 @@ class StateStore:
             self._quarantine(why)
             return None
 
-    def update(
+    def update(  # noqa: PLR0913 - every writer's say, by keyword
         self,
         verdicts: Iterable[NodeVerdict],
         *,
@@ -194,6 +228,7 @@ class StateStore:
         daemon: DaemonInfo | None = None,
         alerts: dict[str, Any] | None = None,
         fold: Fold | None = None,
+        config: str | None = None,
     ) -> ClusterState:
         """Store new verdicts, under the writers' lock; the state as written.
 
@@ -201,6 +236,8 @@ class StateStore:
         makes what is stored from the stored verdict and the new one, under the lock.
         Nodes not in `verdicts` are kept when their name is in `keep`, dropped otherwise;
         `keep=None` keeps every node (a check of a few nodes leaves the others alone).
+        `keep` is the configured cluster, and is recorded as such with the `config` it came
+        from (the daemon's own, when it passes `daemon`).
         The daemon passes `daemon`, which also sets staleness to three of its intervals;
         other writers leave both as they were.
         """
@@ -209,8 +246,10 @@ class StateStore:
             atomicfile.remove_leftovers(self.path)
             state = self._read(repair=True) or ClusterState()
             if keep is not None:
-                kept = set(keep)
+                state.configured = tuple(sorted(keep))
+                kept = set(state.configured)
                 state.nodes = {n: v for n, v in state.nodes.items() if n in kept}
+                state.config = config if daemon is None else daemon.config
             now = datetime.now(UTC)
             for v in verdicts:
                 stored = state.nodes.get(v.name)

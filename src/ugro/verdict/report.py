@@ -43,14 +43,31 @@ def document(
         "summary": summary,
         "notes": list(notes),
         "findings": [f.to_json() for f in found],
-        "nodes": [
-            {
-                **row.verdict.to_json(),
-                "status": row.status.value,
-                "checked_status": row.verdict.status.value,
-                "age_s": round(row.age_s, 1),
-                "cordon": row.cordon.to_json() if row.cordon else None,
-            }
-            for row in rows
-        ],
+        "nodes": [node_json(row) for row in rows],
     }
+
+
+def node_json(row: Row) -> dict[str, Any]:
+    """A node of the `--json` document: its verdict as shown now.
+
+    A node never checked has its name, `"status": "unknown"`, `"checked": false`, and null
+    or empty where a verdict would say something.
+    """
+    entry = {
+        **row.verdict.to_json(),
+        "status": row.status.value,
+        "checked": row.checked,
+        "checked_status": row.verdict.status.value,
+        "age_s": round(row.age_s, 1),
+        "cordon": row.cordon.to_json() if row.cordon else None,
+    }
+    if not row.checked:
+        entry.update(
+            address=None,
+            health_score=None,
+            pass_rate=None,
+            last_check=None,
+            checked_status=None,
+            age_s=None,
+        )
+    return entry

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, TextIO
 import click
 
 from ugro.cli.views import dumps
-from ugro.cli.views.verdicts import JSON_SCHEMA_VERSION
 from ugro.text import printable
+from ugro.verdict.report import JSON_SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from ugro.verdict.gating import Gate
