@@ -440,6 +440,7 @@ def test_health_imports_neither_rich_nor_the_other_commands() -> None:
     loaded = done.stdout.splitlines()[-1]
     assert eval(loaded) == [  # noqa: S307 - a list of module names this test printed
         "ugro.cli.app",
+        "ugro.cli.fleetview",
         "ugro.cli.output",
         "ugro.cli.snapshot",
         "ugro.cli.verdicts",

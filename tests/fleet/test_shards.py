@@ -233,7 +233,7 @@ def test_health_from_prometheus_shows_the_whole_fleet(fleet: Fleet) -> None:
     assert nodes[BROKEN]["status"] == "unhealthy"
     assert nodes[BROKEN]["checks"]["gpu"]["status"] == "fail"
     assert f"read from Prometheus at {fleet.url}" in document["notes"]
-    table = run_ugro("health", env={"UGRO_PROMETHEUS_URL": fleet.url})
+    table = run_ugro("health", "--wide", env={"UGRO_PROMETHEUS_URL": fleet.url})
     assert table.code == 2, table.err
     assert "gpu: fail (details on the monitor 127.0.0.1:" in table.out
     assert "4 nodes:" in table.out

@@ -99,7 +99,7 @@ def health(url: str, *, output: str) -> NoReturn:
         )
         print_json({**document, "exit_code": code})
     else:
-        sources = "verdicts: read from Prometheus (`--from-prometheus`)"
+        # The notes name the Prometheus read; no files were.
         view.show(
             rows,
             output=output,
@@ -107,6 +107,6 @@ def health(url: str, *, output: str) -> NoReturn:
             now=now,
             notes=known.notes,
             found=found,
-            sources=sources,
+            sources="",
         )
     sys.exit(code)

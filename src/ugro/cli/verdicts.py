@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from ugro.cli import fleetview, nodelocal
+from ugro.cli import fleetview
 from ugro.cli.app import (
     NO_DATA,
     NO_VERDICT,
@@ -66,6 +66,8 @@ def check(  # noqa: PLR0913, PLR0917 - one parameter per option, as click passes
 ) -> None:
     """Check NODES now (all nodes when none are named), show and persist the verdicts."""
     if local or textfile is not None:
+        from ugro.cli import nodelocal
+
         nodelocal.check(ctx, nodes, local=local, output=output, deep=deep, textfile=textfile)
     from ugro import paths, sweep
     from ugro.cli.views import verdicts as view

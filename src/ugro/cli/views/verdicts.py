@@ -192,5 +192,10 @@ def show(  # noqa: PLR0913 - one surface, four formats
 
         print(nagios.line(rows))  # noqa: T201 - the command's output
     else:
-        footer = [summary_line(rows), *notes, *findings_text(found), sources]
+        footer = [
+            summary_line(rows),
+            *notes,
+            *findings_text(found),
+            *([sources] if sources else []),
+        ]
         print_table(rows, footer="\n".join(footer), wide=output == "wide")
