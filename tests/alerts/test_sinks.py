@@ -271,7 +271,7 @@ def test_alertmanager_payload_shape() -> None:
 def test_alertmanager_fires_resolves_and_resends(alertmanager: Alertmanager) -> None:
     """A real Alertmanager shows the firing alert with our labels, re-sent, then resolved."""
     sink = AlertmanagerSink("am", alertmanager.url + "/", timeout_s=5)
-    firing = make_event(key="check:gpu-am")
+    firing = make_event(key="check:gpu-am", check="gpu")
     asyncio.run(sink.send(firing))
     wait_for(lambda: alertmanager.find("check:gpu-am"), "the alert to show")
     alert = alertmanager.find("check:gpu-am")
@@ -295,7 +295,7 @@ def test_alertmanager_fires_resolves_and_resends(alertmanager: Alertmanager) -> 
         "the re-sent alert to update",
     )
 
-    asyncio.run(sink.send(make_event("resolved", key="check:gpu-am")))
+    asyncio.run(sink.send(make_event("resolved", key="check:gpu-am", check="gpu")))
     wait_for(
         lambda: alertmanager.find("check:gpu-am", "?active=true") is None,
         "the resolved alert to leave the active ones",

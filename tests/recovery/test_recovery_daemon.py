@@ -159,7 +159,7 @@ def test_auto_cordon_confirmed_then_lifted_and_a_persons_cordon_stays(
     assert shown["h1"]["by"] == "ugro"
     assert shown["h2"]["by"] == "manual"
     assert shown["h0"] is None
-    assert "CORDONED by ugro" in run_ugro("health").out
+    assert "cordoned by ugro" in run_ugro("health", "--wide").out
 
     h1.set_gpu("healthy")
     h2.set_gpu("healthy")
