@@ -26,6 +26,7 @@ from ugro.dashboard import api
 from ugro.dashboard.access import Gate
 from ugro.errors import StateError, UgroError
 from ugro.httpserver import Response
+from ugro.store.state import signature
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -172,8 +173,8 @@ class Dashboard:
     def _files(self) -> tuple[object, ...]:
         """What changes when the data does: the state and cordons files, the configured nodes."""
         return (
-            _signature(self.state_path),
-            _signature(self.cordons_path),
+            signature(self.state_path),
+            signature(self.cordons_path),
             tuple(self.configured()),
         )
 
@@ -218,15 +219,6 @@ class Dashboard:
             except UgroError as exc:
                 log.warning("dashboard: charts without history: %s", exc)
         return self._history
-
-
-def _signature(path: Path) -> tuple[int, int, int] | None:
-    """What tells one version of a file from another (every write is a new inode)."""
-    try:
-        found = path.stat()
-    except OSError:
-        return None
-    return found.st_ino, found.st_mtime_ns, found.st_size
 
 
 def _conditional(request: Request, etag: str) -> Response | None:

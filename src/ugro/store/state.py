@@ -263,12 +263,12 @@ class StateStore:
                 state.stale_after_s = STALE_SWEEPS * daemon.interval_s
             state.updated_at = now
             self._write(state)
-            self._written = _signature(self.path)
+            self._written = signature(self.path)
             return state
 
     def changed(self) -> bool:
         """Whether the file is not the one this store last wrote: another writer replaced it."""
-        return _signature(self.path) != self._written
+        return signature(self.path) != self._written
 
     def _document(self, raw: bytes) -> Any:  # noqa: ANN401 - parsed JSON
         """The parsed document; ValueError when it is not one this version can read.
@@ -320,8 +320,8 @@ def newer(stored: NodeVerdict, new: NodeVerdict, now: datetime) -> bool:
     return new.last_check < stored.last_check <= now
 
 
-def _signature(path: Path) -> tuple[int, int, int] | None:
-    """What tells one version of the file from another: every write is a new inode."""
+def signature(path: Path) -> tuple[int, int, int] | None:
+    """What tells one version of a file from another: every write is a new inode."""
     try:
         found = path.stat()
     except OSError:
