@@ -152,7 +152,7 @@ def preflight(  # noqa: PLR0913, PLR0917 - one parameter per option, as click pa
     if due:
         from ugro import sweep
 
-        checked = sweep.run_checks(due)
+        checked = sweep.run_checks(due, max_connects=cfg.monitor.max_connects)
         store.update(
             checked, keep=[n.name for n in cfg.nodes], fold=hysteresis.recorder(cfg.monitor)
         )

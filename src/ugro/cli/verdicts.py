@@ -59,7 +59,11 @@ def check(ctx: click.Context, nodes: tuple[str, ...], as_json: bool, deep: bool)
         chosen = [n.with_deep() for n in chosen]
     store = state_store()
     stored = _stored(store)
-    verdicts = sweep.run_checks(chosen, {name: v.last_check for name, v in stored.items()})
+    verdicts = sweep.run_checks(
+        chosen,
+        {name: v.last_check for name, v in stored.items()},
+        max_connects=cfg.monitor.max_connects,
+    )
     notes = []
     try:
         # Shown as checked now; recorded through the daemon's hysteresis (README, "Writers").

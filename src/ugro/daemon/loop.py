@@ -63,17 +63,18 @@ class Daemon:
         config_path: Path | None,
         cfg: Config,
         scheduler: Scheduler | None = None,
-        transports: Callable[[], sweep.Transports] = sweep.Transports,
+        transports: Callable[[], sweep.Transports] | None = None,
     ) -> None:
         """Monitor the nodes of `cfg`, reloading from `config_path` on SIGHUP.
 
         `scheduler` is told about every cordon the daemon places or lifts; `transports`
-        makes the connections to the nodes (tests pass fakes).
+        makes the connections to the nodes (tests pass fakes); by default the real ones,
+        bounded by the current config's `monitor.max_connects`.
         """
         self.config_path = config_path
         self.cfg = cfg
-        self.new_transports = transports
-        self.transports = transports()
+        self.new_transports = transports or self._real_transports
+        self.transports = self.new_transports()
         self.stopping = asyncio.Event()
         self.wake = asyncio.Event()
         self.reload_requested = False
@@ -81,6 +82,10 @@ class Daemon:
         self.settler = Settler(cfg, scheduler, self.errors)
         self.schedule = Schedule((), time.monotonic(), self.wake)
         self.last_settle_s = 0.0
+
+    def _real_transports(self) -> sweep.Transports:
+        """SSH and local transports under the current config's connect bound."""
+        return sweep.Transports(max_connects=self.cfg.monitor.max_connects)
 
     async def run(self) -> None:
         """Check nodes until asked to stop; then write the state and close every connection."""
@@ -230,7 +235,6 @@ class Daemon:
         # the checks in flight are abandoned and start again, on new connections.
         await self.schedule.abandon(list(self.schedule.running), now)
         await self.transports.close()
-        self.transports = self.new_transports()
         for section in ("exporter", "history"):
             if getattr(new, section) != getattr(self.cfg, section):
                 log.warning("config reload: %s settings take effect at the next start", section)
@@ -248,6 +252,8 @@ class Daemon:
         if settler.own_scheduler:
             settler.recoverer.scheduler = for_config(new)
         self.cfg = new
+        # After the new config is in place: its max_connects bounds the new pool.
+        self.transports = self.new_transports()
         self.schedule.retarget([n.name for n in new.nodes], now)
         settler.shown = {k: v for k, v in settler.shown.items() if k in self.schedule.due}
         log.info("config reloaded: %d nodes", len(new.nodes))
