@@ -180,15 +180,21 @@ def test_latency_does_not_apply_to_a_local_node() -> None:
 
 def test_resends_since_the_last_check_warn_of_packet_loss() -> None:
     """A good round trip with a share of the pass's segments resent warns, naming both counts."""
-    result = latency.evaluate_connection(RoundTrip(0.5, sent=40, resent=3), NODE)
+    result = latency.evaluate_connection(RoundTrip(0.5, sent=40, resent=4), NODE)
     assert result.status is Status.WARN
-    assert "3 of the 40 segments sent since the last check were resent" in result.message
+    assert "4 of the 40 segments sent since the last check were resent" in result.message
     assert result.value == 0.5
 
 
 def test_a_clean_or_uncounted_path_does_not_warn() -> None:
-    """No resends, nothing sent, or a kernel that does not count them: the round trip decides."""
-    for reading in (RoundTrip(0.5, 40, 0), RoundTrip(0.5, 0, 0), RoundTrip(0.5)):
+    """A resend or two, a small share, none, or none counted: the round trip decides."""
+    for reading in (
+        RoundTrip(0.5, 40, 0),
+        RoundTrip(0.5, 10, 2),
+        RoundTrip(0.5, 400, 39),
+        RoundTrip(0.5, 0, 0),
+        RoundTrip(0.5),
+    ):
         assert latency.evaluate_connection(reading, NODE).status is Status.OK
 
 

@@ -7,7 +7,7 @@ long detection took, against a bound computed from the configured interval, conf
 delay and timeouts; and that h0 and h2 noticed nothing. Each test enables only the checks
 its fault needs, so a sweep takes milliseconds where no fault slows it.
 
-Network faults are iptables rules on OUTPUT that match only the test host's 127.0.0.x
+Network faults are iptables rules on OUTPUT (loss: INPUT) that match only the test host's 127.0.0.x
 address and SSH port, and carry the comment `ugro-test-faults`; the `firewall` fixture
 deletes every such rule before and after each test, whatever happened in between. Latency
 is real: the kernel hands each matching packet to tests/nfqdelay.py through NFQUEUE, which
@@ -84,6 +84,8 @@ COMMENT = "ugro-test-faults"
 NFQDELAY = TESTS / "nfqdelay.py"
 DELAY_MS = 150
 MAX_LATENCY_MS = 100
+#: The chains a test rule may be on.
+CHAINS = ("OUTPUT", "INPUT")
 #: Probability that the loss rule drops a packet, and how many checks may pass before one
 #: of them must show it.
 LOSS = 0.5
@@ -221,16 +223,22 @@ def _iptables() -> str:
 
 @dataclass(frozen=True)
 class Firewall:
-    """Inserts OUTPUT rules aimed at one test host's SSH port, and deletes them all."""
+    """Inserts OUTPUT (or INPUT) rules aimed at one test host's SSH port, and deletes them all."""
 
     iptables: str
 
-    def add(self, host: TestHost, *match_and_target: str) -> None:
-        """Insert a rule for TCP from here to `host`'s address and port (a loopback one)."""
+    def add(self, host: TestHost, *match_and_target: str, chain: str = "OUTPUT") -> None:
+        """Insert a rule for TCP from here to `host`'s address and port (a loopback one).
+
+        On OUTPUT a dropped packet fails its send here, which TCP retries as a local
+        congestion event; on INPUT it is dropped after it left, as on a wire, and TCP sees
+        the loss and resends it.
+        """
         assert ipaddress.ip_address(host.addr).is_loopback, host
+        assert chain in CHAINS, chain
         self._run(
             "-I",
-            "OUTPUT",
+            chain,
             "-d",
             host.addr,
             "-p",
@@ -245,14 +253,15 @@ class Firewall:
         )
 
     def ours(self) -> list[list[str]]:
-        """The OUTPUT rules carrying our comment, as `iptables -S` lists them."""
-        listed = self._run("-S", "OUTPUT").stdout.splitlines()
+        """The OUTPUT and INPUT rules carrying our comment, as `iptables -S` lists them."""
+        listed = [line for c in CHAINS for line in self._run("-S", c).stdout.splitlines()]
         return [shlex.split(line) for line in listed if f"--comment {COMMENT}" in line]
 
     def clear(self) -> None:
         """Delete every rule with our comment (this run's and any a killed run left)."""
         for rule in self.ours():
-            assert rule[:2] == ["-A", "OUTPUT"], rule
+            assert rule[0] == "-A", rule
+            assert rule[1] in CHAINS, rule
             self._run("-D", *rule[1:])
         assert not self.ours(), "a test rule survived its deletion"
 
@@ -369,10 +378,11 @@ def test_packet_loss_shows_within_a_few_checks_and_clears(
 ) -> None:
     """Dropping half of h1's packets shows in its latency or ssh check within 5 checks.
 
-    Which check shows it, and how, is chance: lost packets of the open SSH session are resent,
-    which the latency check reads from the kernel's counters of the connection (a warning),
-    and resent with backoff, which may push the ssh check (and the latency check, which
-    waits for the same command) past its timeout.
+    The packets are dropped on INPUT, after they left, as a lossy wire drops them. Which check
+    shows it, and how, is chance: lost packets of the open SSH session are resent, which the
+    latency check reads from the kernel's counters of the connection (a warning), and resent
+    with backoff, which may push the ssh check (and the latency check, which waits for the
+    same command) past its timeout.
     So the test asserts that one of the first 5 checks after the rule is not ok, and that
     whatever it says names loss, a limit or a timeout; then that h1 is fine again once the
     rule is gone.
@@ -382,7 +392,9 @@ def test_packet_loss_shows_within_a_few_checks_and_clears(
     watch = watched(config)
 
     firewall.add(
-        h1, "-m", "statistic", "--mode", "random", "--probability", str(LOSS), "-j", "DROP"
+        h1,
+        *("-m", "statistic", "--mode", "random", "--probability", str(LOSS), "-j", "DROP"),
+        chain="INPUT",
     )
     fault_wall, fault_at = datetime.now(UTC), time.monotonic()
 

@@ -31,9 +31,11 @@ if TYPE_CHECKING:
     from ugro.transport.tcp import RoundTrip
 
 PROBES = 3
-# The share of the segments sent since the last check that, resent, means packet loss: a
-# clean path resends none, and a pass sends a few dozen.
-LOSS_SHARE = 0.01
+# Resent segments since the last check that mean packet loss: at least this many, and this
+# share of those sent. A pass sends a few dozen; a busy node or control node makes the kernel
+# resend one now and then (a tail-loss probe when an answer is slow), a lossy link many.
+LOSS_MIN_RESENT = 3
+LOSS_SHARE = 0.1
 
 
 class Latency(Check):
@@ -109,7 +111,7 @@ def evaluate_connection(reading: RoundTrip, node: Worker) -> Evaluation:
             unit="ms",
         )
     sent, resent = reading.sent, reading.resent
-    if sent and resent and resent >= LOSS_SHARE * sent:
+    if sent and resent and resent >= max(LOSS_MIN_RESENT, LOSS_SHARE * sent):
         return Evaluation(
             Status.WARN,
             f"SSH connection round trip {shown}, but {resent} of the {sent} segments sent since "
