@@ -28,7 +28,7 @@ from ugro.daemon import containment, logs, sdnotify
 from ugro.daemon.containment import Errors
 from ugro.daemon.outputs import dispatcher
 from ugro.daemon.pidfile import PidLock
-from ugro.daemon.schedule import Schedule
+from ugro.daemon.schedule import Schedule, pause_s
 from ugro.daemon.settle import Settler
 from ugro.errors import ConfigError, UgroError
 from ugro.recovery.scheduler import for_config
@@ -96,6 +96,7 @@ class Daemon:
         names = [n.name for n in self.cfg.nodes]
         self.settler.restore(names)
         self.schedule = Schedule(names, time.monotonic(), self.wake)
+        self._pace()
         exporter = self._start_exporter()
         watchdog = asyncio.create_task(self._watchdog())
         self.settler.dispatcher.start()
@@ -130,6 +131,14 @@ class Daemon:
             return
         wake_at = min(self.schedule.next_due(), math.inf if settle_at is None else settle_at)
         await self._sleep(wake_at - now)
+
+    def _pace(self) -> None:
+        """Pace the schedule's starts for the current config (`schedule` module docstring)."""
+        monitor = self.cfg.monitor
+        self.schedule.batch = monitor.max_connects
+        self.schedule.pause_s = pause_s(
+            len(self.cfg.nodes), monitor.max_connects, monitor.interval_s
+        )
 
     def _window(self) -> float:
         """How long completed checks may wait for their cohort (SETTLE_WAIT_S)."""
@@ -255,6 +264,7 @@ class Daemon:
         # After the new config is in place: its max_connects bounds the new pool.
         self.transports = self.new_transports()
         self.schedule.retarget([n.name for n in new.nodes], now)
+        self._pace()
         settler.shown = {k: v for k, v in settler.shown.items() if k in self.schedule.due}
         log.info("config reloaded: %d nodes", len(new.nodes))
 

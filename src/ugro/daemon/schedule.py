@@ -9,6 +9,13 @@ taken together, as one sweep, once every check of their cohorts has completed, o
 wait after the first of them, whichever comes first: nodes that fail together (a switch, a
 shared filesystem) land in one sweep, which is what the alert engine's cluster grouping
 counts, and a hung node holds the others' verdicts back by that wait at most.
+
+Starts are paced: at most a batch of nodes (`max_connects`) start at once, and a full batch
+is followed by a pause, so a large fleet's checks are spread over part of the interval rather
+than opened all in the same instant. A thousand nodes started together open some nine
+thousand SSH channels at once; on a small control node their answers then wait behind one
+another longer than the checks' timeouts, and every node is called unreachable. Once spread,
+checks stay spread: each node is next due an interval after its own check started.
 """
 
 from __future__ import annotations
@@ -32,6 +39,21 @@ if TYPE_CHECKING:
 
 # How long an abandoned check may take to unwind once cancelled.
 ABANDON_WAIT_S = 2.0
+# The control node's CPU for one warm node check with the default checks (nine commands over
+# asyncssh: about 15 ms on a 2-core EPYC, benchmarks/fleet_scale.py). A fleet's starts are
+# spread over that much time per node, at most half the interval.
+NODE_CHECK_CPU_S = 0.015
+
+
+def pause_s(nodes: int, batch: int, interval_s: float) -> float:
+    """Seconds between full batches of starts: `nodes` checks spread as NODE_CHECK_CPU_S says.
+
+    No pause when one batch holds every node.
+    """
+    batches = math.ceil(nodes / batch)
+    if batches <= 1:
+        return 0.0
+    return min(interval_s / 2, nodes * NODE_CHECK_CPU_S) / batches
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +68,24 @@ class Completed:
 class Schedule:
     """When each node is due, which checks run, and which completed and await settling."""
 
-    def __init__(self, names: Iterable[str], now: float, wake: asyncio.Event) -> None:
-        """Every node in `names` due at `now`; `wake` is set whenever a check completes."""
+    def __init__(
+        self,
+        names: Iterable[str],
+        now: float,
+        wake: asyncio.Event,
+        *,
+        batch: int | None = None,
+        pause_s: float = 0.0,
+    ) -> None:
+        """Every node in `names` due at `now`; `wake` is set whenever a check completes.
+
+        At most `batch` checks start at once (no bound when None), and `pause_s` after a
+        full batch (module docstring).
+        """
         self.due: dict[str, float] = dict.fromkeys(names, now)
+        self.batch = batch
+        self.pause_s = pause_s
+        self._paused_until = -math.inf
         self.running: dict[str, asyncio.Task[NodeVerdict]] = {}
         # When each running check started: its cohort.
         self._started: dict[str, float] = {}
@@ -57,10 +94,17 @@ class Schedule:
         self._wake = wake
 
     def start_due(self, nodes: Sequence[Worker], now: float, run: Runner) -> None:
-        """Start the check of every node of `nodes` due by `now` and not busy."""
+        """Start the check of every node of `nodes` due by `now` and not busy, a batch at most."""
+        if now < self._paused_until:
+            return
+        started = 0
         for node in nodes:
             if self.due.get(node.name, math.inf) > now or node.name in self.running:
                 continue
+            if self.batch is not None and started == self.batch:
+                self._paused_until = now + self.pause_s
+                return
+            started += 1
             # Busy until settled: the daemon sets the next due time then.
             self.due[node.name] = math.inf
             task = asyncio.create_task(run(node), name=f"check {node.name}")
@@ -101,8 +145,8 @@ class Schedule:
         return taken
 
     def next_due(self) -> float:
-        """When the next idle node is due (infinity when every node is busy)."""
-        return min(self.due.values(), default=math.inf)
+        """When the next idle node may start (infinity when every node is busy)."""
+        return max(min(self.due.values(), default=math.inf), self._paused_until)
 
     def retarget(self, names: Iterable[str], now: float) -> None:
         """Follow a changed node list: new nodes due at `now`, removed ones forgotten.
