@@ -5,7 +5,8 @@ Measures, in one run, and prints side by side against the issue's goals:
 * connects: ugro's cold sweep of N farm nodes (default checks) with `max_connects` 10, 32
   and 64: how long a fleet takes to connect and check at each fan-out;
 * warm: ugro's warm sweep of N farm nodes (connections kept) against a bare asyncssh fan-out
-  of exactly the same remote commands over already-open connections (interleaved reps);
+  of exactly the same remote commands over already-open connections (interleaved reps), all
+  N started at once on both sides, every timeout 30 s on both;
 * daemon: `ugro daemon run` on N farm nodes, default checks, 30 s interval: its first sweep
   (start to every node in the state file), then its CPU share and peak RSS (VmHWM) over the
   following `--seconds`, and what the farm's own processes spent meanwhile;
@@ -73,6 +74,8 @@ HUNG_EVERY = 10
 FAN_OUTS = (10, 32, 64)
 #: How often the daemon's CPU and RSS are sampled, and the state file polled.
 SAMPLE_S = 1.0
+#: Every timeout in the warm comparison, as long as the bare fan-out's (`fan_out`).
+WARM_TIMEOUT_S = 30
 #: Connects in flight while the bare fan-out opens its connections.
 BARE_CONNECTS = 64
 
@@ -317,8 +320,12 @@ def main() -> None:  # noqa: C901, PLR0912, PLR0915 - one report, read top to bo
                 if "connects" not in args.skip:
                     results["connects"] = connects(nodes)
                 if "warm" not in args.skip:
+                    # Both sides run every command: ugro's timeouts as long as the bare side's,
+                    # so that a command slowed by the burst is waited for, not failed.
+                    patient = dict.fromkeys(("connect", *config.ALL_CHECKS), WARM_TIMEOUT_S)
+                    warm = farm.write_config(base / "warm.yaml", timeouts=patient)
                     results["warm"] = asyncio.run(
-                        warm_and_bare(farm, nodes, args.reps, args.profile)
+                        warm_and_bare(farm, config.load(warm).nodes, args.reps, args.profile)
                     )
                 if "daemon" not in args.skip:
                     results["daemon"] = run_daemon(
