@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import math
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import pytest
 
 from ugro.config import Worker
 from ugro.daemon.schedule import NODE_CHECK_CPU_S, Schedule, pause_s
+from ugro.model import CheckResult, Status
+from ugro.verdict import scoring
 
 if TYPE_CHECKING:
     from ugro.model import NodeVerdict
@@ -76,3 +79,49 @@ def test_without_a_batch_every_due_node_starts() -> None:
         return running
 
     assert asyncio.run(main()) == [n.name for n in NODES]
+
+
+def test_the_batches_of_a_paced_round_settle_as_one_sweep() -> None:
+    """A round's first batch done, its second still running: the sweep waits for it."""
+    release = asyncio.Event()
+
+    async def check(node: Worker) -> NodeVerdict:
+        if node.name in ("n0", "n1"):
+            return verdict(node.name)
+        await release.wait()
+        return verdict(node.name)
+
+    async def main() -> tuple[float | None, float | None, list[tuple[str, float, float]]]:
+        schedule = Schedule([n.name for n in NODES[:4]], 0.0, asyncio.Event(), batch=2, pause_s=5)
+        schedule.start_due(NODES[:4], 0.0, check)
+        # n0 and n1 complete (the schedule's done callbacks run before gather's).
+        await asyncio.gather(*schedule.running.values())
+        schedule.start_due(NODES[:4], 5.0, check)  # the round's second batch
+        waiting = schedule.settle_at(60.0)
+        first = waiting - 60.0 if waiting is not None else None
+        release.set()
+        await asyncio.gather(*schedule.running.values())
+        done = schedule.settle_at(60.0)
+        return (
+            waiting,
+            (done - first if done is not None and first is not None else None),
+            [(c.name, c.started, c.cohort) for c in schedule.take()],
+        )
+
+    waiting, settled_after, taken = asyncio.run(main())
+    assert waiting is not None  # n0, n1 wait for their cohort: the whole round
+    assert settled_after == 0.0  # once the round is done, at once
+    assert taken == [("n0", 0.0, 0.0), ("n1", 0.0, 0.0), ("n2", 5.0, 0.0), ("n3", 5.0, 0.0)]
+
+
+def verdict(name: str) -> NodeVerdict:
+    """A healthy verdict for `name`, checked now."""
+    return scoring.verdict(
+        name=name,
+        address="10.0.0.1",
+        when=datetime.now(UTC),
+        checks=(CheckResult("ssh", Status.OK, "ok"),),
+        weights={"ssh": 1.0},
+        thresholds=scoring.Thresholds(0.9, 80),
+        core=frozenset({"ssh"}),
+    )

@@ -141,9 +141,15 @@ class Daemon:
         )
 
     def _window(self) -> float:
-        """How long completed checks may wait for their cohort (SETTLE_WAIT_S)."""
+        """How long completed checks may wait for their cohort (SETTLE_WAIT_S).
+
+        At least as long as a paced round takes to start, so that a round settles as one
+        sweep rather than a batch at a time (each settle writes the whole state file).
+        """
+        spread = self.schedule.spread_s(len(self.cfg.nodes))
         return min(
-            max(SETTLE_WAIT_S, SETTLE_SHARE * self.last_settle_s), self.cfg.monitor.interval_s / 2
+            max(SETTLE_WAIT_S, SETTLE_SHARE * self.last_settle_s, spread),
+            self.cfg.monitor.interval_s / 2,
         )
 
     async def _check(self, node: Worker) -> NodeVerdict:
