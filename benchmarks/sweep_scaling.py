@@ -128,7 +128,7 @@ def check_commands(name: str, node: Worker) -> list[str]:
         "gpu": [gpu.COMMAND],
         "torch": [torch.Torch().command(node)],
         "disk": [disk.Disk().command(node)],
-        "latency": [],  # TCP probes from this machine, no remote command
+        "latency": [],  # the connection's round trip, after the ssh check's command
         "ecc": [shared],
         "throttle": [shared],
         "pcie": [shared],
@@ -177,7 +177,8 @@ def listeners_children_cpu(cluster: TestCluster, count: int) -> float:
     """CPU seconds of the reaped children of the first `count` listening sshd.
 
     A persistent connection's handler is reaped only when it closes, so during warm sweeps
-    this grows by what short-lived connections cost the servers: ugro's latency probes.
+    this grows by what short-lived connections cost the servers (the latency check made three
+    a node until it read the open connection instead; it should stay at 0 now).
     """
     total = 0.0
     for host in cluster.hosts[:count]:
@@ -278,8 +279,7 @@ async def warm_and_bare(
             for key, (walls, cpus, results) in timed.items()
         }
         out["verdicts"] = {key: results[-1] for key, (_, _, results) in timed.items()}
-        # The core warm sweep without the latency check: its TCP probes make each sshd fork
-        # (and re-exec) a child per probe, work that competes for the same cores here.
+        # The core warm sweep without the latency check, which costs a read of TCP_INFO.
         remote_only = [
             n.model_copy(update={"checks": [c for c in n.checks if c != "latency"]})
             for n in configs["core"]
@@ -445,7 +445,7 @@ def daemon_figures(cluster: TestCluster, nodes: list[Worker], seconds: float) ->
             started = time.perf_counter()
             while not state.exists():  # the first sweep, connections included, is done
                 if proc.poll() is not None or time.perf_counter() - started > 60:
-                    raise RuntimeError(f"the daemon wrote no state; see {home}/sweep.log")
+                    raise RuntimeError(f"the daemon wrote no state; see {home}/monitor.log")
                 time.sleep(0.1)
             first_sweep_s = time.perf_counter() - started
             startup_cpu = sum(ps.cpu_times()[:2])
@@ -460,7 +460,7 @@ def daemon_figures(cluster: TestCluster, nodes: list[Worker], seconds: float) ->
             wall = samples[-1][0] - w0
             cpu = samples[-1][1] - c0
             hwm = vm_hwm(proc.pid)
-            log = (Path(home) / "sweep.log").read_text(errors="replace")
+            log = (Path(home) / "monitor.log").read_text(errors="replace")
             sweep_lines = [ln for ln in log.splitlines() if " INFO sweep " in ln]
             unhealthy = [ln for ln in sweep_lines if f"cluster: healthy {len(nodes)}" not in ln]
         finally:
@@ -534,7 +534,7 @@ def show(n: int, row: dict[str, Any]) -> None:
     (nw, nc) = row["warm_nolat"]
     print(
         f"\nN = {n}  (remote commands per node: core {per_node['core']:g}, "
-        f"default {per_node['default']:g}; plus 3 TCP probes per node)"
+        f"default {per_node['default']:g})"
     )
     print(f"  {'':<40} {'wall s':>8} {'CPU s':>8}")
     lines = [("ugro cold sweep, default checks", cw, cc)]
@@ -578,7 +578,7 @@ def show(n: int, row: dict[str, Any]) -> None:
         print(f"  parallel ssh / core warm: {fmt_ratio(median(row['parallel'][0]) / median(kw))}")
     print(f"  default cold / default warm: {fmt_ratio(median(cw) / median(dw))}")
     print(
-        f"  sshd CPU spent on the latency check's {3 * n} TCP probes: "
+        f"  sshd CPU spent on short-lived connections (once the latency check's probes): "
         f"{row['probe_server_cpu']:.3f} s per warm sweep (this machine's cores, not ugro's)"
     )
     for name, bad in (

@@ -115,6 +115,9 @@ class _Session:
     name: str
     peer: tuple[str, int] | None = None
 
+    def round_trip(self) -> None:
+        """No TCP connection of its own: the latency check falls back to probes."""
+
     async def run(self, command: str, *, timeout: float) -> CommandResult:
         """The healthy answer to `command`, or the victim's lie."""
         del timeout

@@ -512,26 +512,8 @@ class TestHost:
         raise RuntimeError(msg)
 
     def _install_stubs(self) -> None:
-        """Put nvidia-smi and python3 stand-ins into bin/, with absolute paths baked in.
-
-        Baking (rather than symlinking) keeps the stubs' paths right whatever directory they
-        are run from, and pins python3 to the interpreter running the tests.
-        """
-        bin_dir = self.dir / "bin"
-        bin_dir.mkdir(exist_ok=True)
-        real_python = Path(sys.executable).resolve()
-        replacements = {
-            "@FIXTURES@": str(FIXTURES_DIR),
-            "@REAL_PYTHON@": str(real_python),
-            "@FAKETORCH@": str(STUBS_DIR / "faketorch"),
-        }
-        for name in ("nvidia-smi", "python3", "dmesg", "journalctl"):
-            text = (STUBS_DIR / name).read_text(encoding="utf-8")
-            for placeholder, value in replacements.items():
-                text = text.replace(f"'{placeholder}'", shlex.quote(value))
-            target = bin_dir / name
-            target.write_text(text, encoding="utf-8")
-            target.chmod(0o755)
+        """Put the stub programs into the host's bin/ (`install_stubs`)."""
+        install_stubs(self.dir)
 
     def _write_sshd_config(self) -> None:
         """Write an sshd_config that needs nothing from /etc/ssh and pins the session env."""
@@ -748,6 +730,30 @@ class TestCluster:
             else:
                 return
         host.start()
+
+
+def install_stubs(host_dir: Path) -> None:
+    """Put nvidia-smi, python3, dmesg and journalctl stand-ins into `host_dir`/bin/.
+
+    Baking the absolute paths in (rather than symlinking) keeps the stubs' paths right
+    whatever directory they are run from, and pins python3 to the interpreter running the
+    tests. Their modes are read from files in `host_dir` (the sessions' $UGRO_STUB_DIR).
+    """
+    bin_dir = host_dir / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    real_python = Path(sys.executable).resolve()
+    replacements = {
+        "@FIXTURES@": str(FIXTURES_DIR),
+        "@REAL_PYTHON@": str(real_python),
+        "@FAKETORCH@": str(STUBS_DIR / "faketorch"),
+    }
+    for name in ("nvidia-smi", "python3", "dmesg", "journalctl"):
+        text = (STUBS_DIR / name).read_text(encoding="utf-8")
+        for placeholder, value in replacements.items():
+            text = text.replace(f"'{placeholder}'", shlex.quote(value))
+        target = bin_dir / name
+        target.write_text(text, encoding="utf-8")
+        target.chmod(0o755)
 
 
 def _fill(path: Path) -> None:

@@ -109,6 +109,8 @@ DESCRIPTIONS: dict[str, str] = {
     "ExporterSettings.dashboard": "serve the web dashboard (docs/dashboard.md) at `/`",
     "ExporterSettings.token": "token every dashboard request must carry; without one the dashboard "
     "answers on loopback only",
+    "MonitorSettings.max_connects": "SSH connects opened at once, fleet-wide (pdsh's fan-out); "
+    "a node's connect timeout starts at its own connect",
     "MonitorSettings.shard": "this monitor's slice of the nodes when several monitors share "
     "a fleet; unset: every node",
     "ShardSettings.index": "which slice this monitor checks, from 0 to `count` − 1",

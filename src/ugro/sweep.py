@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ugro.checks import Check, Context, registry
 from ugro.checks.readings import shown
+from ugro.config.settings import DEFAULT_MAX_CONNECTS
 from ugro.errors import CommandTimeout, ConnectError, InvalidOutput, TransportError
 from ugro.model import (
     CheckResult,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
     from ugro.config import Worker
     from ugro.transport import Session, Transport
+    from ugro.transport.tcp import RoundTrip
 
 # Beyond a check's own timeout, how long to wait for the transport to give up by itself.
 GRACE_S = 2.0
@@ -45,9 +47,15 @@ MAX_MESSAGE_CHARS = 1000
 class Transports:
     """Picks the transport a node asks for; owns and closes them."""
 
-    def __init__(self, ssh: Transport | None = None, local: Transport | None = None) -> None:
-        """Use the given transports, or the real SSH pool and the local one."""
-        self.ssh = ssh or SSHTransport()
+    def __init__(
+        self,
+        ssh: Transport | None = None,
+        local: Transport | None = None,
+        *,
+        max_connects: int = DEFAULT_MAX_CONNECTS,
+    ) -> None:
+        """Use the given transports, or the real SSH pool (`max_connects`) and the local one."""
+        self.ssh = ssh or SSHTransport(max_connects=max_connects)
         self.local = local or LocalTransport()
 
     def pick(self, node: Worker) -> Transport:
@@ -97,6 +105,10 @@ class _SharedCommands:
     def peer(self) -> tuple[str, int] | None:
         """The address the underlying session is connected to."""
         return self._session.peer
+
+    def round_trip(self) -> RoundTrip | None:
+        """The underlying session's round trip, refreshed by the commands run so far."""
+        return self._session.round_trip()
 
     def close(self) -> None:
         """Cancel commands no check waits for any more (their checks timed out)."""
@@ -322,6 +334,8 @@ def run_checks(
     nodes: Sequence[Worker],
     previous: Mapping[str, datetime] | None = None,
     checked: Callable[[NodeVerdict], None] | None = None,
+    *,
+    max_connects: int = DEFAULT_MAX_CONNECTS,
 ) -> list[NodeVerdict]:
     """Check `nodes` once, from synchronous code, closing every connection afterwards.
 
@@ -329,7 +343,7 @@ def run_checks(
     """
 
     async def main() -> list[NodeVerdict]:
-        transports = Transports()
+        transports = Transports(max_connects=max_connects)
         try:
             return await sweep(nodes, transports, previous, checked)
         finally:

@@ -103,6 +103,9 @@ class HungSession:
 
     peer = None
 
+    def round_trip(self) -> None:
+        """No TCP connection of its own: the latency check falls back to probes."""
+
     async def run(self, command: str, *, timeout: float) -> CommandResult:
         """Raise as the transport does when a command outlives its timeout."""
         if command.startswith("nvidia-smi"):

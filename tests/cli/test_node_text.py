@@ -58,6 +58,9 @@ class HostileSession:
 
     peer = None
 
+    def round_trip(self) -> None:
+        """No TCP connection of its own: the latency check falls back to probes."""
+
     async def run(self, command: str, *, timeout: float) -> CommandResult:
         """The hostile answer to each command the checks send."""
         del timeout

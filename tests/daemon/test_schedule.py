@@ -70,6 +70,9 @@ class _Session:
         self.name = name
         self.peer = None
 
+    def round_trip(self) -> None:
+        """No TCP connection of its own: the latency check falls back to probes."""
+
     async def run(self, command: str, *, timeout: float) -> CommandResult:
         nodes, name = self.nodes, self.name
         if command == reachability.COMMAND:

@@ -385,7 +385,7 @@ def test_one_lying_node_cannot_break_any_surface(world: World, lie: Lie) -> None
     """`ugro check`, then hysteresis, alerts, logs, state, history, /metrics and every view."""
     transport = HostileTransport({lie.kind: lie.result})
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sweep, "Transports", lambda: Transports(ssh=transport, local=transport))
+        patch.setattr(sweep, "Transports", lambda **_: Transports(ssh=transport, local=transport))
         ran = CliRunner().invoke(main, ["--config", str(world.path), "check", "--json"])
     assert ran.exception is None or isinstance(ran.exception, SystemExit), ran.output
     assert ran.exit_code in ((1, 2, 3) if lie.invalid else (0, 1, 2, 3)), ran.output

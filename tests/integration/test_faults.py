@@ -7,7 +7,7 @@ long detection took, against a bound computed from the configured interval, conf
 delay and timeouts; and that h0 and h2 noticed nothing. Each test enables only the checks
 its fault needs, so a sweep takes milliseconds where no fault slows it.
 
-Network faults are iptables rules on OUTPUT that match only the test host's 127.0.0.x
+Network faults are iptables rules on OUTPUT (loss: INPUT) that match only the test host's 127.0.0.x
 address and SSH port, and carry the comment `ugro-test-faults`; the `firewall` fixture
 deletes every such rule before and after each test, whatever happened in between. Latency
 is real: the kernel hands each matching packet to tests/nfqdelay.py through NFQUEUE, which
@@ -84,8 +84,10 @@ COMMENT = "ugro-test-faults"
 NFQDELAY = TESTS / "nfqdelay.py"
 DELAY_MS = 150
 MAX_LATENCY_MS = 100
+#: The chains a test rule may be on.
+CHAINS = ("OUTPUT", "INPUT")
 #: Probability that the loss rule drops a packet, and how many checks may pass before one
-#: of them must show it (all three SYNs of a latency check get through 1 time in 8).
+#: of them must show it.
 LOSS = 0.5
 LOSS_CHECKS = 5
 #: How long a queue reader may take to start.
@@ -221,16 +223,22 @@ def _iptables() -> str:
 
 @dataclass(frozen=True)
 class Firewall:
-    """Inserts OUTPUT rules aimed at one test host's SSH port, and deletes them all."""
+    """Inserts OUTPUT (or INPUT) rules aimed at one test host's SSH port, and deletes them all."""
 
     iptables: str
 
-    def add(self, host: TestHost, *match_and_target: str) -> None:
-        """Insert a rule for TCP from here to `host`'s address and port (a loopback one)."""
+    def add(self, host: TestHost, *match_and_target: str, chain: str = "OUTPUT") -> None:
+        """Insert a rule for TCP from here to `host`'s address and port (a loopback one).
+
+        On OUTPUT a dropped packet fails its send here, which TCP retries as a local
+        congestion event; on INPUT it is dropped after it left, as on a wire, and TCP sees
+        the loss and resends it.
+        """
         assert ipaddress.ip_address(host.addr).is_loopback, host
+        assert chain in CHAINS, chain
         self._run(
             "-I",
-            "OUTPUT",
+            chain,
             "-d",
             host.addr,
             "-p",
@@ -245,14 +253,15 @@ class Firewall:
         )
 
     def ours(self) -> list[list[str]]:
-        """The OUTPUT rules carrying our comment, as `iptables -S` lists them."""
-        listed = self._run("-S", "OUTPUT").stdout.splitlines()
+        """The OUTPUT and INPUT rules carrying our comment, as `iptables -S` lists them."""
+        listed = [line for c in CHAINS for line in self._run("-S", c).stdout.splitlines()]
         return [shlex.split(line) for line in listed if f"--comment {COMMENT}" in line]
 
     def clear(self) -> None:
         """Delete every rule with our comment (this run's and any a killed run left)."""
         for rule in self.ours():
-            assert rule[:2] == ["-A", "OUTPUT"], rule
+            assert rule[0] == "-A", rule
+            assert rule[1] in CHAINS, rule
             self._run("-D", *rule[1:])
         assert not self.ours(), "a test rule survived its deletion"
 
@@ -331,19 +340,20 @@ def test_latency_fails_the_node_and_clears(
         assert node["tracking"]["observed"] == "unhealthy"
         latency = node["checks"]["latency"]
         assert f"exceeds {MAX_LATENCY_MS} ms" in latency["message"], latency
-        assert latency["message"].startswith("median TCP round trip "), latency
-        # The handshake waits for the delayed SYN; nothing else on loopback takes that long.
-        assert DELAY_MS * 0.9 <= latency["value"] < DELAY_MS + 250, latency
+        assert latency["message"].startswith("SSH connection round trip "), latency
+        # The kernel's smoothed estimate of the open connection moves an eighth of the way to
+        # each new sample: over the limit within a pass or two, never past the real delay.
+        assert MAX_LATENCY_MS < latency["value"] < DELAY_MS + 250, latency
         assert node["checks"]["ssh"]["status"] == "ok", "the open SSH session still works"
 
         shown, shown_at = watch.until(
             lambda s: victim(s)["status"] == "unhealthy", "h1 shown unhealthy"
         )
         took = shown_at - fault_at
-        bound = INTERVAL_S + CONFIRM_S + FAIL_AFTER * FAST_TIMEOUTS["latency"] + SLACK_S
+        bound = 2 * INTERVAL_S + CONFIRM_S + FAIL_AFTER * FAST_TIMEOUTS["latency"] + SLACK_S
         assert took <= bound, f"detected after {took:.1f} s, bound {bound:.1f} s"
         assert victim(shown)["tracking"]["fail_streak"] == FAIL_AFTER
-        assert victim(shown)["alerts"][0]["text"].startswith("latency: median TCP round trip")
+        assert victim(shown)["alerts"][0]["text"].startswith("latency: SSH connection round trip")
         assert_bystanders_unaffected(watch, fault_wall)
 
         firewall.clear()
@@ -351,7 +361,8 @@ def test_latency_fails_the_node_and_clears(
 
     recovered, recovered_at = watch.until(lambda s: all_ok(victim(s)), "h1 to recover")
     took = recovered_at - clear_at
-    bound = INTERVAL_S + CONFIRM_S + RECOVER_AFTER * FAST_TIMEOUTS["latency"] + SLACK_S
+    # The smoothed estimate takes a pass or two of traffic to come back down, as it went up.
+    bound = 2 * INTERVAL_S + CONFIRM_S + RECOVER_AFTER * FAST_TIMEOUTS["latency"] + SLACK_S
     assert took <= bound, f"recovered after {took:.1f} s, bound {bound:.1f} s"
     assert victim(recovered)["checks"]["latency"]["value"] < MAX_LATENCY_MS
     assert victim(recovered)["tracking"]["pass_streak"] >= RECOVER_AFTER
@@ -367,10 +378,11 @@ def test_packet_loss_shows_within_a_few_checks_and_clears(
 ) -> None:
     """Dropping half of h1's packets shows in its latency or ssh check within 5 checks.
 
-    Which check shows it, and how, is chance: a latency check makes three handshakes of
-    2/3 s each, and a lost SYN is resent only after 1 s, so each lost SYN is a failed probe
-    (warn with one or two, fail with three, all pass 1 time in 8), while lost packets of the
-    open SSH session are resent with backoff and may push the ssh check past its timeout.
+    The packets are dropped on INPUT, after they left, as a lossy wire drops them. Which check
+    shows it, and how, is chance: lost packets of the open SSH session are resent, which the
+    latency check reads from the kernel's counters of the connection (a warning), and resent
+    with backoff, which may push the ssh check (and the latency check, which waits for the
+    same command) past its timeout.
     So the test asserts that one of the first 5 checks after the rule is not ok, and that
     whatever it says names loss, a limit or a timeout; then that h1 is fine again once the
     rule is gone.
@@ -380,7 +392,9 @@ def test_packet_loss_shows_within_a_few_checks_and_clears(
     watch = watched(config)
 
     firewall.add(
-        h1, "-m", "statistic", "--mode", "random", "--probability", str(LOSS), "-j", "DROP"
+        h1,
+        *("-m", "statistic", "--mode", "random", "--probability", str(LOSS), "-j", "DROP"),
+        chain="INPUT",
     )
     fault_wall, fault_at = datetime.now(UTC), time.monotonic()
 
@@ -402,7 +416,8 @@ def test_packet_loss_shows_within_a_few_checks_and_clears(
     if latency["status"] != "ok":
         assert latency["status"] in ("warn", "fail"), latency
         assert re.search(
-            r"of 3 probes failed \(packet loss\?\)|every TCP probe failed|exceeds 100 ms",
+            r"segments sent since the last check were resent \(packet loss\?\)|exceeds 100 ms"
+            r"|no answer within|not judged: the node's shell did not answer",
             latency["message"],
         ), latency
     if ssh["status"] != "ok":

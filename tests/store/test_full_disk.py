@@ -66,7 +66,7 @@ def test_check_on_a_full_disk_shows_the_verdicts_and_their_code(
 ) -> None:
     """The verdicts are shown, the exit is the worst node's, one line says they are not saved."""
     checked = [verdict("gpu1", NodeStatus.HEALTHY), verdict("gpu2", NodeStatus.UNHEALTHY)]
-    monkeypatch.setattr(sweep, "run_checks", lambda nodes, last, told: checked)  # noqa: ARG005 - the signature
+    monkeypatch.setattr(sweep, "run_checks", lambda nodes, last, told, **_: checked)  # noqa: ARG005 - the signature
     fill(monkeypatch, "cluster_state.json")
 
     ran = invoke("check", *(["--json"] if as_json else []))

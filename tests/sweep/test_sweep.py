@@ -55,6 +55,9 @@ class CapturedSession:
 
     peer = None
 
+    def round_trip(self) -> None:
+        """No TCP connection of its own: the latency check falls back to probes."""
+
     async def run(self, command: str, *, timeout: float) -> CommandResult:
         """The captured answer to `command`."""
         del timeout
@@ -188,3 +191,28 @@ def test_an_exception_that_cannot_say_what_it_is_is_unknown_too(
     before = swept()
     break_check(monkeypatch, "gpu", "run", Unprintable())
     assert_only_the_victims_check_is_unknown(before, swept(), "gpu", "Unprintable")
+
+
+def test_a_local_worker_is_not_failed_by_latency() -> None:
+    """A `transport: local` worker with the core checks is healthy: no probe of its own port 22."""
+    local = Worker.model_validate(
+        {
+            "name": "ctl",
+            "ip": "127.0.0.1",
+            "transport": "local",
+            "gpus": 0,
+            "min_disk_gb": 0,
+            "checks": ["ssh", "disk", "latency"],
+        }
+    )
+
+    async def main() -> list[NodeVerdict]:
+        transports = Transports()
+        try:
+            return await sweep([local], transports)
+        finally:
+            await transports.close()
+
+    (verdict,) = asyncio.run(main())
+    assert [c.name for c in verdict.checks] == ["ssh", "disk"]
+    assert verdict.status is NodeStatus.HEALTHY, verdict.failing()

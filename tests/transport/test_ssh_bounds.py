@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from conftest import nodes_of, wait_for
+from ugro.config.settings import DEFAULT_MAX_CONNECTS
 from ugro.errors import CommandTimeout
 from ugro.subprocesses import STDERR_LIMIT, STDOUT_LIMIT
 from ugro.transport.ssh import MAX_CHANNELS_PER_CONNECTION, SSHTransport
@@ -34,7 +35,7 @@ def run_on_h0(
     worker = nodes_of(cluster.write_config(tmp_path / "cluster.yaml"))["h0"]
 
     async def main() -> list[CommandResult]:
-        transport = SSHTransport()
+        transport = SSHTransport(max_connects=DEFAULT_MAX_CONNECTS)
         try:
             session = await transport.open(worker)
             return [await session.run(c, timeout=timeout) for c in commands]

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from conftest import nodes_of, run_ugro
+from conftest import nodes_of, run_ugro, wait_for
 from daemonharness import FAST_TIMEOUTS, GOOD, SSH_ONLY, daemon_starter, monitor
+from ugro.config.settings import DEFAULT_MAX_CONNECTS
 from ugro.errors import (
     AuthFailed,
     CommandTimeout,
@@ -22,17 +23,18 @@ from ugro.errors import (
     HostKeyUnknown,
     TransportError,
 )
-from ugro.model import NodeStatus
+from ugro.model import NodeStatus, Status
 from ugro.sweep import Transports, sweep
-from ugro.transport import ssh as ssh_transport
 from ugro.transport.ssh import MAX_CHANNELS_PER_CONNECTION, SSHTransport
+from ugro.transport.tcp import tcp_connect_ms
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from pathlib import Path
 
-    from sshcluster import TestCluster
+    from sshcluster import TestCluster, TestHost
     from ugro.config import Worker
+    from ugro.model import NodeVerdict
 
 
 # Integration: the SSH transport against real sshd test hosts.
@@ -49,7 +51,7 @@ def with_transport(body: Callable[[SSHTransport], Awaitable[object]]) -> object:
     """Run `body` with a fresh transport, closing it afterwards."""
 
     async def main() -> object:
-        transport = SSHTransport()
+        transport = SSHTransport(max_connects=DEFAULT_MAX_CONNECTS)
         try:
             return await body(transport)
         finally:
@@ -154,10 +156,9 @@ def test_hung_sshd_times_out(cluster: TestCluster, tmp_path: Path) -> None:
 
 
 def test_waiting_for_a_connect_slot_does_not_count_against_the_connect_timeout(
-    cluster: TestCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cluster: TestCluster, tmp_path: Path
 ) -> None:
     """A node queued behind slow connects still gets its own full connect timeout."""
-    monkeypatch.setattr(ssh_transport, "MAX_CONCURRENT_CONNECTS", 1)
     path = cluster.write_config(tmp_path / "cluster.yaml", timeouts={"connect": 1})
     nodes = nodes_of(path)
     stalled = ["h0", "h1", "h2", "h3"]
@@ -168,7 +169,7 @@ def test_waiting_for_a_connect_slot_does_not_count_against_the_connect_timeout(
     queue = [nodes[name] for name in [*stalled, "h4"]]
 
     async def main() -> list[NodeStatus]:
-        transports = Transports(ssh=SSHTransport())
+        transports = Transports(ssh=SSHTransport(max_connects=1))
         try:
             return [v.status for v in await sweep(queue, transports)]
         finally:
@@ -401,3 +402,47 @@ def test_daemon_keeps_running_past_bad_credentials(
         assert message in state["nodes"]["h1"]["checks"]["ssh"]["message"]
         daemon.send(signal.SIGTERM)
         assert daemon.wait(timeout=30) == 0, daemon.err()
+
+
+# --- the latency check reads the live connection: nothing new reaches sshd ---------------------
+
+#: What sshd (LogLevel ERROR) logs for a connection that closes before the SSH banner: a TCP
+#: handshake probe, one line each.
+PROBE_LINE = "kex_exchange_identification"
+
+
+def probe_lines(host: TestHost) -> int:
+    """How many connections that closed before the SSH banner sshd has logged."""
+    return host.log.read_text(encoding="utf-8", errors="replace").count(PROBE_LINE)
+
+
+def test_warm_sweeps_measure_latency_without_a_connection_of_their_own(
+    cluster: TestCluster, tmp_path: Path
+) -> None:
+    """Sweeps over a kept connection make sshd fork and log nothing; one probe would."""
+    host = cluster.host("h0")
+    path = cluster.write_config(tmp_path / "cluster.yaml", [host], checks=["ssh", "latency"])
+    worker = nodes_of(path)["h0"]
+
+    async def main() -> list[list[NodeVerdict]]:
+        transports = Transports()
+        try:
+            first = await sweep([worker], transports)
+            before = probe_lines(host)
+            rest = [await sweep([worker], transports) for _ in range(3)]
+            assert probe_lines(host) == before
+            return [first, *rest]
+        finally:
+            await transports.close()
+
+    verdicts = asyncio.run(main())
+    # The control: one handshake of the fallback's is counted.
+    before = probe_lines(host)
+    asyncio.run(tcp_connect_ms(host.addr, host.port, 2))
+    wait_for(lambda: probe_lines(host) == before + 1, "the probe's log line")
+    for (verdict,) in verdicts:
+        (result,) = (c for c in verdict.checks if c.name == "latency")
+        assert result.status is Status.OK, result
+        assert result.message.startswith("SSH connection round trip "), result
+        assert result.value is not None
+        assert 0 <= result.value < 100

@@ -14,6 +14,7 @@ that add `gen.gpucurrent`/`gen.hostmax`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from abc import abstractmethod
 from dataclasses import dataclass
@@ -176,12 +177,16 @@ def flag(text: str, field: str) -> bool | None:
     raise InvalidOutput(f"{field} is {shown(text)}, not Yes or No")
 
 
+# Seven checks parse each node's one answer in a row (they wait on the same command); the
+# parse was some 7 % of a thousand-node daemon's own CPU (benchmarks/fleet_scale.py).
+@functools.lru_cache(maxsize=32)
 def parse(stdout: str) -> tuple[GpuRow, ...]:
     """One GpuRow per CSV line; raise ValueError on anything that is not the query's CSV.
 
     Every number of every row must be plausible, whichever check reads it: InvalidOutput
     names the first that is not, and each check of the query is unknown. A node whose
-    nvidia-smi prints a nan anywhere is not one to believe elsewhere.
+    nvidia-smi prints a nan anywhere is not one to believe elsewhere. Pure, and cached: the
+    rows are immutable.
     """
     rows: list[GpuRow] = []
     for line in stdout.splitlines():

@@ -180,7 +180,7 @@ def preflight(  # noqa: PLR0913, PLR0917 - one parameter per option, as click pa
     if due:
         from ugro import sweep
 
-        checked = sweep.run_checks(due)
+        checked = sweep.run_checks(due, max_connects=cfg.monitor.max_connects)
         # The fleet's state is its monitors'; this machine's state file is not one of theirs.
         if not url:
             store.update(

@@ -89,7 +89,10 @@ def check(  # noqa: PLR0913, PLR0917 - one parameter per option, as click passes
     stored = _stored(store)
     with Progress(len(chosen), sys.stderr) as progress:
         verdicts = sweep.run_checks(
-            chosen, {name: v.last_check for name, v in stored.items()}, progress.checked
+            chosen,
+            {name: v.last_check for name, v in stored.items()},
+            progress.checked,
+            max_connects=cfg.monitor.max_connects,
         )
     notes = []
     source = str(cfg.source) if cfg.source else None

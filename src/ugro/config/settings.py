@@ -49,6 +49,10 @@ SINK_FIELDS: dict[SinkType, Literal["urls", "url", "command"]] = {
 
 Seconds = Annotated[float, Field(gt=0, le=3600)]
 
+# SSH connects in flight at once, fleet-wide: pdsh's fan-out is 32 and clush's 64; at 32 a
+# thousand nodes connect in a few seconds (docs/benchmarks.md, "Fleet scale").
+DEFAULT_MAX_CONNECTS = 32
+
 # From the exporter range of Prometheus's default port allocations; 9090, 9091, 9093 (the
 # Prometheus stack), 9100 (node_exporter), 9115 (blackbox) and 9400 (dcgm-exporter) are taken
 # on the machines ugro runs on.
@@ -225,6 +229,9 @@ class MonitorSettings(_Model):
     recover_after: int = Field(default=2, ge=1, le=100)
     backoff_after: int = Field(default=3, ge=1, le=100)
     max_backoff_s: float = Field(default=300, gt=0, le=86400)
+    # A bound on the control node's fan-out, not on any one node: each connect goes to a
+    # different node's sshd, whose MaxStartups (10:30:100) counts its own clients only.
+    max_connects: int = Field(default=DEFAULT_MAX_CONNECTS, ge=1, le=1024)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_file: str | None = None
     log_max_bytes: int = Field(default=10_000_000, ge=10_000, le=10**12)

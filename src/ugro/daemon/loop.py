@@ -29,7 +29,7 @@ from ugro.daemon import containment, logs, sdnotify
 from ugro.daemon.containment import Errors
 from ugro.daemon.outputs import dispatcher
 from ugro.daemon.pidfile import PidLock
-from ugro.daemon.schedule import Schedule
+from ugro.daemon.schedule import Schedule, pause_s
 from ugro.daemon.settle import Settler
 from ugro.errors import ConfigError, UgroError
 from ugro.recovery.scheduler import for_config
@@ -65,17 +65,18 @@ class Daemon:
         config_path: Path | None,
         cfg: Config,
         scheduler: Scheduler | None = None,
-        transports: Callable[[], sweep.Transports] = sweep.Transports,
+        transports: Callable[[], sweep.Transports] | None = None,
     ) -> None:
         """Monitor the nodes of `cfg`, reloading from `config_path` on SIGHUP.
 
         `scheduler` is told about every cordon the daemon places or lifts; `transports`
-        makes the connections to the nodes (tests pass fakes).
+        makes the connections to the nodes (tests pass fakes); by default the real ones,
+        bounded by the current config's `monitor.max_connects`.
         """
         self.config_path = config_path
         self.cfg = cfg
-        self.new_transports = transports
-        self.transports = transports()
+        self.new_transports = transports or self._real_transports
+        self.transports = self.new_transports()
         self.stopping = asyncio.Event()
         self.wake = asyncio.Event()
         self.reload_requested = False
@@ -83,6 +84,10 @@ class Daemon:
         self.settler = Settler(cfg, scheduler, self.errors)
         self.schedule = Schedule((), time.monotonic(), self.wake)
         self.last_settle_s = 0.0
+
+    def _real_transports(self) -> sweep.Transports:
+        """SSH and local transports under the current config's connect bound."""
+        return sweep.Transports(max_connects=self.cfg.monitor.max_connects)
 
     async def run(self) -> None:
         """Check nodes until asked to stop; then write the state and close every connection."""
@@ -93,6 +98,7 @@ class Daemon:
         names = [n.name for n in self.cfg.nodes]
         self.settler.restore(names)
         self.schedule = Schedule(names, time.monotonic(), self.wake)
+        self._pace()
         exporter = self._start_exporter()
         watchdog = asyncio.create_task(self._watchdog())
         self.settler.dispatcher.start()
@@ -128,10 +134,24 @@ class Daemon:
         wake_at = min(self.schedule.next_due(), math.inf if settle_at is None else settle_at)
         await self._sleep(wake_at - now)
 
+    def _pace(self) -> None:
+        """Pace the schedule's starts for the current config (`schedule` module docstring)."""
+        monitor = self.cfg.monitor
+        self.schedule.batch = monitor.max_connects
+        self.schedule.pause_s = pause_s(
+            len(self.cfg.nodes), monitor.max_connects, monitor.interval_s
+        )
+
     def _window(self) -> float:
-        """How long completed checks may wait for their cohort (SETTLE_WAIT_S)."""
+        """How long completed checks may wait for their cohort (SETTLE_WAIT_S).
+
+        At least as long as a paced round takes to start, so that a round settles as one
+        sweep rather than a batch at a time (each settle writes the whole state file).
+        """
+        spread = self.schedule.spread_s(len(self.cfg.nodes))
         return min(
-            max(SETTLE_WAIT_S, SETTLE_SHARE * self.last_settle_s), self.cfg.monitor.interval_s / 2
+            max(SETTLE_WAIT_S, SETTLE_SHARE * self.last_settle_s, spread),
+            self.cfg.monitor.interval_s / 2,
         )
 
     async def _check(self, node: Worker) -> NodeVerdict:
@@ -229,7 +249,6 @@ class Daemon:
         # the checks in flight are abandoned and start again, on new connections.
         await self.schedule.abandon(list(self.schedule.running), now)
         await self.transports.close()
-        self.transports = self.new_transports()
         for section in ("exporter", "history"):
             if getattr(new, section) != getattr(self.cfg, section):
                 log.warning("config reload: %s settings take effect at the next start", section)
@@ -247,7 +266,10 @@ class Daemon:
         if settler.own_scheduler:
             settler.recoverer.scheduler = for_config(new)
         self.cfg = new
+        # After the new config is in place: its max_connects bounds the new pool.
+        self.transports = self.new_transports()
         self.schedule.retarget([n.name for n in new.nodes], now)
+        self._pace()
         settler.shown = {k: v for k, v in settler.shown.items() if k in self.schedule.due}
         log.info("config reloaded: %d nodes", len(new.nodes))
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from ugro.config import Worker
     from ugro.model import CommandResult
+    from ugro.transport.tcp import RoundTrip
 
 
 class Session(Protocol):
@@ -22,6 +23,12 @@ class Session(Protocol):
     @property
     def peer(self) -> tuple[str, int] | None:
         """The address and port actually connected to; None for the local machine."""
+
+    def round_trip(self) -> RoundTrip | None:
+        """The kernel's round trip of the session's own TCP connection, and its resends.
+
+        None when the session has none (the local machine, a tunnelled connection).
+        """
 
     async def run(self, command: str, *, timeout: float) -> CommandResult:
         """Run a POSIX shell command; raise CommandTimeout or Disconnected."""

@@ -18,6 +18,9 @@ class LocalSession:
 
     peer = None
 
+    def round_trip(self) -> None:
+        """None: no network lies between this machine and itself."""
+
     async def run(self, command: str, *, timeout: float) -> CommandResult:
         """Run `command` with /bin/sh; kill it and raise CommandTimeout after `timeout`.
 

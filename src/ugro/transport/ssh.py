@@ -27,14 +27,15 @@ from ugro.errors import (
     HostKeyUnknown,
 )
 from ugro.model import CommandResult
+from ugro.transport.tcp import Counters, RoundTrip, counters, since
 from ugro.transport.tcp import reason as _reason
 
 if TYPE_CHECKING:
     from ugro.config import Worker
     from ugro.transport import Session
 
-# sshd's defaults are MaxStartups 10:30:100 and MaxSessions 10: stay below both.
-MAX_CONCURRENT_CONNECTS = 10
+# sshd's default MaxSessions is 10: stay below it. (Its MaxStartups bounds the unauthenticated
+# connections to one node; the pool's bound on connects across the fleet is `max_connects`.)
 MAX_CHANNELS_PER_CONNECTION = 8
 # known_hosts is read whole on every connect: beyond this (some 100 000 entries, far more than
 # any cluster's) it is refused rather than read into memory.
@@ -49,8 +50,24 @@ class SSHSession:
         self._connection = connection
         self._name = name
         self._channels = asyncio.Semaphore(MAX_CHANNELS_PER_CONNECTION)
+        # The counters at the last `round_trip`, which counts resends from there.
+        self._counters: Counters | None = None
         peer = connection.get_extra_info("peername")
         self.peer: tuple[str, int] | None = (str(peer[0]), int(peer[1])) if peer else None
+
+    def round_trip(self) -> RoundTrip | None:
+        """The kernel's smoothed round trip of this connection, and its resends since last asked.
+
+        Every packet the node acknowledges refreshes the round trip, so after a command it
+        measures the path as the check pass itself found it. None when the connection has no
+        TCP socket of its own (a ProxyCommand or a jump host carries it) or the kernel has
+        no TCP_INFO.
+        """
+        now = counters(self._connection.get_extra_info("socket"))
+        if now is None:
+            return None
+        reading, self._counters = since(now, self._counters), now
+        return reading
 
     @property
     def is_closed(self) -> bool:
@@ -104,11 +121,15 @@ class SSHSession:
 class SSHTransport:
     """A pool of persistent SSH connections, one per node, re-opened when they break."""
 
-    def __init__(self) -> None:
-        """Start with no connections; they open on first use."""
+    def __init__(self, *, max_connects: int) -> None:
+        """Start with no connections; they open on first use, at most `max_connects` at once.
+
+        The bound covers the handshake and authentication only: a node's connect timeout
+        starts when its own connect does, never while it waits for a slot.
+        """
         self._sessions: dict[str, SSHSession] = {}
         self._opening: dict[str, asyncio.Lock] = {}
-        self._connects = asyncio.Semaphore(MAX_CONCURRENT_CONNECTS)
+        self._connects = asyncio.Semaphore(max_connects)
 
     async def open(self, node: Worker) -> Session:
         """Return the node's open session, connecting (or reconnecting) when needed."""
