@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from conftest import closed_port
 from ugro.cli import main
 from ugro.errors import PrometheusError
-from ugro.fleet import prometheus
+from ugro.fleet import promapi, prometheus
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -309,7 +309,7 @@ def test_an_answer_too_large_is_refused(
     answering: Answering, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An answer past MAX_RESPONSE_BYTES is not read on: one line, exit 3."""
-    monkeypatch.setattr(prometheus, "MAX_RESPONSE_BYTES", 1024)
+    monkeypatch.setattr(promapi, "MAX_RESPONSE_BYTES", 1024)
     answering.body = vector(node_series("gpu1", "healthy") * 20)
     assert "answered more than 1024 bytes" in refused(answering)
 

@@ -63,10 +63,10 @@ def url_of(cfg: Config, option: str | None) -> str | None:
 
 def read(url: str, timeout_s: float) -> Known:
     """The fleet's verdicts from the Prometheus at `url`; PrometheusError when unreadable."""
-    from ugro.fleet import prometheus
+    from ugro.fleet import promapi, prometheus
 
     fleet = prometheus.read(url, timeout_s=timeout_s)
-    notes = [f"read from Prometheus at {prometheus.shown_url(url)}", *fleet.notes]
+    notes = [f"read from Prometheus at {promapi.shown_url(url)}", *fleet.notes]
     return Known(
         verdicts=fleet.verdicts,
         cordons=fleet.cordons,
