@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -47,6 +48,7 @@ if str(TESTS_DIR) not in sys.path:
 
 from sshcluster import DEFAULT_GPU, DEFAULT_GPUS, DEFAULT_VRAM_GB, install_stubs  # noqa: E402
 from ugro.checks import xid  # noqa: E402
+from ugro.transport import batch  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -63,6 +65,8 @@ START_TIMEOUT_S = 120.0
 HANGS = re.compile(r"nvidia-smi|python")
 #: The part of the kernel-log command that changes with every check (the window's length).
 _WINDOW = re.compile(r"\$\(\(now - [0-9]+\)\)")
+#: How every batch of commands (ugro.transport.batch) begins.
+BATCH = shlex.join(["sh", "-c", batch.RUNNER, "ugro-batch", batch.MARK]) + " "
 #: The kernel-log answer's clock lines, refreshed at every answer.
 _CLOCK = re.compile(rf"^{re.escape(xid.MARK)}(now|uptime) .*$", re.MULTILINE)
 
@@ -232,6 +236,7 @@ class Answers:
             "PATH": f"{base_dir}/bin:/usr/local/bin:/usr/bin:/bin",
         }
         self._known: dict[str, asyncio.Task[tuple[bytes, bytes, int]]] = {}
+        self._batches: dict[str, tuple[int, int, list[str]]] = {}
 
     async def answer(self, command: str) -> tuple[bytes, bytes, int]:
         """Stdout, stderr and exit status of `command` on a healthy stub node."""
@@ -244,6 +249,16 @@ class Answers:
         if key != command or xid.MARK in command:
             stdout = _CLOCK.sub(_clock, stdout.decode(errors="replace")).encode()
         return stdout, stderr, status
+
+    def batch(self, command: str) -> tuple[int, int, list[str]]:
+        """A batch's stdout and stderr limits and its commands (parsed once per kind)."""
+        key = _WINDOW.sub("$((now - N))", command)
+        parsed = self._batches.get(key)
+        if parsed is None:
+            words = shlex.split(command.removeprefix(BATCH))
+            parsed = int(words[0]), int(words[1]), words[4::2]
+            self._batches[key] = parsed
+        return parsed
 
     async def _run(self, command: str) -> tuple[bytes, bytes, int]:
         process = await asyncio.create_subprocess_exec(
@@ -280,6 +295,9 @@ async def serve(base_dir: Path, port: int, count: int, index: int, of: int) -> N
     async def handle(process: asyncssh.SSHServerProcess[bytes]) -> None:
         command = process.command or ""
         node = process.get_extra_info("sockname")[0]
+        if command.startswith(BATCH):
+            await answer_batch(process, command, hangs=node in hung)
+            return
         if node in hung and HANGS.search(command):
             await process.channel.wait_closed()
             return
@@ -287,6 +305,28 @@ async def serve(base_dir: Path, port: int, count: int, index: int, of: int) -> N
         process.stdout.write(stdout)
         process.stderr.write(stderr)
         process.exit(status)
+
+    async def answer_batch(
+        process: asyncssh.SSHServerProcess[bytes], command: str, *, hangs: bool
+    ) -> None:
+        """Answer as RUNNER would: ready, then each command's record as it ends."""
+        out_limit, err_limit, commands = answers.batch(command)
+        process.stdout.write(f"{batch.MARK} ready {len(commands)}\n".encode())
+
+        async def one(k: int, part: str) -> None:
+            stdout, stderr, status = await answers.answer(part)
+            stdout, stderr = stdout[: out_limit + 1], stderr[: err_limit + 1]
+            header = f"{batch.MARK} {k} {status} 1 {len(stdout)} {len(stderr)}\n"
+            process.stdout.write(header.encode() + stdout + stderr)
+
+        stuck = [hangs and HANGS.search(part) is not None for part in commands]
+        await asyncio.gather(
+            *(one(k, part) for k, part in enumerate(commands, 1) if not stuck[k - 1])
+        )
+        if any(stuck):
+            await process.channel.wait_closed()
+            return
+        process.exit(0)
 
     servers = [
         await asyncssh.listen(

@@ -18,7 +18,6 @@ from ugro.config.settings import DEFAULT_MAX_CONNECTS
 from ugro.errors import CommandTimeout, ConnectError, InvalidOutput, TransportError
 from ugro.model import (
     CheckResult,
-    CommandResult,
     DiskSpace,
     Evaluation,
     GpuMetrics,
@@ -27,6 +26,7 @@ from ugro.model import (
     Status,
 )
 from ugro.transport.local import LocalTransport
+from ugro.transport.shared import SharedSession
 from ugro.transport.ssh import SSHTransport
 from ugro.verdict import scoring
 
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
     from ugro.config import Worker
     from ugro.transport import Session, Transport
-    from ugro.transport.tcp import RoundTrip
 
 # Beyond a check's own timeout, how long to wait for the transport to give up by itself.
 GRACE_S = 2.0
@@ -90,41 +89,6 @@ async def sweep(
     return list(await asyncio.gather(*(one(node) for node in nodes)))
 
 
-class _SharedCommands:
-    """A session that runs each distinct command once per node check.
-
-    Several GPU health checks read one nvidia-smi query; running it once keeps a sweep's
-    cost on the node flat as checks are added.
-    """
-
-    def __init__(self, session: Session) -> None:
-        self._session = session
-        self._running: dict[str, asyncio.Task[CommandResult]] = {}
-
-    @property
-    def peer(self) -> tuple[str, int] | None:
-        """The address the underlying session is connected to."""
-        return self._session.peer
-
-    def round_trip(self) -> RoundTrip | None:
-        """The underlying session's round trip, refreshed by the commands run so far."""
-        return self._session.round_trip()
-
-    def close(self) -> None:
-        """Cancel commands no check waits for any more (their checks timed out)."""
-        for task in self._running.values():
-            task.cancel()
-
-    async def run(self, command: str, *, timeout: float) -> CommandResult:
-        """The command's result, shared with every check that asked for the same command."""
-        task = self._running.get(command)
-        if task is None:
-            task = asyncio.ensure_future(self._session.run(command, timeout=timeout))
-            self._running[command] = task
-        # shield: one check giving up must not cancel the command for the others.
-        return await asyncio.shield(task)
-
-
 async def check_node(
     node: Worker, transport: Transport, context: Context | None = None
 ) -> NodeVerdict:
@@ -149,7 +113,7 @@ async def check_node(
         )
         return _judge(node, when, results, unreachable=reason)
     connect_ms = _ms(start)
-    shared = _SharedCommands(session)
+    shared = SharedSession(session)
     try:
         outcomes = await _run_all(enabled, node, shared, context)
     finally:

@@ -50,9 +50,10 @@ log = logging.getLogger(__name__)
 # How long completed checks wait for the rest of their cohort (`ugro.daemon.schedule`) before
 # they are settled without it; at most half an interval.
 SETTLE_WAIT_S = 1.0
-# And at least this many times as long as the last sweep took to settle, so that judging and
-# writing take at most about a fifth of the daemon's time, however many nodes it has.
-SETTLE_SHARE = 4
+# Settles are at least this many times as long apart as the last one took, so that judging and
+# writing the whole state file take at most a twentieth of the daemon's time however many nodes
+# it has (paced starts complete in many small cohorts); at most half an interval apart.
+SETTLE_SHARE = 20
 # After an unexpected failure of the loop itself, how long to wait before going on.
 RETRY_S = 1.0
 
@@ -84,6 +85,7 @@ class Daemon:
         self.settler = Settler(cfg, scheduler, self.errors)
         self.schedule = Schedule((), time.monotonic(), self.wake)
         self.last_settle_s = 0.0
+        self.settled_at = -math.inf
 
     def _real_transports(self) -> sweep.Transports:
         """SSH and local transports under the current config's connect bound."""
@@ -128,6 +130,9 @@ class Daemon:
         now = time.monotonic()
         self.schedule.start_due(self.cfg.nodes, now, self._check)
         settle_at = self.schedule.settle_at(self._window())
+        if settle_at is not None:
+            gap = min(SETTLE_SHARE * self.last_settle_s, self.cfg.monitor.interval_s / 2)
+            settle_at = max(settle_at, self.settled_at + gap)
         if settle_at is not None and now >= settle_at:
             await self._settle(self.schedule.take())
             return
@@ -149,10 +154,7 @@ class Daemon:
         sweep rather than a batch at a time (each settle writes the whole state file).
         """
         spread = self.schedule.spread_s(len(self.cfg.nodes))
-        return min(
-            max(SETTLE_WAIT_S, SETTLE_SHARE * self.last_settle_s, spread),
-            self.cfg.monitor.interval_s / 2,
-        )
+        return min(max(SETTLE_WAIT_S, spread), self.cfg.monitor.interval_s / 2)
 
     async def _check(self, node: Worker) -> NodeVerdict:
         """Check one node; whatever goes wrong in ugro itself is that node's `unknown`."""
@@ -178,7 +180,8 @@ class Daemon:
                 if done.name in self.schedule.due:
                     delay = delays.get(done.name, self.cfg.monitor.interval_s)
                     self.schedule.due[done.name] = done.started + delay
-            self.last_settle_s = time.monotonic() - started
+            self.settled_at = time.monotonic()
+            self.last_settle_s = self.settled_at - started
 
     async def _shut_down(self, exporter: tuple[BoundedServer, Dashboard | None] | None) -> None:
         """Abandon the checks in flight, stop what runs beside them, and write the state."""

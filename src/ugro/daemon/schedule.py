@@ -43,7 +43,7 @@ ABANDON_WAIT_S = 2.0
 # The control node's CPU for one warm node check with the default checks (nine commands over
 # asyncssh: about 15 ms on a 2-core EPYC, benchmarks/fleet_scale.py). A fleet's starts are
 # spread over that much time per node, at most half the interval.
-NODE_CHECK_CPU_S = 0.015
+NODE_CHECK_CPU_S = 0.006
 
 
 def pause_s(nodes: int, batch: int, interval_s: float) -> float:

@@ -27,10 +27,13 @@ from ugro.errors import (
     HostKeyUnknown,
 )
 from ugro.model import CommandResult
+from ugro.transport import batch
 from ugro.transport.tcp import Counters, RoundTrip, counters, since
 from ugro.transport.tcp import reason as _reason
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from ugro.config import Worker
     from ugro.transport import Session
 
@@ -50,6 +53,8 @@ class SSHSession:
         self._connection = connection
         self._name = name
         self._channels = asyncio.Semaphore(MAX_CHANNELS_PER_CONNECTION)
+        # The node refused a batch once (`run_batch`): its commands go one channel each.
+        self._batches = True
         # The counters at the last `round_trip`, which counts resends from there.
         self._counters: Counters | None = None
         peer = connection.get_extra_info("peername")
@@ -113,9 +118,63 @@ class SSHSession:
             exit_signal=process.exit_signal[0] if process.exit_signal else None,
         )
 
+    async def run_batch(
+        self, jobs: Sequence[batch.Job], done: Callable[[int, CommandResult], None]
+    ) -> bool:
+        """Run `jobs` at once on one channel (`ugro.transport.batch`), telling `done` each result.
+
+        `done(i, result)` is called as job i ends; a job that never ends is never told, its
+        caller's own timeout covers it. False, with nothing run, when the node cannot run a
+        batch: the caller runs the jobs one by one with `run`. Raises Disconnected or
+        InvalidOutput when the connection fails or the answer is garbled, and CommandTimeout
+        when the whole batch outlives its longest timeout.
+        """
+        if not self._batches:
+            return False
+        reader = batch.Reader(len(jobs))
+        limit = batch.watchdog_s(jobs) + 1
+        async with self._channels:
+            try:
+                async with asyncio.timeout(limit):
+                    process = await self._connection.create_process(
+                        batch.command(jobs), encoding=None
+                    )
+                    # The runner's own stderr only ever holds a profile's chatter, but it must
+                    # be read: unread, it would fill the channel's window and stall stdout.
+                    chatter = asyncio.ensure_future(_drain(process.stderr))
+                    try:
+                        while not reader.finished:
+                            data = await process.stdout.read(subprocesses.CHUNK)
+                            if not data:
+                                reader.end()
+                                break
+                            for index, result in reader.feed(data):
+                                done(index, result)
+                    finally:
+                        chatter.cancel()
+                        process.close()
+            except batch.Refused:
+                self._batches = False
+                return False
+            except TimeoutError as exc:  # before OSError, of which it is a subclass
+                raise CommandTimeout(f"did not finish within {limit:g} s") from exc
+            except asyncssh.ChannelOpenError as exc:
+                raise Disconnected(
+                    f"{self._name}: the server refused a session: {exc.reason}"
+                ) from exc
+            except (asyncssh.Error, OSError) as exc:
+                raise Disconnected(f"{self._name}: connection lost: {_reason(exc)}") from exc
+        return True
+
     def close(self) -> None:
         """Close the connection without waiting."""
         self._connection.close()
+
+
+async def _drain(stream: subprocesses.Stream) -> None:
+    """Read `stream` to its end, keeping nothing."""
+    while await stream.read(subprocesses.CHUNK):
+        pass
 
 
 class SSHTransport:
