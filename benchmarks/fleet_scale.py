@@ -6,7 +6,8 @@ Measures, in one run, and prints side by side against the issue's goals:
   and 64: how long a fleet takes to connect and check at each fan-out;
 * warm: ugro's warm sweep of N farm nodes (connections kept) against a bare asyncssh fan-out
   of exactly the same remote commands over already-open connections (interleaved reps), all
-  N started at once on both sides, every timeout 30 s on both;
+  N started at once on both sides, every timeout 30 s on both; and against the same commands
+  sent the way ugro sends them, one batch (`ugro.transport.batch`) a node, read whole;
 * daemon: `ugro daemon run` on N farm nodes, default checks, 30 s interval: its first sweep
   (start to every node in the state file), then its CPU share and peak RSS (VmHWM) over the
   following `--seconds`, and what the farm's own processes spent meanwhile;
@@ -51,6 +52,7 @@ import psutil
 
 from ugro import config, sweep
 from ugro.config.settings import DEFAULT_MAX_CONNECTS
+from ugro.transport import batch
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
@@ -142,11 +144,21 @@ async def warm_and_bare(
         cmds = [(c, cmd) for c, n in zip(conns, nodes, strict=True) for cmd in commands(n)]
         out["commands_per_node"] = len(cmds) / len(nodes)
         bare = fan_out(cmds)
+        # The same commands as one batch a node, ugro's own way of sending them: a bare
+        # asyncssh run of the runner's command line, read whole, with no parsing.
+        batches = [
+            (c, batch.command([batch.Job(cmd, WARM_TIMEOUT_S) for cmd in commands(n)]))
+            for c, n in zip(conns, nodes, strict=True)
+        ]
+        together = fan_out(batches)
         await bare()  # the farm answers each distinct command once, then replays it
+        await together()
         timed = await interleaved(
-            reps, {"ugro": lambda: sweep.sweep(nodes, transports), "bare": bare}
+            reps,
+            {"ugro": lambda: sweep.sweep(nodes, transports), "bare": bare, "batch": together},
         )
         out["ugro"], out["bare"] = timed["ugro"][:2], timed["bare"][:2]
+        out["batch"] = timed["batch"][:2]
         out["unhealthy"] = sum(len(not_healthy(r)) for r in timed["ugro"][2])
         if profile:
             prof = cProfile.Profile(time.process_time)
@@ -401,6 +413,10 @@ def main() -> None:  # noqa: C901, PLR0912, PLR0915 - one report, read top to bo
         )
         row("warm / bare", f"{median(uw) / median(bw):.2f}× wall", "goal ≤ 1.2×")
         row("", f"{median(uc) / median(bc):.2f}× CPU", f"({warm['unhealthy']} not healthy)")
+        tw, tc = warm["batch"]
+        row("bare asyncssh, one batch a node", f"{median(tw):.2f} s wall, {median(tc):.2f} s CPU")
+        row("warm / bare batch", f"{median(uw) / median(tw):.2f}× wall")
+        row("", f"{median(uc) / median(tc):.2f}× CPU")
     if "daemon" in results:
         d = results["daemon"]
         row(
