@@ -4,15 +4,17 @@ Real sshd per node (`sshcluster.py`) stays the truth for correctness; this farm 
 where a thousand sshd (and a shell and a stub per command) would not fit on a small machine.
 Each node is an address 127.77.x.y with its own listening socket on one shared port; a few
 processes (asyncssh servers) split the addresses between them. A node speaks real SSH: key
-exchange, host key, public-key authentication, one channel per command. Commands are answered
-with what the same stubs as the sshd test hosts print (tests/stubs/: nvidia-smi, python3 with
-the fake torch, dmesg, journalctl), run once per distinct command through /bin/sh with the
-stubs first on PATH, and replayed from then on.
+exchange, host key, public-key authentication, a channel per batch of commands (it answers
+ugro's runner, `ugro.transport.batch`, record by record as the runner does) or per command.
+Commands are answered with what the same stubs as the sshd test hosts print (tests/stubs/:
+nvidia-smi, python3 with the fake torch, dmesg, journalctl), run once per distinct command
+through /bin/sh with the stubs first on PATH, and replayed from then on.
 
 What it does not model:
 
 * a node's own sshd and shell: no fork per connection or command, no PAM, no login shell,
-  no MaxStartups or MaxSessions; the farm's few processes share the machine with ugro;
+  no MaxStartups or MaxSessions, and a batch's runner is not run (its records are written
+  directly); the farm's few processes share the machine with ugro;
 * per-node state: every node answers alike (healthy stub modes, two RTX 4090s), except the
   `hung` ones, whose nvidia-smi and Python commands never answer;
 * time: load, memory and disk figures are the farm machine's at the first answer, replayed;

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from sshcluster import TestCluster
     from ugro.config import Worker
-    from ugro.transport.batch import Job
+    from ugro.transport.batch import Job, Outcome
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +42,7 @@ class Channels:
             return await run(session, command, timeout=timeout)
 
         async def counted_batch(
-            session: SSHSession, jobs: Sequence[Job], done: Callable[[int, CommandResult], None]
+            session: SSHSession, jobs: Sequence[Job], done: Callable[[int, Outcome], None]
         ) -> bool:
             ran = await run_batch(session, jobs, done)
             self.batches.append(ran)

@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 
 from ugro.errors import InvalidOutput
 from ugro.model import CommandResult
+from ugro.subprocesses import STDERR_LIMIT, STDOUT_LIMIT
 from ugro.transport import batch
-from ugro.transport.batch import MARK, Job, Reader, Refused
+from ugro.transport.batch import MARK, Job, Outcome, Reader, Refused
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -37,14 +38,30 @@ def ready(count: int) -> bytes:
     return f"{MARK} ready {count}\n".encode()
 
 
-def read_all(data: bytes, count: int, *, chunk: int | None = None) -> dict[int, CommandResult]:
+def results(outcomes: list[tuple[int, Outcome]]) -> dict[int, CommandResult]:
+    """The outcomes by index, every one a result (none lost to a full temporary directory)."""
+    found: dict[int, CommandResult] = {}
+    for index, outcome in outcomes:
+        assert isinstance(outcome, CommandResult), outcome
+        found[index] = outcome
+    return found
+
+
+def read_outcomes(
+    data: bytes, count: int, *, chunk: int | None = None
+) -> list[tuple[int, Outcome]]:
     """Feed `data` to a reader in `chunk`-byte pieces (all at once when None)."""
     reader = Reader(count, LIMITS)
-    results: dict[int, CommandResult] = {}
+    outcomes: list[tuple[int, Outcome]] = []
     step = chunk or max(1, len(data))
     for start in range(0, len(data), step):
-        results.update(reader.feed(data[start : start + step]))
-    return results
+        outcomes += reader.feed(data[start : start + step])
+    return outcomes
+
+
+def read_all(data: bytes, count: int, *, chunk: int | None = None) -> dict[int, CommandResult]:
+    """The results of `data`, fed in `chunk`-byte pieces."""
+    return results(read_outcomes(data, count, chunk=chunk))
 
 
 def run_runner(
@@ -125,9 +142,11 @@ def test_a_command_killed_by_a_signal_is_named_like_sshd_does() -> None:
 
 def test_output_the_temporary_directory_could_not_hold_is_an_error() -> None:
     """Output lost to a full temporary directory is never judged as if it were all."""
-    data = ready(1) + f"{MARK} 1 0 0 0 0\n".encode()
-    with pytest.raises(InvalidOutput, match="temporary directory"):
-        read_all(data, 1)
+    data = ready(2) + f"{MARK} 1 0 0 0 0\n".encode() + record(2, b"fine")
+    (_, lost), (_, fine) = read_outcomes(data, 2)
+    assert isinstance(lost, InvalidOutput)
+    assert "temporary directory" in str(lost)
+    assert fine == CommandResult(0, "fine")
 
 
 @pytest.mark.parametrize(
@@ -201,9 +220,9 @@ def test_undecodable_output_is_replaced_not_raised() -> None:
 def parse(completed: subprocess.CompletedProcess[bytes], count: int) -> dict[int, CommandResult]:
     """Every result in what a finished runner printed."""
     reader = Reader(count, LIMITS)
-    results = dict(reader.feed(completed.stdout))
+    found = results(reader.feed(completed.stdout))
     reader.end()
-    return results
+    return found
 
 
 def test_the_runner_runs_every_command_and_reports_each() -> None:
@@ -214,11 +233,11 @@ def test_the_runner_runs_every_command_and_reports_each() -> None:
         Job("kill -SEGV $$", 5),
         Job("cat /proc/loadavg >/dev/null && echo 'it'\"'\"'s quoted'", 5),
     ]
-    results = parse(run_runner(jobs), len(jobs))
-    assert results[0] == CommandResult(3, "one\n", "err\n")
-    assert results[1].stdout == "a b\nsh\n"
-    assert results[2].exit_signal == "SEGV"
-    assert results[3].stdout == "it's quoted\n"
+    got = parse(run_runner(jobs), len(jobs))
+    assert got[0] == CommandResult(3, "one\n", "err\n")
+    assert got[1].stdout == "a b\nsh\n"
+    assert got[2].exit_signal == "SEGV"
+    assert got[3].stdout == "it's quoted\n"
 
 
 def test_a_login_banner_does_not_disturb_the_runner() -> None:
@@ -232,10 +251,10 @@ def test_output_past_the_limit_is_cut_on_the_node() -> None:
     """A flooding command is cut by `head -c` on the node: what crosses the wire is bounded."""
     jobs = [Job("yes | head -c 5000000", 5), Job("yes >&2", 5), Job("echo fine", 5)]
     completed = run_runner(jobs)
-    results = parse(completed, 3)
-    assert results[0].truncated
-    assert results[1].truncated
-    assert results[2] == CommandResult(0, "fine\n")
+    got = parse(completed, 3)
+    assert got[0].truncated
+    assert got[1].truncated
+    assert got[2] == CommandResult(0, "fine\n")
     assert len(completed.stdout) < 3 * sum(LIMITS)
 
 
@@ -249,7 +268,7 @@ def test_a_hung_command_reports_last_and_the_others_come_first() -> None:
     ) as process:
         assert process.stdout is not None
         reader = Reader(2, LIMITS)
-        first: list[tuple[int, CommandResult]] = []
+        first: list[tuple[int, Outcome]] = []
         while not first:
             first = reader.feed(os.read(process.stdout.fileno(), 4096))
         assert first == [(1, CommandResult(0, "quick\n"))]
@@ -312,11 +331,43 @@ def test_without_timeout_the_watchdog_ends_the_runner(tmp_path: Path) -> None:
         ) as process:
             assert process.stdout is not None
             reader = Reader(2, LIMITS)
-            results = reader.feed(process.stdout.read())
+            got = reader.feed(process.stdout.read())
             assert process.wait(timeout=30) == 0
-        assert results == [(0, CommandResult(0, "a\n"))]
+        assert got == [(0, CommandResult(0, "a\n"))]
         assert sorted(p.name for p in tmp_path.iterdir()) == ["bin"]
     finally:
         for stuck in psutil.process_iter(["cmdline"]):
             if stuck.info["cmdline"] == [f"{bin_dir}/sleep", "3600"]:
                 stuck.kill()
+
+
+@pytest.mark.integration  # needs root, to mount a tmpfs
+def test_output_a_full_temporary_directory_could_not_hold_is_said_to_be_lost(
+    tmp_path: Path,
+) -> None:
+    """A 64 KiB tmpfs as $XDG_RUNTIME_DIR: a 200 KB answer is lost, and said so.
+
+    The small answer is whole or said to be lost (the big one may fill the tmpfs first),
+    never short.
+    """
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    subprocess.run(
+        ["/usr/bin/mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(runtime)], check=True
+    )
+    try:
+        jobs = [Job("head -c 200000 /dev/zero | tr '\\0' x", 5), Job("echo fits", 5)]
+        completed = subprocess.run(
+            ["/bin/sh", "-c", batch.command(jobs, (STDOUT_LIMIT, STDERR_LIMIT))],
+            capture_output=True,
+            env={"PATH": os.environ["PATH"], "XDG_RUNTIME_DIR": str(runtime)},
+            timeout=60,
+            check=False,
+        )
+        outcomes = dict(Reader(2).feed(completed.stdout))
+        assert list(runtime.iterdir()) == []
+    finally:
+        subprocess.run(["/usr/bin/umount", str(runtime)], check=True)
+    assert isinstance(outcomes[0], InvalidOutput)
+    assert "temporary directory could not hold" in str(outcomes[0])
+    assert outcomes[1] == CommandResult(0, "fits\n") or isinstance(outcomes[1], InvalidOutput)

@@ -12,8 +12,8 @@ counts, and a hung node holds the others' verdicts back by that wait at most.
 
 Starts are paced: at most a batch of nodes (`max_connects`) start at once, and a full batch
 is followed by a pause, so a large fleet's checks are spread over part of the interval rather
-than opened all in the same instant. A thousand nodes started together open some nine
-thousand SSH channels at once; on a small control node their answers then wait behind one
+than opened all in the same instant. A thousand nodes started together send a thousand
+batches of commands at once; on a small control node their answers then wait behind one
 another longer than the checks' timeouts, and every node is called unreachable. Once spread,
 checks stay spread: each node is next due an interval after its own check started. The
 batches of one round are one cohort, settled as one sweep.
@@ -40,9 +40,9 @@ if TYPE_CHECKING:
 
 # How long an abandoned check may take to unwind once cancelled.
 ABANDON_WAIT_S = 2.0
-# The control node's CPU for one warm node check with the default checks (nine commands over
-# asyncssh: about 15 ms on a 2-core EPYC, benchmarks/fleet_scale.py). A fleet's starts are
-# spread over that much time per node, at most half the interval.
+# The control node's CPU for one warm node check with the default checks (one batch of nine
+# commands over asyncssh: about 6 ms on a 2-core EPYC, benchmarks/fleet_scale.py). A fleet's
+# starts are spread over that much time per node, at most half the interval.
 NODE_CHECK_CPU_S = 0.006
 
 

@@ -98,6 +98,10 @@ exit 0
 """
 
 
+# What one record says: the command's result, or why its output cannot be judged.
+Outcome = CommandResult | InvalidOutput
+
+
 class Refused(Exception):
     """The node did not start the runner: run the commands one channel each."""
 
@@ -145,14 +149,15 @@ class Reader:
         """Whether every command's result has been read."""
         return len(self.reported) == self._count
 
-    def feed(self, data: bytes) -> list[tuple[int, CommandResult]]:
-        """The results completed by `data`, as (index in the batch, result).
+    def feed(self, data: bytes) -> list[tuple[int, Outcome]]:
+        """The outcomes completed by `data`, as (index in the batch, outcome).
 
-        Raises Refused when the runner says it cannot run, InvalidOutput when what came is
-        not what the runner prints.
+        An outcome is InvalidOutput when the node lost that command's output (a full
+        temporary directory). Raises Refused when the runner says it cannot run, and
+        InvalidOutput when what came is not what the runner prints.
         """
         self._buffer += data
-        results: list[tuple[int, CommandResult]] = []
+        results: list[tuple[int, Outcome]] = []
         if not self.started and not self._start():
             return results
         while (record := self._record()) is not None:
@@ -196,7 +201,7 @@ class Reader:
         del self._buffer[: end + 1]
         return line
 
-    def _record(self) -> tuple[int, CommandResult] | None:
+    def _record(self) -> tuple[int, Outcome] | None:
         """The next whole record taken from the buffer; None until all of it has come."""
         end = self._buffer.find(b"\n", 0, HEADER_LIMIT + 1)
         if end < 0:
@@ -229,10 +234,10 @@ class Reader:
             raise InvalidOutput("a record larger than ugro's limits in the answer to its batch")
         return index, status, written == "1", outs, errs
 
-    def _result(self, status: str, written: bool, stdout: bytes, stderr: bytes) -> CommandResult:
-        """The CommandResult of one record."""
+    def _result(self, status: str, written: bool, stdout: bytes, stderr: bytes) -> Outcome:
+        """The outcome of one record."""
         if not written:
-            raise InvalidOutput(
+            return InvalidOutput(
                 "the node's temporary directory could not hold a command's output: "
                 "free space in $XDG_RUNTIME_DIR, /dev/shm or /tmp"
             )
