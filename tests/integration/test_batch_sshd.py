@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from sshcluster import TestCluster
     from ugro.config import Worker
-    from ugro.transport.batch import Job, Outcome
+    from ugro.transport.batch import Job
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +42,7 @@ class Channels:
             return await run(session, command, timeout=timeout)
 
         async def counted_batch(
-            session: SSHSession, jobs: Sequence[Job], done: Callable[[int, Outcome], None]
+            session: SSHSession, jobs: Sequence[Job], done: Callable[[int, CommandResult], None]
         ) -> bool:
             ran = await run_batch(session, jobs, done)
             self.batches.append(ran)
@@ -114,8 +114,8 @@ def test_a_node_that_garbles_the_batch_is_not_judged_and_stops_nothing(
     hostile = host.dir / "bin" / "sh"
     hostile.write_text(
         "#!/bin/bash\n"
-        'echo "ugro-batch-1 ready $(( ($# - 7) / 2 ))"\n'
-        'printf "ugro-batch-1 1 0 1 \\x1b[31m99999999999999999999 0\\n"\n'
+        'echo "ugro-batch-1 ready $(( ($# - 6) / 2 ))"\n'
+        'printf "ugro-batch-1 1 0 \\x1b[31m99999999999999999999 0\\n"\n'
     )
     hostile.chmod(0o755)
     try:

@@ -7,18 +7,22 @@ with its output in files of a private temporary directory, and prints each one's
 length-framed record as soon as that command ends. A hung `nvidia-smi` therefore holds back
 nothing but its own result, as it did with a channel per command.
 
-The runner is POSIX sh plus what every Linux has (`mktemp`, `mkfifo`, `head -c`, `timeout`).
-When the node cannot run it (no writable temporary directory, no `sh`), it says so, or never
-says it started, and the transport runs the commands one channel each, as before.
+The runner is POSIX sh plus what every Linux has (`mktemp`, `mkfifo`, `df`, `wc`, `timeout`),
+and costs the node five short processes a command besides the command's own. A command's
+files are capped by `ulimit -f` (with SIGXFSZ ignored, a write past the cap fails, as a write
+to a closed channel did); the runner uses a directory only when its free space holds every
+command's cap, so no output is lost to a full disk, short of another program filling it in
+the same second. When the node cannot run the runner (no such directory, no `mktemp`, no
+`sh`), it says so, or never says it started, and the transport runs the commands one channel
+each, as before.
 
 What the runner prints, on stdout:
 
 * anything the login shell prints first (a profile's banner), which the reader skips;
 * `MARK ready N` once every command is started, or `MARK none` when it cannot run them;
-* per command, in the order they end: `MARK k status written out_bytes err_bytes`, then the
-  command's stdout and its stderr, each cut by the node one byte past its limit, so that the
-  reader knows it was cut. `status` is the exit status, `-` when there is none; `written` is 0
-  when the temporary directory took the whole output.
+* per command, in the order they end: `MARK k status out_bytes err_bytes`, then the command's
+  stdout and its stderr. `status` is the exit status (128 + N for signal N). Each stream is
+  cut at FILE_CAP bytes on the node; past its own limit the result is `truncated`.
 """
 
 from __future__ import annotations
@@ -47,15 +51,18 @@ WATCHDOG_MARGIN_S = 4
 PREAMBLE_LIMIT = 64 * 1024
 HEADER_LIMIT = 256
 
-# $1 mark, $2 and $3 the stdout and stderr limits, $4 the watchdog's seconds, then one pair
-# (seconds, command) per command. Job k's files are $d/k.o, k.e (its streams), k.r (its exit
-# status); it writes `k written` to the fifo $d/q when it ends, which the main loop reads.
+# $1 mark, $2 the largest stream (bytes), $3 the watchdog's seconds, then one pair (seconds,
+# command) per command. Command k's streams go to $d/k.o and $d/k.e; when it ends its
+# subshell writes `k status` to the fifo $d/q, from which the main loop prints its record.
 RUNNER = """\
-m=$1 lo=$2 le=$3 w=$4
-shift 4
+m=$1 cap=$2 w=$3
+shift 3
+need=$(( $# / 2 * (2 * cap / 1024 + 16) ))
 d=
 for t in "$XDG_RUNTIME_DIR" /dev/shm "${TMPDIR:-/tmp}"; do
   [ -d "$t" ] || continue
+  a=$(df -Pk "$t" 2>/dev/null | { read -r _; read -r _ _ _ a _ && echo "$a"; })
+  case $a in ''|*[!0-9]*) ;; *) [ "$a" -ge "$need" ] || continue ;; esac
   d=$(mktemp -d "$t/ugro.XXXXXX" 2>/dev/null) || continue
   mkfifo "$d/q" 2>/dev/null && break
   rm -rf "$d"
@@ -72,10 +79,11 @@ p=
 while [ $# -gt 1 ]; do
   n=$((n + 1))
   (
-    if [ -n "$T" ]; then set -- timeout -k 2 "$1" sh -c "$2"; else set -- sh -c "$2"; fi
-    { { "$@" 3>&- 4>&- </dev/null; echo $? >"$d/$n.r"; } 2>&1 >&4 4>&- |
-      head -c $((le + 1)) >"$d/$n.e"; } 4>&1 | head -c $((lo + 1)) >"$d/$n.o"
-    if [ $? -eq 0 ]; then echo "$n 1" >&3; else echo "$n 0" >&3; fi
+    trap '' XFSZ
+    ulimit -f $(( (cap + 511) / 512 ))
+    if [ -n "$T" ]; then timeout -k 2 "$1" sh -c "$2"; else sh -c "$2"; fi \\
+      </dev/null >"$d/$n.o" 2>"$d/$n.e" 3>&-
+    echo "$n $?" >&3
   ) >/dev/null 2>&1 &
   p="$p $!"
   shift 2
@@ -85,21 +93,18 @@ echo "$m ready $n"
 p="$p $!"
 trap '' PIPE
 i=0
-while [ $i -lt $n ] && read -r k s <&3 && [ "$k" != w ]; do
+while [ $i -lt $n ] && read -r k r <&3 && [ "$k" != w ]; do
   i=$((i + 1))
-  r=-
-  if [ -s "$d/$k.r" ]; then read -r r <"$d/$k.r"; fi
-  printf '%s %s %s %s %s %s\\n' "$m" "$k" "$r" "$s" $(wc -c <"$d/$k.o") $(wc -c <"$d/$k.e") \\
-    2>/dev/null
+  set -- $(cd "$d" && exec wc -c "$k.o" "$k.e")
+  printf '%s %s %s %s %s\\n' "$m" "$k" "$r" "$1" "$3" 2>/dev/null
   cat "$d/$k.o" "$d/$k.e" 2>/dev/null
 done
 kill $p 2>/dev/null
 exit 0
 """
-
-
-# What one record says: the command's result, or why its output cannot be judged.
-Outcome = CommandResult | InvalidOutput
+# What the node writes of a stream at most: past the larger limit, so that a stream that
+# reached the cap reads as cut, in ulimit's 512-byte blocks.
+FILE_CAP = (max(STDOUT_LIMIT, STDERR_LIMIT) + 512) // 512 * 512
 
 
 class Refused(Exception):
@@ -119,10 +124,12 @@ def watchdog_s(jobs: Sequence[Job]) -> int:
     return max(math.ceil(job.timeout) for job in jobs) + NODE_MARGIN_S + WATCHDOG_MARGIN_S
 
 
-def command(jobs: Sequence[Job], limits: tuple[int, int] = (STDOUT_LIMIT, STDERR_LIMIT)) -> str:
-    """The shell command that runs `jobs` on the node through RUNNER, every word quoted."""
-    words = ["sh", "-c", RUNNER, "ugro-batch", MARK, str(limits[0]), str(limits[1])]
-    words.append(str(watchdog_s(jobs)))
+def command(jobs: Sequence[Job], cap: int = FILE_CAP) -> str:
+    """The shell command that runs `jobs` on the node through RUNNER, every word quoted.
+
+    `cap` is what the node writes of a stream at most: a multiple of 512, past both limits.
+    """
+    words = ["sh", "-c", RUNNER, "ugro-batch", MARK, str(cap), str(watchdog_s(jobs))]
     for job in jobs:
         words += [str(math.ceil(job.timeout) + NODE_MARGIN_S), job.command]
     return shlex.join(words)
@@ -135,10 +142,16 @@ class Reader:
     holds at most one record (both limits and a header) besides what it was just fed.
     """
 
-    def __init__(self, count: int, limits: tuple[int, int] = (STDOUT_LIMIT, STDERR_LIMIT)) -> None:
-        """Expect `count` records, each stream of each cut at `limits`."""
+    def __init__(
+        self,
+        count: int,
+        limits: tuple[int, int] = (STDOUT_LIMIT, STDERR_LIMIT),
+        cap: int = FILE_CAP,
+    ) -> None:
+        """Expect `count` records, streams at most `cap` bytes, each judged at its limit."""
         self._count = count
         self._limits = limits
+        self._cap = cap
         self._buffer = bytearray()
         self._skipped = 0
         self.started = False
@@ -149,15 +162,14 @@ class Reader:
         """Whether every command's result has been read."""
         return len(self.reported) == self._count
 
-    def feed(self, data: bytes) -> list[tuple[int, Outcome]]:
-        """The outcomes completed by `data`, as (index in the batch, outcome).
+    def feed(self, data: bytes) -> list[tuple[int, CommandResult]]:
+        """The results completed by `data`, as (index in the batch, result).
 
-        An outcome is InvalidOutput when the node lost that command's output (a full
-        temporary directory). Raises Refused when the runner says it cannot run, and
-        InvalidOutput when what came is not what the runner prints.
+        Raises Refused when the runner says it cannot run, InvalidOutput when what came is
+        not what the runner prints.
         """
         self._buffer += data
-        results: list[tuple[int, Outcome]] = []
+        results: list[tuple[int, CommandResult]] = []
         if not self.started and not self._start():
             return results
         while (record := self._record()) is not None:
@@ -201,14 +213,14 @@ class Reader:
         del self._buffer[: end + 1]
         return line
 
-    def _record(self) -> tuple[int, Outcome] | None:
+    def _record(self) -> tuple[int, CommandResult] | None:
         """The next whole record taken from the buffer; None until all of it has come."""
         end = self._buffer.find(b"\n", 0, HEADER_LIMIT + 1)
         if end < 0:
             if len(self._buffer) > HEADER_LIMIT:
                 raise InvalidOutput("a garbled header in the answer to ugro's batch of commands")
             return None
-        index, status, written, out, err = self._header(bytes(self._buffer[:end]))
+        index, status, out, err = self._header(bytes(self._buffer[:end]))
         if len(self._buffer) < end + 1 + out + err:
             return None
         body = end + 1
@@ -216,13 +228,13 @@ class Reader:
         stderr = bytes(self._buffer[body + out : body + out + err])
         del self._buffer[: body + out + err]
         self.reported.add(index)
-        return index, self._result(status, written, stdout, stderr)
+        return index, self._result(status, stdout, stderr)
 
-    def _header(self, line: bytes) -> tuple[int, str, bool, int, int]:
-        """A record's header: index, status word, whether written whole, stream sizes."""
+    def _header(self, line: bytes) -> tuple[int, str, int, int]:
+        """A record's header: index, status word, stream sizes."""
         words = line.split()
         try:
-            mark, number, status, written, out, err = (w.decode("ascii") for w in words)
+            mark, number, status, out, err = (w.decode("ascii") for w in words)
             index, outs, errs = int(number) - 1, int(out), int(err)
         except ValueError:
             raise InvalidOutput(
@@ -230,17 +242,12 @@ class Reader:
             ) from None
         if mark != MARK or not 0 <= index < self._count or index in self.reported:
             raise InvalidOutput("a header for no command of ugro's batch")
-        if not (0 <= outs <= self._limits[0] + 1 and 0 <= errs <= self._limits[1] + 1):
+        if not (0 <= outs <= self._cap and 0 <= errs <= self._cap):
             raise InvalidOutput("a record larger than ugro's limits in the answer to its batch")
-        return index, status, written == "1", outs, errs
+        return index, status, outs, errs
 
-    def _result(self, status: str, written: bool, stdout: bytes, stderr: bytes) -> Outcome:
-        """The outcome of one record."""
-        if not written:
-            return InvalidOutput(
-                "the node's temporary directory could not hold a command's output: "
-                "free space in $XDG_RUNTIME_DIR, /dev/shm or /tmp"
-            )
+    def _result(self, status: str, stdout: bytes, stderr: bytes) -> CommandResult:
+        """The CommandResult of one record."""
         out, err = stdout.decode(errors="replace"), stderr.decode(errors="replace")
         if len(stdout) > self._limits[0] or len(stderr) > self._limits[1]:
             return CommandResult(

@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from ugro.errors import CommandTimeout, Disconnected, InvalidOutput
-from ugro.transport.batch import Job, Outcome
+from ugro.errors import CommandTimeout, Disconnected
+from ugro.transport.batch import Job
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -29,7 +29,9 @@ if TYPE_CHECKING:
 class Batching(Protocol):
     """A session that can run several commands on one channel (`SSHSession.run_batch`)."""
 
-    async def run_batch(self, jobs: Sequence[Job], done: Callable[[int, Outcome], None]) -> bool:
+    async def run_batch(
+        self, jobs: Sequence[Job], done: Callable[[int, CommandResult], None]
+    ) -> bool:
         """Run `jobs` together, telling `done` each result; False when the node cannot."""
 
 
@@ -99,13 +101,9 @@ class SharedSession:
         """Run `jobs`, together when the session can, and settle each one's future."""
         futures = [self._results[job.command] for job in jobs]
 
-        def done(index: int, outcome: Outcome) -> None:
-            if futures[index].done():
-                return
-            if isinstance(outcome, InvalidOutput):
-                futures[index].set_exception(outcome)
-            else:
-                futures[index].set_result(outcome)
+        def done(index: int, result: CommandResult) -> None:
+            if not futures[index].done():
+                futures[index].set_result(result)
 
         try:
             session = self._session

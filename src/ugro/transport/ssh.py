@@ -119,11 +119,11 @@ class SSHSession:
         )
 
     async def run_batch(
-        self, jobs: Sequence[batch.Job], done: Callable[[int, batch.Outcome], None]
+        self, jobs: Sequence[batch.Job], done: Callable[[int, CommandResult], None]
     ) -> bool:
-        """Run `jobs` at once on one channel (`ugro.transport.batch`), telling `done` each outcome.
+        """Run `jobs` at once on one channel (`ugro.transport.batch`), telling `done` each result.
 
-        `done(i, outcome)` is called as job i ends; a job that never ends is never told, its
+        `done(i, result)` is called as job i ends; a job that never ends is never told, its
         caller's own timeout covers it. False, with nothing run, when the node cannot run a
         batch: the caller runs the jobs one by one with `run`. Raises Disconnected or
         InvalidOutput when the connection fails or the answer is garbled, and CommandTimeout
