@@ -238,7 +238,7 @@ class Answers:
             "PATH": f"{base_dir}/bin:/usr/local/bin:/usr/bin:/bin",
         }
         self._known: dict[str, asyncio.Task[tuple[bytes, bytes, int]]] = {}
-        self._batches: dict[str, tuple[int, int, list[str]]] = {}
+        self._batches: dict[str, tuple[int, list[str]]] = {}
 
     async def answer(self, command: str) -> tuple[bytes, bytes, int]:
         """Stdout, stderr and exit status of `command` on a healthy stub node."""
@@ -252,13 +252,17 @@ class Answers:
             stdout = _CLOCK.sub(_clock, stdout.decode(errors="replace")).encode()
         return stdout, stderr, status
 
-    def batch(self, command: str) -> tuple[int, int, list[str]]:
-        """A batch's stdout and stderr limits and its commands (parsed once per kind)."""
+    def batch(self, command: str) -> tuple[int, list[str]]:
+        """A batch's cap on each stream and its commands (parsed once per kind).
+
+        The words after the mark: the cap, the watchdog's seconds, then (seconds, command)
+        pairs (`ugro.transport.batch.command`).
+        """
         key = _WINDOW.sub("$((now - N))", command)
         parsed = self._batches.get(key)
         if parsed is None:
             words = shlex.split(command.removeprefix(BATCH))
-            parsed = int(words[0]), int(words[1]), words[4::2]
+            parsed = int(words[0]), words[3::2]
             self._batches[key] = parsed
         return parsed
 
@@ -312,13 +316,13 @@ async def serve(base_dir: Path, port: int, count: int, index: int, of: int) -> N
         process: asyncssh.SSHServerProcess[bytes], command: str, *, hangs: bool
     ) -> None:
         """Answer as RUNNER would: ready, then each command's record as it ends."""
-        out_limit, err_limit, commands = answers.batch(command)
+        cap, commands = answers.batch(command)
         process.stdout.write(f"{batch.MARK} ready {len(commands)}\n".encode())
 
         async def one(k: int, part: str) -> None:
             stdout, stderr, status = await answers.answer(part)
-            stdout, stderr = stdout[: out_limit + 1], stderr[: err_limit + 1]
-            header = f"{batch.MARK} {k} {status} 1 {len(stdout)} {len(stderr)}\n"
+            stdout, stderr = stdout[:cap], stderr[:cap]
+            header = f"{batch.MARK} {k} {status} {len(stdout)} {len(stderr)}\n"
             process.stdout.write(header.encode() + stdout + stderr)
 
         stuck = [hangs and HANGS.search(part) is not None for part in commands]

@@ -6,63 +6,20 @@ run through the same batches; these tests pin the channel count and the fallback
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 import pytest
 
-from ugro import config, sweep
-from ugro.model import CommandResult, NodeStatus, NodeVerdict
-from ugro.transport.ssh import SSHSession
+from channels import Channels, sweeps
+from ugro import config
+from ugro.model import NodeStatus
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
     from pathlib import Path
 
     from sshcluster import TestCluster
-    from ugro.config import Worker
-    from ugro.transport.batch import Job
 
 pytestmark = pytest.mark.integration
-
-
-class Channels:
-    """Counts what the sweep asks of SSHSession: batches (and whether they ran) and lone runs."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """Wrap SSHSession's `run` and `run_batch` for the test's duration."""
-        self.batches: list[bool] = []
-        self.runs: list[str] = []
-        run, run_batch = SSHSession.run, SSHSession.run_batch
-
-        async def counted_run(
-            session: SSHSession, command: str, *, timeout: float
-        ) -> CommandResult:
-            self.runs.append(command)
-            return await run(session, command, timeout=timeout)
-
-        async def counted_batch(
-            session: SSHSession, jobs: Sequence[Job], done: Callable[[int, CommandResult], None]
-        ) -> bool:
-            ran = await run_batch(session, jobs, done)
-            self.batches.append(ran)
-            return ran
-
-        monkeypatch.setattr(SSHSession, "run", counted_run)
-        monkeypatch.setattr(SSHSession, "run_batch", counted_batch)
-
-
-def sweeps(nodes: list[Worker], count: int) -> list[list[NodeVerdict]]:
-    """`count` sweeps of `nodes` over the same connections."""
-
-    async def main() -> list[list[NodeVerdict]]:
-        transports = sweep.Transports()
-        try:
-            return [await sweep.sweep(nodes, transports) for _ in range(count)]
-        finally:
-            await transports.close()
-
-    return asyncio.run(main())
 
 
 def test_a_node_check_is_one_channel(

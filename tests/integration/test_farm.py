@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from channels import Channels, sweeps
 from conftest import run_ugro
 from farm import Farm, address, name
+from ugro import config
+from ugro.model import NodeStatus
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    import pytest
 
 NODES = 60
 HUNG = (7, 41)
@@ -35,3 +40,14 @@ def test_a_farm_checks_healthy_but_for_its_hung_nodes(tmp_path: Path) -> None:
             assert node["status"] == "healthy", node
             assert node["checks"]["latency"]["message"].startswith("SSH connection round trip")
     assert nodes[name(0)]["address"] == address(0)
+
+
+def test_a_farm_node_check_is_one_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The farm answers ugro's batches as the runner does: no node falls back to lone commands."""
+    channels = Channels(monkeypatch)
+    with Farm.start(tmp_path / "farm", 3, processes=1) as farm:
+        nodes = config.load(farm.write_config(tmp_path / "cluster.yaml")).nodes
+        (first, second) = sweeps(nodes, 2)
+    assert all(v.status is NodeStatus.HEALTHY for v in [*first, *second]), first
+    assert channels.batches == [True] * 6
+    assert channels.runs == []
