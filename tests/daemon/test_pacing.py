@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import pytest
 
+from ugro import config
 from ugro.config import Worker
+from ugro.daemon.loop import SETTLE_SHARE, Daemon
 from ugro.daemon.schedule import NODE_CHECK_CPU_S, Schedule, pause_s
 from ugro.model import CheckResult, Status
 from ugro.verdict import scoring
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ugro.model import NodeVerdict
 
 NODES = [Worker(name=f"n{i}", ip=f"10.0.0.{i + 1}") for i in range(5)]
@@ -125,3 +130,39 @@ def verdict(name: str) -> NodeVerdict:
         thresholds=scoring.Thresholds(0.9, 80),
         core=frozenset({"ssh"}),
     )
+
+
+def test_settles_are_spaced_by_their_cost_but_a_first_verdict_is_never_held(
+    tmp_path: Path,
+) -> None:
+    """The next settle waits twenty times the last one's duration, at most half an interval.
+
+    While a completed node has no verdict yet, it does not wait at all.
+    """
+    path = tmp_path / "cluster.yaml"
+    path.write_text(
+        json.dumps({"monitor": {"interval_s": 30}, "workers": [{"name": "n0", "ip": "10.0.0.1"}]}),
+        encoding="utf-8",
+    )
+    daemon = Daemon(path, config.load(path))
+
+    async def main() -> tuple[float, float, float]:
+        daemon.schedule = Schedule(["n0"], 0.0, asyncio.Event())
+        daemon.schedule.start_due(NODES[:1], 0.0, lambda node: _done(node.name))
+        await asyncio.gather(*daemon.schedule.running.values())
+        daemon.last_settle_s = 0.1
+        first = daemon._gap()  # noqa: SLF001 - the policy under test
+        daemon.settler.shown["n0"] = verdict("n0")
+        spaced = daemon._gap()  # noqa: SLF001
+        daemon.last_settle_s = 5.0
+        return first, spaced, daemon._gap()  # noqa: SLF001
+
+    first, spaced, capped = asyncio.run(main())
+    assert first == 0.0
+    assert spaced == pytest.approx(SETTLE_SHARE * 0.1)
+    assert capped == 15.0
+
+
+async def _done(name: str) -> NodeVerdict:
+    """A check that completes at once, healthy."""
+    return verdict(name)

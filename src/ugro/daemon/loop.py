@@ -131,8 +131,7 @@ class Daemon:
         self.schedule.start_due(self.cfg.nodes, now, self._check)
         settle_at = self.schedule.settle_at(self._window())
         if settle_at is not None:
-            gap = min(SETTLE_SHARE * self.last_settle_s, self.cfg.monitor.interval_s / 2)
-            settle_at = max(settle_at, self.settled_at + gap)
+            settle_at = max(settle_at, self.settled_at + self._gap())
         if settle_at is not None and now >= settle_at:
             await self._settle(self.schedule.take())
             return
@@ -146,6 +145,17 @@ class Daemon:
         self.schedule.pause_s = pause_s(
             len(self.cfg.nodes), monitor.max_connects, monitor.interval_s
         )
+
+    def _gap(self) -> float:
+        """How long after the last settle the next may start (SETTLE_SHARE).
+
+        None at all while a node waits for its first verdict: `ugro health` would show it
+        as never checked.
+        """
+        shown = self.settler.shown
+        if any(name not in shown for name in self.schedule.completed_names()):
+            return 0.0
+        return min(SETTLE_SHARE * self.last_settle_s, self.cfg.monitor.interval_s / 2)
 
     def _window(self) -> float:
         """How long completed checks may wait for their cohort (SETTLE_WAIT_S).

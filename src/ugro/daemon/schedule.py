@@ -157,6 +157,10 @@ class Schedule:
             return self._first_completed_at + wait_s
         return self._first_completed_at
 
+    def completed_names(self) -> set[str]:
+        """The nodes whose completed checks wait to be settled."""
+        return {c.name for c in self._completed}
+
     def take(self) -> list[Completed]:
         """The completed checks, oldest start first; the daemon settles them and sets `due`."""
         taken = sorted(self._completed, key=lambda c: c.started)
