@@ -6,7 +6,7 @@ configs side by side (their repetitions interleaved, over the same connections):
 
 * core: `checks:` the five core checks (`config.CORE_CHECKS`), four remote commands a node;
 * default: no `checks:` (`config.DEFAULT_CHECKS`: the core five and the seven GPU health
-  checks), each distinct remote command once a node (`sweep._SharedCommands`);
+  checks), each distinct remote command once a node (`ugro.transport.shared`);
 
 and for each:
 

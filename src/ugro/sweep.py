@@ -262,7 +262,9 @@ async def _evaluate(check: Check, node: Worker, session: Session, context: Conte
     """Run `check`; a timeout or a lost connection is its failure, anything else raises."""
     timeout = check.timeout(node)
     try:
-        return await asyncio.wait_for(check.run(node, session, context), timeout + GRACE_S)
+        # A deadline in this task, not wait_for's task of its own: a node check runs a dozen.
+        async with asyncio.timeout(timeout + GRACE_S):
+            return await check.run(node, session, context)
     except (CommandTimeout, TimeoutError):
         return Evaluation(
             Status.FAIL,

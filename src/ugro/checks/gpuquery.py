@@ -2,7 +2,7 @@
 
 ecc, remap (retired pages), throttle, pcie and temperature all read their fields from the
 same command string, so the monitor runs nvidia-smi once per node check for all of them
-(`monitor._SharedCommands`). Each check judges its own fields of the per-GPU `GpuRow`.
+(`ugro.transport.shared`). Each check judges its own fields of the per-GPU `GpuRow`.
 
 Every field name here is one that drivers from R450 on accept. A field an old driver does
 not know fails the whole query (exit 2), so newer spellings are avoided:

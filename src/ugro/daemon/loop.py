@@ -149,8 +149,8 @@ class Daemon:
     def _gap(self) -> float:
         """How long after the last settle the next may start (SETTLE_SHARE).
 
-        None at all while a node waits for its first verdict: `ugro health` would show it
-        as never checked.
+        No wait at all while a completed node waits for its first verdict: `ugro health`
+        would show it as never checked.
         """
         shown = self.settler.shown
         if any(name not in shown for name in self.schedule.completed_names()):

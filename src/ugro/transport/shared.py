@@ -76,7 +76,7 @@ class SharedSession:
             self._asked = True
             if not self._waiting:
                 self._waiting = True
-                asyncio.get_running_loop().call_soon(self._settle)
+                asyncio.get_running_loop().call_soon(self._send_when_quiet)
         elif command in self._unsent:
             self._unsent[command] = max(self._unsent[command], timeout)
         try:
@@ -86,11 +86,11 @@ class SharedSession:
         except TimeoutError as exc:
             raise CommandTimeout(f"did not finish within {timeout:g} s") from exc
 
-    def _settle(self) -> None:
+    def _send_when_quiet(self) -> None:
         """Send what was asked for once a turn of the loop has passed with nothing new."""
         if self._asked:
             self._asked = False
-            asyncio.get_running_loop().call_soon(self._settle)
+            asyncio.get_running_loop().call_soon(self._send_when_quiet)
             return
         self._waiting = False
         jobs = [Job(command, timeout) for command, timeout in self._unsent.items()]
