@@ -6,6 +6,7 @@ The only module that imports asyncssh; every asyncssh or socket error is transla
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import shlex
 import socket
@@ -32,7 +33,7 @@ from ugro.transport.tcp import Counters, RoundTrip, counters, since
 from ugro.transport.tcp import reason as _reason
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
     from ugro.config import Worker
     from ugro.transport import Session
@@ -87,7 +88,7 @@ class SSHSession:
         channel, and its result is `truncated`. The timeout covers opening the channel too.
         """
         async with self._channels:
-            try:
+            with self._translated(timeout):
                 async with asyncio.timeout(timeout):
                     process = await self._connection.create_process(command, encoding=None)
                     try:
@@ -98,14 +99,6 @@ class SSHSession:
                         # Stops a command that overran its time or its output: the server
                         # closes its pipes, and it dies of SIGPIPE at its next write.
                         process.close()
-            except TimeoutError as exc:  # before OSError, of which it is a subclass
-                raise CommandTimeout(f"did not finish within {timeout:g} s") from exc
-            except asyncssh.ChannelOpenError as exc:
-                raise Disconnected(
-                    f"{self._name}: the server refused a session: {exc.reason}"
-                ) from exc
-            except (asyncssh.Error, OSError) as exc:
-                raise Disconnected(f"{self._name}: connection lost: {_reason(exc)}") from exc
         if output.truncated:
             return CommandResult(None, _text(output.stdout), _text(output.stderr), truncated=True)
         # asyncssh reports a channel that closed before an exit status came as None or -1.
@@ -135,36 +128,41 @@ class SSHSession:
         limit = batch.watchdog_s(jobs) + 1
         async with self._channels:
             try:
-                async with asyncio.timeout(limit):
-                    process = await self._connection.create_process(
-                        batch.command(jobs), encoding=None
-                    )
-                    # The runner's own stderr only ever holds a profile's chatter, but it must
-                    # be read: unread, it would fill the channel's window and stall stdout.
-                    chatter = asyncio.ensure_future(_drain(process.stderr))
-                    try:
-                        while not reader.finished:
-                            data = await process.stdout.read(subprocesses.CHUNK)
-                            if not data:
-                                reader.end()
-                                break
-                            for index, result in reader.feed(data):
-                                done(index, result)
-                    finally:
-                        chatter.cancel()
-                        process.close()
+                with self._translated(limit):
+                    async with asyncio.timeout(limit):
+                        process = await self._connection.create_process(
+                            batch.command(jobs), encoding=None
+                        )
+                        # The runner's own stderr only ever holds a profile's chatter, but it
+                        # must be read: unread, it fills the channel's window and stalls stdout.
+                        chatter = asyncio.ensure_future(_drain(process.stderr))
+                        try:
+                            while not reader.finished:
+                                data = await process.stdout.read(subprocesses.CHUNK)
+                                if not data:
+                                    reader.end()
+                                    break
+                                for index, result in reader.feed(data):
+                                    done(index, result)
+                        finally:
+                            chatter.cancel()
+                            process.close()
             except batch.Refused:
                 self._batches = False
                 return False
-            except TimeoutError as exc:  # before OSError, of which it is a subclass
-                raise CommandTimeout(f"did not finish within {limit:g} s") from exc
-            except asyncssh.ChannelOpenError as exc:
-                raise Disconnected(
-                    f"{self._name}: the server refused a session: {exc.reason}"
-                ) from exc
-            except (asyncssh.Error, OSError) as exc:
-                raise Disconnected(f"{self._name}: connection lost: {_reason(exc)}") from exc
         return True
+
+    @contextlib.contextmanager
+    def _translated(self, timeout: float) -> Iterator[None]:
+        """Turn what asyncssh or the socket raise while a channel runs into ugro's errors."""
+        try:
+            yield
+        except TimeoutError as exc:  # before OSError, of which it is a subclass
+            raise CommandTimeout(f"did not finish within {timeout:g} s") from exc
+        except asyncssh.ChannelOpenError as exc:
+            raise Disconnected(f"{self._name}: the server refused a session: {exc.reason}") from exc
+        except (asyncssh.Error, OSError) as exc:
+            raise Disconnected(f"{self._name}: connection lost: {_reason(exc)}") from exc
 
     def close(self) -> None:
         """Close the connection without waiting."""
