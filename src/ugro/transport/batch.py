@@ -139,7 +139,7 @@ class Reader:
     """Reads the runner's stdout as it arrives; `feed` returns each command's result.
 
     Everything in it is the node's, so every size is checked before it is trusted: the reader
-    holds at most one record (both limits and a header) besides what it was just fed.
+    holds at most one record (two streams at the cap and a header) besides what it was just fed.
     """
 
     def __init__(
@@ -198,14 +198,12 @@ class Reader:
         return False
 
     def _line(self, limit: int) -> bytes | None:
-        """The buffer's first line, taken from it; None while it has no newline yet."""
+        """The login shell's next line, taken from the buffer; None while it has no newline."""
         end = self._buffer.find(b"\n", 0, limit + 1)
         if end < 0:
             if len(self._buffer) > limit:
                 raise InvalidOutput(
-                    f"a line of more than {limit} bytes where ugro's batch prints a header"
-                    if self.started
-                    else f"the node's login shell printed a line of more than {limit} bytes "
+                    f"the node's login shell printed a line of more than {limit} bytes "
                     "before ugro's commands started"
                 )
             return None
@@ -248,15 +246,19 @@ class Reader:
 
     def _result(self, status: str, stdout: bytes, stderr: bytes) -> CommandResult:
         """The CommandResult of one record."""
-        out, err = stdout.decode(errors="replace"), stderr.decode(errors="replace")
         if len(stdout) > self._limits[0] or len(stderr) > self._limits[1]:
-            return CommandResult(
-                None, out[: self._limits[0]], err[: self._limits[1]], truncated=True
-            )
+            cut = stdout[: self._limits[0]], stderr[: self._limits[1]]
+            return CommandResult(None, _text(cut[0]), _text(cut[1]), truncated=True)
+        out, err = _text(stdout), _text(stderr)
         code = int(status) if status.isdigit() and len(status) <= 3 else None
         if code is not None and code > 128 and (name := _signal(code - 128)) is not None:
             return CommandResult(None, out, err, exit_signal=name)
         return CommandResult(code, out, err)
+
+
+def _text(data: bytes) -> str:
+    """A stream as text; bytes that are not UTF-8 become U+FFFD."""
+    return data.decode(errors="replace")
 
 
 def _signal(number: int) -> str | None:
