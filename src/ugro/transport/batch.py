@@ -139,7 +139,8 @@ class Reader:
     """Reads the runner's stdout as it arrives; `feed` returns each command's result.
 
     Everything in it is the node's, so every size is checked before it is trusted: the reader
-    holds at most one record (two streams at the cap and a header) besides what it was just fed.
+    holds at most one record (two streams of at most twice the cap, and a header) besides what it
+    was just fed.
     """
 
     def __init__(
@@ -240,7 +241,9 @@ class Reader:
             ) from None
         if mark != MARK or not 0 <= index < self._count or index in self.reported:
             raise InvalidOutput("a header for no command of ugro's batch")
-        if not (0 <= outs <= self._cap and 0 <= errs <= self._cap):
+        # A shell that counts ulimit's blocks in KiB (bash outside POSIX mode) lets twice the
+        # cap through; more than that is no runner's.
+        if not (0 <= outs <= 2 * self._cap and 0 <= errs <= 2 * self._cap):
             raise InvalidOutput("a record larger than ugro's limits in the answer to its batch")
         return index, status, outs, errs
 
