@@ -16,7 +16,7 @@ import pytest
 
 from ugro.config import Worker
 from ugro.errors import ConnectError, CredentialsError, HostKeyChanged
-from ugro.transport import ssh as ssh_transport
+from ugro.transport import sshconnect
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 def connect_error(worker: Worker) -> ConnectError:
     """The error connecting to `worker` raises (fails the test if it raises anything else)."""
     with pytest.raises(ConnectError) as caught:
-        asyncio.run(ssh_transport.connect(worker))
+        asyncio.run(sshconnect.connect(worker))
     return caught.value
 
 
@@ -119,7 +119,7 @@ def test_unreadable_known_hosts_is_a_credentials_error(
 
 def test_oversized_known_hosts_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A known_hosts beyond the size bound is refused rather than read into memory."""
-    monkeypatch.setattr(ssh_transport, "MAX_KNOWN_HOSTS_BYTES", 1024)
+    monkeypatch.setattr(sshconnect, "MAX_KNOWN_HOSTS_BYTES", 1024)
     node = worker(tmp_path)
     Path(str(node.known_hosts)).write_text("# padding\n" * 200, encoding="utf-8")
     error = connect_error(node)

@@ -1,9 +1,10 @@
 """Running commands on nodes: the seam between checks and the way a node is reached.
 
 `Session` and `Transport` are the protocols checks and the sweep use; `ugro.transport.ssh`
-(one pooled asyncssh connection per node), `ugro.transport.local` (this machine) and
-`ugro.transport.tcp` (timed TCP handshakes) implement them. This package is the only place
-that imports asyncssh, and only `ssh` does, so a check or the CLI never pays for it.
+(one pooled asyncssh connection per node, opened by `ugro.transport.sshconnect`),
+`ugro.transport.local` (this machine) and `ugro.transport.tcp` (timed TCP handshakes)
+implement them. This package is the only place that imports asyncssh, and only `ssh` and
+`sshconnect` do, so a check or the CLI never pays for it.
 Every asyncssh or socket error is translated here into a `TransportError` subclass.
 """
 
