@@ -125,6 +125,8 @@ async def warm_and_bare(
     """Warm ugro sweeps and the bare fan-out of the same commands, interleaved."""
     transports = sweep.Transports()
     limit = asyncio.Semaphore(BARE_CONNECTS)
+    # Parsed once for every connection, as ugro does: a path would be parsed at each connect.
+    known_hosts = asyncssh.read_known_hosts(str(farm.known_hosts))
 
     async def connect(node: Worker) -> asyncssh.SSHClientConnection:
         async with limit:
@@ -133,7 +135,7 @@ async def warm_and_bare(
                 port=farm.port,
                 username="farm",
                 client_keys=[str(farm.client_key)],
-                known_hosts=str(farm.known_hosts),
+                known_hosts=known_hosts,
             )
 
     conns: list[asyncssh.SSHClientConnection] = []

@@ -296,6 +296,7 @@ async def warm_and_bare(
     finally:
         await transports.close()
 
+    known_hosts = asyncssh.read_known_hosts(str(cluster.known_hosts))
     conns = await asyncio.gather(
         *(
             asyncssh.connect(
@@ -303,7 +304,7 @@ async def warm_and_bare(
                 port=n.ssh_port,
                 username=cluster.user,
                 client_keys=[str(cluster.client_key)],
-                known_hosts=str(cluster.known_hosts),
+                known_hosts=known_hosts,
             )
             for n in nodes
         )

@@ -116,10 +116,13 @@ class Farm:
         client.write_private_key(str(farm.client_key))
         farm.client_key.chmod(0o600)
         client.write_public_key(str(base_dir / "client_key.pub"))
-        # One wildcard entry vouches for every node: the client reads known_hosts whole at
-        # each connect, and a line per node would make a thousand connects quadratic.
+        # A line per node, as ssh-keyscan writes a fleet's file (the nodes share one key):
+        # ugro must not pay for the file's size at every connect.
         public = host_key.export_public_key().decode().strip()
-        farm.known_hosts.write_text(f"[{NET}.*]:{farm.port} {public}\n", encoding="utf-8")
+        farm.known_hosts.write_text(
+            "".join(f"[{address(i)}]:{farm.port} {public}\n" for i in range(count)),
+            encoding="utf-8",
+        )
         (base_dir / "hung").write_text(" ".join(map(str, sorted(farm.hung))), encoding="utf-8")
         install_stubs(base_dir)
         try:

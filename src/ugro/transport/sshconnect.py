@@ -30,9 +30,15 @@ from ugro.transport.tcp import reason as _reason
 if TYPE_CHECKING:
     from ugro.config import Worker
 
-# known_hosts is read whole on every connect: beyond this (some 100 000 entries, far more than
-# any cluster's) it is refused rather than read into memory.
+# known_hosts is read whole: beyond this (some 100 000 entries, far more than any cluster's)
+# it is refused rather than read into memory.
 MAX_KNOWN_HOSTS_BYTES = 16 * 1024 * 1024
+# Each known_hosts file as last parsed, by path: its bytes and its keys. A connection keeps
+# the keys it was given for its whole life, and a fleet's file holds a key per node, so a
+# parse per connect held nodes² keys: 10 000 at 100 nodes, a million at 1000. The file is
+# still read at every connect (a changed file is seen at once), but parsed only when its
+# bytes changed, and the connections share one set of keys.
+_parsed: dict[Path, tuple[bytes, asyncssh.SSHKnownHosts]] = {}
 
 
 class _HostKeyJudge(asyncssh.SSHClient):
@@ -80,7 +86,7 @@ async def connect(node: Worker) -> asyncssh.SSHClientConnection:
             f"only the keys in it: create it with `ssh-keyscan -p PORT HOST >> {known_hosts}` "
             "after verifying the keys, or fix the path"
         )
-    trusted = None if node.host_key_policy == "off" else _read_known_hosts(known_hosts)
+    trusted = None if node.host_key_policy == "off" else read_known_hosts(known_hosts)
     judge = _HostKeyJudge(known_hosts, trusted, node.host_key_policy)
     try:
         # asyncssh's connect_timeout covers the TCP connect and the handshake; the outer
@@ -108,7 +114,7 @@ def _known_hosts_path(node: Worker) -> Path:
     return Path(node.known_hosts or "~/.ssh/known_hosts").expanduser()
 
 
-def _read_known_hosts(path: Path) -> asyncssh.SSHKnownHosts:
+def read_known_hosts(path: Path) -> asyncssh.SSHKnownHosts:
     """The keys `path` trusts, none when it does not exist; CredentialsError when unusable.
 
     Read here rather than by asyncssh, which reads it in the middle of the handshake and
@@ -133,8 +139,11 @@ def _read_known_hosts(path: Path) -> asyncssh.SSHKnownHosts:
             f"known_hosts {path} is larger than {MAX_KNOWN_HOSTS_BYTES} bytes: "
             "set known_hosts to the file that holds the cluster's keys"
         )
+    parsed = _parsed.get(path)
+    if parsed is not None and parsed[0] == data:
+        return parsed[1]
     try:
-        return asyncssh.import_known_hosts(data.decode())
+        trusted = asyncssh.import_known_hosts(data.decode())
     except UnicodeDecodeError as exc:
         raise CredentialsError(
             f"known_hosts {path} is not a text file (byte {exc.start} is not UTF-8): point "
@@ -146,6 +155,8 @@ def _read_known_hosts(path: Path) -> asyncssh.SSHKnownHosts:
             f"known_hosts {path} has an entry ssh cannot read ({str(exc)[:120]}): "
             "fix or remove that line"
         ) from exc
+    _parsed[path] = (data, trusted)
+    return trusted
 
 
 def _options(node: Worker, trusted: asyncssh.SSHKnownHosts | None) -> dict[str, Any]:
