@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import asyncssh
 
 from ugro import subprocesses
-from ugro.errors import CommandTimeout, Disconnected
+from ugro.errors import CommandTimeout, Disconnected, InvalidOutput
 from ugro.model import CommandResult
 from ugro.transport import batch
 from ugro.transport.sshconnect import connect
@@ -111,32 +111,25 @@ class SSHSession:
         """
         if not self._batches:
             return False
-        reader = batch.Reader(len(jobs))
         limit = batch.watchdog_s(jobs) + 1
         async with self._channels:
+            answer = _Batch(batch.Reader(len(jobs)), done)
+            channel: asyncssh.SSHClientChannel[bytes] | None = None
             try:
                 with self._translated(limit):
                     async with asyncio.timeout(limit):
-                        process = await self._connection.create_process(
-                            batch.command(jobs), encoding=None
+                        channel, _ = await self._connection.create_session(
+                            lambda: answer, batch.command(jobs), encoding=None
                         )
-                        # The runner's own stderr only ever holds a profile's chatter, but it
-                        # must be read: unread, it fills the channel's window and stalls stdout.
-                        chatter = asyncio.ensure_future(_drain(process.stderr))
-                        try:
-                            while not reader.finished:
-                                data = await process.stdout.read(subprocesses.CHUNK)
-                                if not data:
-                                    reader.end()
-                                    break
-                                for index, result in reader.feed(data):
-                                    done(index, result)
-                        finally:
-                            chatter.cancel()
-                            process.close()
+                        await answer.ended
             except batch.Refused:
                 self._batches = False
                 return False
+            finally:
+                # What the channel reports after this is for nobody.
+                answer.ended.cancel()
+                if channel is not None:
+                    channel.close()
         return True
 
     @contextlib.contextmanager
@@ -156,10 +149,50 @@ class SSHSession:
         self._connection.close()
 
 
-async def _drain(stream: subprocesses.Stream) -> None:
-    """Read `stream` to its end, keeping nothing."""
-    while await stream.read(subprocesses.CHUNK):
-        pass
+class _Batch(asyncssh.SSHClientSession[bytes]):
+    """A batch's channel as it is read: the runner's stdout goes to its reader as it arrives.
+
+    Fed from asyncssh's callbacks, with no stream or task of its own in between: a node
+    check's records are most of the packets the monitor reads.
+    """
+
+    def __init__(self, reader: batch.Reader, done: Callable[[int, CommandResult], None]) -> None:
+        """Read the runner's records with `reader`, telling `done` each result."""
+        self._reader = reader
+        self._done = done
+        # Set once every record has come, the stream ended, or the answer proved garbled.
+        self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
+        """Feed stdout to the reader; drop stderr.
+
+        The runner's stderr only ever holds a profile's chatter, but it is consumed all the
+        same, so that it cannot fill the channel's window and stall stdout.
+        """
+        if datatype is not None or self.ended.done():
+            return
+        try:
+            for index, result in self._reader.feed(data):
+                self._done(index, result)
+        except (batch.Refused, InvalidOutput) as exc:
+            self.ended.set_exception(exc)
+            return
+        if self._reader.finished:
+            self.ended.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The channel closed: the batch ends, Refused when the runner never started."""
+        if self.ended.done():
+            return
+        if exc is not None:
+            self.ended.set_exception(exc)
+            return
+        try:
+            self._reader.end()
+        except batch.Refused as refused:
+            self.ended.set_exception(refused)
+        else:
+            self.ended.set_result(None)
 
 
 class SSHTransport:
