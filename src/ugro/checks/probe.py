@@ -8,6 +8,7 @@ rendezvous checks build their programs with `program` and their commands with `c
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 from typing import TYPE_CHECKING, Any
@@ -37,7 +38,14 @@ def program(marker: str, body: str) -> str:
 
 def command(node: Worker, source: str, *args: str) -> str:
     """`<python> -c <source> <args>`: the node's python prefix split into words, each quoted."""
-    return shlex.join([*shlex.split(node.python), "-c", source, *args])
+    return _command(node.python, source, args)
+
+
+# Cached: every node check would quote the same probe's source again (a percent of the
+# daemon's CPU under cProfile).
+@functools.lru_cache(maxsize=256)
+def _command(python: str, source: str, args: tuple[str, ...]) -> str:
+    return shlex.join([*shlex.split(python), "-c", source, *args])
 
 
 def read(stdout: str, marker: str) -> dict[str, Any] | None:

@@ -28,6 +28,7 @@ makes the node unhealthy by itself.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -121,17 +122,40 @@ def fitness(
     checks: tuple[CheckResult, ...], weights: dict[str, float], pressure: list[Pressure]
 ) -> Fraction:
     """The earned share of the enabled weight, 0–1 (module docstring); 1 needs every check ok."""
-    total = sum(Fraction(weights[c.name]) for c in checks)
+    total = sum(_exact(weights[c.name]) for c in checks)
     if not total:
         return Fraction(0)
     lost: dict[str, Fraction] = {}
     for p in pressure:
         lost[p.check] = min(Fraction(1), lost.get(p.check, Fraction(0)) + p.share)
-    earned = sum(
-        Fraction(weights[c.name]) * CREDIT[c.status] * (1 - lost.get(c.name, Fraction(0)))
-        for c in checks
-    )
+    earned = Fraction(0)
+    # Exact, and only the arithmetic a term needs: a node check judges a dozen of them.
+    for c in checks:
+        credit = CREDIT[c.status]
+        if not credit:
+            continue
+        term = _exact(weights[c.name])
+        if credit != 1:
+            term *= credit
+        if c.name in lost:
+            term *= 1 - lost[c.name]
+        earned += term
     return Fraction(earned / total)
+
+
+@functools.lru_cache(maxsize=256)
+def _exact(value: float) -> Fraction:
+    """The float `value` as the exact fraction it holds (cached: a handful of weights)."""
+    return Fraction(value)
+
+
+@functools.lru_cache(maxsize=256)
+def _decimal(value: float) -> Fraction:
+    """The float `value` as the decimal it is written as: 0.9 is 9/10, not its binary fraction.
+
+    Cached: there are a handful of thresholds, and parsing one takes a regular expression.
+    """
+    return Fraction(str(value))
 
 
 # The score each status may take, lowest and highest (module docstring). `unknown` and
@@ -216,10 +240,10 @@ def verdict(  # noqa: PLR0913 - one verdict needs all of these, and they are key
         unreachable = unreachable or ssh.message or "the ssh check failed"
     pressure = [] if unreachable else pressures(gpus, host)
     fit = fitness(checks, weights, pressure)
-    line = Fraction(str(thresholds.degraded_score)) / 100
+    line = _decimal(thresholds.degraded_score) / 100
     if unreachable:
         status = NodeStatus.UNREACHABLE
-    elif decisive or rate < Fraction(str(thresholds.pass_rate)):
+    elif decisive or rate < _decimal(thresholds.pass_rate):
         status = NodeStatus.UNHEALTHY
     # Healthy means every check ok: a failing check the pass rate tolerates still degrades.
     elif any(c.status is not Status.OK for c in checks) or fit < line:
