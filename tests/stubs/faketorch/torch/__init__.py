@@ -18,9 +18,25 @@ if _stubmode.MODE == "hang":
     time.sleep(600)
 
 from torch import cuda, version
-from torch._tensor import Generator, Tensor, bfloat16, dtype, float32, float64, int64, randint
 
 __version__ = version.__version__
+_TENSOR_NAMES = frozenset(
+    {"Generator", "Tensor", "bfloat16", "dtype", "float32", "float64", "int64", "randint"}
+)
+
+
+def __getattr__(name: str) -> object:
+    """The tensor API, imported on first use.
+
+    Only the deep probe needs it, and its dataclasses would triple the start-up that every
+    torch check pays on a test host.
+    """
+    if name in _TENSOR_NAMES:
+        from torch import _tensor
+
+        return getattr(_tensor, name)
+    raise AttributeError(f"module 'torch' has no attribute {name!r}")
+
 
 __all__ = [
     "Generator",

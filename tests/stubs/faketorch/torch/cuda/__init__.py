@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from torch import _stubmode
 from torch.cuda import nccl
 
@@ -61,32 +59,38 @@ def get_device_name(device: int | None = None) -> str:
     return _stubmode.DEVICE_NAME
 
 
-@dataclass(frozen=True)
+# Plain classes, not dataclasses: importing `dataclasses` would triple the interpreter's
+# start-up, which the test hosts pay at every torch check.
 class _CUuuid:
     """A device UUID; printed without nvidia-smi's `GPU-` prefix, as real torch prints it."""
 
-    text: str
+    def __init__(self, text: str) -> None:
+        """The UUID in its 8-4-4-4-12 form."""
+        self.text = text
 
     def __str__(self) -> str:
         """The UUID in its 8-4-4-4-12 form."""
         return self.text
 
 
-@dataclass(frozen=True)
 class _DeviceProperties:
     """What `get_device_properties` returns (the fields the probes read)."""
 
-    name: str
-    major: int
-    minor: int
-    total_memory: int
+    def __init__(self, name: str, major: int, minor: int, total_memory: int) -> None:
+        """A device's name, compute capability and memory."""
+        self.name = name
+        self.major = major
+        self.minor = minor
+        self.total_memory = total_memory
 
 
-@dataclass(frozen=True)
 class _DevicePropertiesWithUuid(_DeviceProperties):
     """Properties of a torch new enough to report the UUID (2.0 and later)."""
 
-    uuid: _CUuuid
+    def __init__(self, name: str, major: int, minor: int, total_memory: int, uuid: _CUuuid) -> None:
+        """A device's properties and its UUID."""
+        super().__init__(name, major, minor, total_memory)
+        self.uuid = uuid
 
 
 def get_device_properties(device: int | str | None = None) -> _DeviceProperties:
