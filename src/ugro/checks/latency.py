@@ -43,8 +43,7 @@ class Latency(Check):
 
     name = "latency"
     weight = 15
-    # Per TCP probe where the check falls back to them (see `timeout`); the wait for the
-    # pass's own traffic is bounded by the same.
+    # Per TCP probe where the check falls back to them (see `timeout`).
     default_timeout_s = 2
     core = True
     # The local machine is not reached over a network.
@@ -68,9 +67,12 @@ class Latency(Check):
         """Read the connection's round trip once this pass's traffic has refreshed it.
 
         The `ssh` check's command is the traffic: the sweep runs a command once per node
-        check however many checks ask for it, so awaiting it here costs nothing more.
+        check however many checks ask for it, so awaiting it here costs nothing more. It is
+        awaited for the check's whole deadline, which its failure message names: a shell slow
+        to answer on a busy node is the `ssh` check's to judge, and the path is lost only when
+        nothing comes back in all that time.
         """
-        await session.run(SHELL_COMMAND, timeout=float(node.timeouts.latency))
+        await session.run(SHELL_COMMAND, timeout=self.timeout(node))
         measured = session.round_trip()
         if measured is not None:
             return evaluate_connection(measured, node)
