@@ -143,6 +143,40 @@ def test_json_document_shape(store: StateStore) -> None:
     assert node["checks"]["ssh"]["status"] == "ok"
 
 
+def test_each_node_is_one_line_of_the_file(store: StateStore) -> None:
+    """A node's entry is one line (grep finds it whole), and a key of the document a line."""
+    store.update([full_verdict(), verdict("gpu2"), verdict("gpu3")])
+    lines = store.path.read_text(encoding="utf-8").splitlines()
+    for name in ("gpu1", "gpu2", "gpu3"):
+        (line,) = [line for line in lines if f'"{name}": {{' in line]
+        node = json.loads("{" + line.strip().rstrip(",") + "}")[name]
+        assert node["name"] == name
+    assert lines[1].startswith(' "schema_version": ')
+
+
+def test_the_daemon_does_not_parse_back_what_it_wrote(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An update reads the file only when another writer replaced it since the last one."""
+    parsed: list[object] = []
+    real = ClusterState.from_json
+
+    def counted(data: object) -> ClusterState:
+        parsed.append(data)
+        return real(data)
+
+    monkeypatch.setattr(ClusterState, "from_json", counted)
+    store.update([verdict("a")], keep={"a", "b"})
+    store.update([verdict("a", NodeStatus.DEGRADED, score=70)], keep={"a", "b"})
+    assert parsed == []
+    StateStore(store.path).update([verdict("b")])  # another writer: `ugro check b`
+    parsed.clear()
+    state = store.update([verdict("a")], keep={"a", "b"})
+    assert len(parsed) == 1
+    assert set(state.nodes) == {"a", "b"}
+    assert state.configured == ("a", "b")
+
+
 def test_update_without_keep_keeps_other_nodes(store: StateStore) -> None:
     """keep=None (a check of some nodes) leaves the nodes it did not check alone."""
     store.update([verdict("a"), verdict("b")])

@@ -11,6 +11,7 @@ stored verdict under the lock (`Fold`: hysteresis, in `ugro.verdict.hysteresis`)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass, field
@@ -194,8 +195,10 @@ class StateStore:
     def __init__(self, path: Path) -> None:
         """Use the state file at `path`; nothing is touched until read or written."""
         self.path = path
-        # The file as this store last wrote it (inode, mtime, size), to notice other writers.
+        # The file as this store last wrote it (inode, mtime, size), to notice other writers,
+        # and the state it holds.
         self._written: tuple[int, int, int] | None = None
+        self._last: ClusterState | None = None
 
     def read(self) -> ClusterState | None:
         """The current state, or None when there is none yet; never modifies the file.
@@ -244,7 +247,7 @@ class StateStore:
         with atomicfile.locked(self.path):
             # A writer killed between creating its temp file and the rename left it behind.
             atomicfile.remove_leftovers(self.path)
-            state = self._read(repair=True) or ClusterState()
+            state = self._own() or self._read(repair=True) or ClusterState()
             if keep is not None:
                 state.configured = tuple(sorted(keep))
                 kept = set(state.configured)
@@ -264,7 +267,18 @@ class StateStore:
             state.updated_at = now
             self._write(state)
             self._written = signature(self.path)
+            self._last = state
             return state
+
+    def _own(self) -> ClusterState | None:
+        """A copy of the state this store last wrote, while the file is still that one.
+
+        The daemon rewrites the file several times an interval and is mostly its only writer:
+        parsing back what it wrote itself was two fifths of its settling.
+        """
+        if self._last is None or self.changed():
+            return None
+        return dataclasses.replace(self._last, nodes=dict(self._last.nodes))
 
     def changed(self) -> bool:
         """Whether the file is not the one this store last wrote: another writer replaced it."""
@@ -308,7 +322,28 @@ class StateStore:
         )
 
     def _write(self, state: ClusterState) -> None:
-        atomicfile.write(self.path, json.dumps(state.to_json(), indent=1, allow_nan=False).encode())
+        atomicfile.write(self.path, encode(state.to_json()))
+
+
+def encode(document: dict[str, Any]) -> bytes:
+    """The state file's bytes: a key a line, and each node on a line of its own.
+
+    Readable and greppable by node, and written by json's C encoder: indented JSON takes the
+    pure-Python one, which was a tenth of the daemon's CPU at 100 nodes every 10 s.
+    """
+    members = []
+    for key, value in document.items():
+        if key == "nodes" and isinstance(value, dict) and value:
+            nodes = ",\n".join(f"  {_json(name)}: {_json(node)}" for name, node in value.items())
+            members.append(f" {_json(key)}: {{\n{nodes}\n }}")
+        else:
+            members.append(f" {_json(key)}: {_json(value)}")
+    return ("{\n" + ",\n".join(members) + "\n}\n").encode()
+
+
+def _json(value: object) -> str:
+    """`value` as one line of JSON; ValueError for a number JSON has no word for (NaN)."""
+    return json.dumps(value, allow_nan=False)
 
 
 def newer(stored: NodeVerdict, new: NodeVerdict, now: datetime) -> bool:
