@@ -381,8 +381,8 @@ def test_packet_loss_shows_within_a_few_checks_and_clears(
     The packets are dropped on INPUT, after they left, as a lossy wire drops them. Which check
     shows it, and how, is chance: lost packets of the open SSH session are resent, which the
     latency check reads from the kernel's counters of the connection (a warning), and resent
-    with backoff, which may push the ssh check (and the latency check, which waits for the
-    same command) past its timeout.
+    with backoff, which may push the ssh check past its timeout (and then the latency check,
+    which waits for the same command, is given up).
     So the test asserts that one of the first 5 checks after the rule is not ok, and that
     whatever it says names loss, a limit or a timeout; then that h1 is fine again once the
     rule is gone.
@@ -414,7 +414,9 @@ def test_packet_loss_shows_within_a_few_checks_and_clears(
     node = bad[0]
     latency, ssh = node["checks"]["latency"], node["checks"]["ssh"]
     if latency["status"] != "ok":
-        assert latency["status"] in ("warn", "fail"), latency
+        # Unknown when the ssh check failed first: the sweep gives up on the rest.
+        judged = latency["status"] in ("warn", "fail")
+        assert judged or (latency["status"] == "unknown" and ssh["status"] == "fail"), latency
         assert re.search(
             r"segments sent since the last check were resent \(packet loss\?\)|exceeds 100 ms"
             r"|no answer within|not judged: the node's shell did not answer",
