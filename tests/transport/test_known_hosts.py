@@ -6,14 +6,13 @@ holds a key per node, so a parse per connect held nodes² keys (10 000 at 100 no
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import gc
+import weakref
+from pathlib import Path
 
 import asyncssh
 
 from ugro.transport import sshconnect
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 
 def key_line(host: str) -> str:
@@ -60,3 +59,39 @@ def test_each_file_keeps_its_own_keys(tmp_path: Path) -> None:
     assert trusts(sshconnect.read_known_hosts(one), line_one)
     assert trusts(sshconnect.read_known_hosts(two), line_two)
     assert not trusts(sshconnect.read_known_hosts(two), line_one)
+
+
+def test_asyncssh_is_given_a_matcher_that_lets_the_parse_go(tmp_path: Path) -> None:
+    """What a connection keeps for its life answers once, then holds no parse.
+
+    Under accept-new every first-seen key changes the file: connections that each kept their
+    version of the parse would hold nodes²/2 keys on first contact with a fleet.
+    """
+    path = tmp_path / "known_hosts"
+    line = key_line("10.0.0.1")
+    path.write_text(line + key_line("10.0.0.2"), encoding="utf-8")
+    parse = sshconnect.read_known_hosts(path)
+    match = sshconnect._Match(parse)  # noqa: SLF001 - what asyncssh is handed
+    held = weakref.ref(parse)
+    keys = match("10.0.0.1", "10.0.0.1", None)
+    assert {k.export_public_key() for k in keys[0] if isinstance(k, asyncssh.SSHKey)} == {
+        asyncssh.import_public_key(line.split(" ", 1)[1]).export_public_key()
+    }
+    del parse
+    sshconnect._parsed.clear()  # noqa: SLF001 - the cache's own reference
+    gc.collect()
+    assert held() is None
+    assert list(match("10.0.0.1", "10.0.0.1", None)[0]) == []  # asked again: nothing trusted
+
+
+def test_after_the_handshake_only_its_key_is_accepted() -> None:
+    """A re-key must present the key the handshake verified, whatever the policy allowed."""
+    first = asyncssh.generate_private_key("ssh-ed25519").convert_to_public()
+    other = asyncssh.generate_private_key("ssh-ed25519").convert_to_public()
+    judge = sshconnect._HostKeyJudge(  # noqa: SLF001 - asyncssh's client object
+        Path("known_hosts"), asyncssh.import_known_hosts(""), "accept-new"
+    )
+    assert judge.validate_host_public_key("h", "10.0.0.1", 22, first)  # first seen: accepted
+    judge.pin(first)
+    assert judge.validate_host_public_key("h", "10.0.0.1", 22, first)
+    assert not judge.validate_host_public_key("h", "10.0.0.1", 22, other)

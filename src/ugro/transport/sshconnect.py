@@ -28,6 +28,8 @@ from ugro.errors import (
 from ugro.transport.tcp import reason as _reason
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ugro.config import Worker
 
 # known_hosts is read whole: beyond this (some 100 000 entries, far more than any cluster's)
@@ -46,6 +48,8 @@ class _HostKeyJudge(asyncssh.SSHClient):
 
     asyncssh calls this only for a key outside the trusted set, with the host name, address
     and port after ~/.ssh/config is applied: exactly what a known_hosts entry must match.
+    Once connected (`pin`), the connection keeps its judge, but not the parse: a re-key must
+    present the key the handshake did, nothing else.
     """
 
     def __init__(
@@ -58,11 +62,22 @@ class _HostKeyJudge(asyncssh.SSHClient):
         self.port: int | None = None
         self.had_entry = False
         self.accepted: asyncssh.SSHKey | None = None
+        self.pinned: asyncssh.SSHKey | None = None
+
+    def pin(self, key: asyncssh.SSHKey | None) -> None:
+        """From now on accept only `key`, the one the handshake verified; let the parse go."""
+        self.trusted = None
+        self.pinned = key
 
     def validate_host_public_key(
         self, host: str, addr: str, port: int, key: asyncssh.SSHKey
     ) -> bool:
-        """Accept only a first-seen key under accept-new; note whether the host had an entry."""
+        """Accept only a first-seen key under accept-new; note whether the host had an entry.
+
+        After the handshake, only the key it verified (asyncssh checks a re-key's key too).
+        """
+        if self.trusted is None and self.policy != "off":
+            return self.pinned is not None and key == self.pinned
         self.host, self.port = host, port
         self.had_entry = self.trusted is not None and _has_entry(self.trusted, host, addr, port)
         if self.policy == "accept-new" and not self.had_entry:
@@ -97,6 +112,7 @@ async def connect(node: Worker) -> asyncssh.SSHClientConnection:
         )
     except Exception as exc:  # nothing asyncssh raises may escape (DESIGN §3)
         raise _connect_error(exc, node, judge) from exc
+    judge.pin(connection.get_server_host_key())
     if judge.accepted is not None:
         try:
             _remember(judge, node)
@@ -159,12 +175,35 @@ def read_known_hosts(path: Path) -> asyncssh.SSHKnownHosts:
     return trusted
 
 
+class _Match:
+    """The known_hosts asyncssh checks one connection's host key against.
+
+    asyncssh keeps its known_hosts argument for the connection's life: given the parse, each
+    connection opened while `accept-new` appends first-seen keys would keep a version of its
+    own (nodes²/2 keys on first contact with a fleet). asyncssh asks this once, during the
+    handshake, for the keys of the connection's own host (after ~/.ssh/config), and it then
+    lets the parse go.
+    """
+
+    def __init__(self, trusted: asyncssh.SSHKnownHosts) -> None:
+        """Match against `trusted`, once."""
+        self._trusted: asyncssh.SSHKnownHosts | None = trusted
+
+    def __call__(self, host: str, addr: str, port: int | None) -> Sequence[Sequence[object]]:
+        """The host keys, CA keys and revoked keys known_hosts holds for this host and port."""
+        trusted, self._trusted = self._trusted, None
+        # Asked again (asyncssh asks once): nothing is trusted.
+        return asyncssh.match_known_hosts(
+            trusted or asyncssh.import_known_hosts(""), host, addr, port
+        )
+
+
 def _options(node: Worker, trusted: asyncssh.SSHKnownHosts | None) -> dict[str, Any]:
     """Options for asyncssh from the node's settings; unset ones come from ~/.ssh/config."""
     options: dict[str, Any] = {
-        # None turns verification off; an empty SSHKnownHosts trusts no key (while () would
+        # None turns verification off; an empty known_hosts trusts no key (while () would
         # make asyncssh read its default file).
-        "known_hosts": trusted,
+        "known_hosts": None if trusted is None else _Match(trusted),
         "connect_timeout": node.timeouts.connect,
         # AES-GCM first (then asyncssh's defaults): with AES-NI it costs the control node a
         # third less CPU per packet than ChaCha20-Poly1305, asyncssh's first choice.
