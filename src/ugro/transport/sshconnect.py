@@ -62,10 +62,13 @@ class _HostKeyJudge(asyncssh.SSHClient):
         self.port: int | None = None
         self.had_entry = False
         self.accepted: asyncssh.SSHKey | None = None
+        # Set once connected (`pin`): the only key a re-key may present.
+        self.connected = False
         self.pinned: asyncssh.SSHKey | None = None
 
     def pin(self, key: asyncssh.SSHKey | None) -> None:
         """From now on accept only `key`, the one the handshake verified; let the parse go."""
+        self.connected = True
         self.trusted = None
         self.pinned = key
 
@@ -76,7 +79,7 @@ class _HostKeyJudge(asyncssh.SSHClient):
 
         After the handshake, only the key it verified (asyncssh checks a re-key's key too).
         """
-        if self.trusted is None and self.policy != "off":
+        if self.connected:
             return self.pinned is not None and key == self.pinned
         self.host, self.port = host, port
         self.had_entry = self.trusted is not None and _has_entry(self.trusted, host, addr, port)
