@@ -7,7 +7,8 @@ Measures, in one run, and prints side by side against the issue's goals:
 * warm: ugro's warm sweep of N farm nodes (connections kept) against a bare asyncssh fan-out
   of exactly the same remote commands over already-open connections (interleaved reps), all
   N started at once on both sides, every timeout 30 s on both; and against the same commands
-  sent the way ugro sends them, one batch (`ugro.transport.batch`) a node, read whole;
+  sent through ugro's runner (`ugro.transport.batch`), one batch a node on a channel of its
+  own each time (ugro keeps its channel open), read whole;
 * daemon: `ugro daemon run` on N farm nodes, default checks, 30 s interval: its first sweep
   (start to every node in the state file), then its CPU share and peak RSS (VmHWM) over the
   following `--seconds`, and what the farm's own processes spent meanwhile;
@@ -146,13 +147,23 @@ async def warm_and_bare(
         cmds = [(c, cmd) for c, n in zip(conns, nodes, strict=True) for cmd in commands(n)]
         out["commands_per_node"] = len(cmds) / len(nodes)
         bare = fan_out(cmds)
-        # The same commands as one batch a node, ugro's own way of sending them: a bare
-        # asyncssh run of the runner's command line, read whole, with no parsing.
+        # The same commands as one batch a node through ugro's runner, on a channel of its own
+        # each time (as ugro sent them until it kept the channel open): a bare asyncssh run,
+        # read whole, with no parsing.
+        jobs = [[batch.Job(cmd, WARM_TIMEOUT_S) for cmd in commands(n)] for n in nodes]
         batches = [
-            (c, batch.command([batch.Job(cmd, WARM_TIMEOUT_S) for cmd in commands(n)]))
-            for c, n in zip(conns, nodes, strict=True)
+            (c, batch.opening(len(j)), batch.Requests().next(j)[1])
+            for c, j in zip(conns, jobs, strict=True)
         ]
-        together = fan_out(batches)
+
+        async def together() -> list[Any]:
+            return await asyncio.gather(
+                *(
+                    c.run(cmd, input=stdin, encoding=None, check=True, timeout=30)
+                    for c, cmd, stdin in batches
+                )
+            )
+
         await bare()  # the farm answers each distinct command once, then replays it
         await together()
         timed = await interleaved(
@@ -416,7 +427,10 @@ def main() -> None:  # noqa: C901, PLR0912, PLR0915 - one report, read top to bo
         row("warm / bare", f"{median(uw) / median(bw):.2f}× wall", "goal ≤ 1.2×")
         row("", f"{median(uc) / median(bc):.2f}× CPU", f"({warm['unhealthy']} not healthy)")
         tw, tc = warm["batch"]
-        row("bare asyncssh, one batch a node", f"{median(tw):.2f} s wall, {median(tc):.2f} s CPU")
+        row(
+            "bare asyncssh, one batch a node, a channel each",
+            f"{median(tw):.2f} s wall, {median(tc):.2f} s CPU",
+        )
         row("warm / bare batch", f"{median(uw) / median(tw):.2f}× wall")
         row("", f"{median(uc) / median(tc):.2f}× CPU")
     if "daemon" in results:

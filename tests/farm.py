@@ -4,8 +4,9 @@ Real sshd per node (`sshcluster.py`) stays the truth for correctness; this farm 
 where a thousand sshd (and a shell and a stub per command) would not fit on a small machine.
 Each node is an address 127.77.x.y with its own listening socket on one shared port; a few
 processes (asyncssh servers) split the addresses between them. A node speaks real SSH: key
-exchange, host key, public-key authentication, a channel per batch of commands (it answers
-ugro's runner, `ugro.transport.batch`, record by record as the runner does) or per command.
+exchange, host key, public-key authentication, a channel kept open for batches of commands
+(it answers ugro's runner, `ugro.transport.batch`, record by record as the runner does) or a
+channel per command.
 Commands are answered with what the same stubs as the sshd test hosts print (tests/stubs/:
 nvidia-smi, python3 with the fake torch, dmesg, journalctl), run once per distinct command
 through /bin/sh with the stubs first on PATH, and replayed from then on.
@@ -67,8 +68,10 @@ START_TIMEOUT_S = 120.0
 HANGS = re.compile(r"nvidia-smi|python")
 #: The part of the kernel-log command that changes with every check (the window's length).
 _WINDOW = re.compile(r"\$\(\(now - [0-9]+\)\)")
-#: How every batch of commands (ugro.transport.batch) begins.
-BATCH = shlex.join(["sh", "-c", batch.RUNNER, "ugro-batch", batch.MARK]) + " "
+#: How every runner of batches of commands (ugro.transport.batch) begins.
+BATCH = shlex.join(["sh", "-c", batch.SERVE, "ugro-batch", batch.MARK]) + " "
+#: A backslash escape in a command's text as the client sends it (`ugro_def`).
+_ESCAPE = re.compile(r"\\(.)")
 #: The kernel-log answer's clock lines, refreshed at every answer.
 _CLOCK = re.compile(rf"^{re.escape(xid.MARK)}(now|uptime) .*$", re.MULTILINE)
 
@@ -241,7 +244,6 @@ class Answers:
             "PATH": f"{base_dir}/bin:/usr/local/bin:/usr/bin:/bin",
         }
         self._known: dict[str, asyncio.Task[tuple[bytes, bytes, int]]] = {}
-        self._batches: dict[str, tuple[int, list[str]]] = {}
 
     async def answer(self, command: str) -> tuple[bytes, bytes, int]:
         """Stdout, stderr and exit status of `command` on a healthy stub node."""
@@ -255,19 +257,10 @@ class Answers:
             stdout = _CLOCK.sub(_clock, stdout.decode(errors="replace")).encode()
         return stdout, stderr, status
 
-    def batch(self, command: str) -> tuple[int, list[str]]:
-        """A batch's cap on each stream and its commands (parsed once per kind).
-
-        The words after the mark: the cap, the watchdog's seconds, then (seconds, command)
-        pairs (`ugro.transport.batch.command`).
-        """
-        key = _WINDOW.sub("$((now - N))", command)
-        parsed = self._batches.get(key)
-        if parsed is None:
-            words = shlex.split(command.removeprefix(BATCH))
-            parsed = int(words[0]), words[3::2]
-            self._batches[key] = parsed
-        return parsed
+    @staticmethod
+    def cap(command: str) -> int:
+        """A runner's cap on each stream: the first word after the mark (`batch.opening`)."""
+        return int(command.removeprefix(BATCH).split()[0])
 
     async def _run(self, command: str) -> tuple[bytes, bytes, int]:
         process = await asyncio.create_subprocess_exec(
@@ -281,6 +274,11 @@ class Answers:
         )
         stdout, stderr = await process.communicate()
         return stdout, stderr, process.returncode or 0
+
+
+def _unescaped(match: re.Match[str]) -> str:
+    """One `printf %b` escape of a command's text, as the runner's `ugro_def` reads it."""
+    return "\n" if match.group(1) == "n" else match.group(1)
 
 
 def _clock(match: re.Match[str]) -> str:
@@ -318,9 +316,10 @@ async def serve(base_dir: Path, port: int, count: int, index: int, of: int) -> N
     async def answer_batch(
         process: asyncssh.SSHServerProcess[bytes], command: str, *, hangs: bool
     ) -> None:
-        """Answer as RUNNER would: ready, then each command's record as it ends."""
-        cap, commands = answers.batch(command)
-        process.stdout.write(f"{batch.MARK} ready {len(commands)}\n".encode())
+        """Answer as SERVE would: up, then per `ugro_run` line each record as it ends, and done."""
+        cap = answers.cap(command)
+        named: dict[str, str] = {}
+        process.stdout.write(f"{batch.MARK} up\n".encode())
 
         async def one(k: int, part: str) -> None:
             stdout, stderr, status = await answers.answer(part)
@@ -328,13 +327,22 @@ async def serve(base_dir: Path, port: int, count: int, index: int, of: int) -> N
             header = f"{batch.MARK} {k} {status} {len(stdout)} {len(stderr)}\n"
             process.stdout.write(header.encode() + stdout + stderr)
 
-        stuck = [hangs and HANGS.search(part) is not None for part in commands]
-        await asyncio.gather(
-            *(one(k, part) for k, part in enumerate(commands, 1) if not stuck[k - 1])
-        )
-        if any(stuck):
-            await process.channel.wait_closed()
-            return
+        while line := (await process.stdin.readline()).decode():
+            words = shlex.split(line)
+            if words[0] == "ugro_def":
+                named[words[1]] = _ESCAPE.sub(_unescaped, words[2])
+                continue
+            pass_id, watchdog, keys = words[1], float(words[2]), words[4::2]
+            commands = [named[key] for key in keys]
+            stuck = [hangs and HANGS.search(part) is not None for part in commands]
+            await asyncio.gather(
+                *(one(k, part) for k, part in enumerate(commands, 1) if not stuck[k - 1])
+            )
+            if any(stuck):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(process.channel.wait_closed(), watchdog)
+                    return
+            process.stdout.write(f"{batch.MARK} done {pass_id}\n".encode())
         process.exit(0)
 
     servers = [

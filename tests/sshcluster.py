@@ -223,7 +223,9 @@ def _stub_processes(stub_dir: Path) -> list[int]:
 
     Every session command runs with UGRO_STUB_DIR=<host dir> (set by the ForceCommand), and
     what it starts inherits it. That finds leftovers such as a `hang`-mode `sleep 600` whose
-    session is long gone and which no longer descends from any sshd.
+    session is long gone and which no longer descends from any sshd. ugro's own runner (its
+    shell, which stays open between checks, that shell's subshells and the login shell that
+    started it) is not a command.
     """
     wanted = os.fsencode(f"UGRO_STUB_DIR={stub_dir}")
     found: list[int] = []
@@ -232,7 +234,11 @@ def _stub_processes(stub_dir: Path) -> list[int]:
             continue
         try:
             environ = (entry / "environ").read_bytes()
+            # The runner's script is in its command line, and in its login shell's.
+            runner = b"ugro_run()" in (entry / "cmdline").read_bytes()
         except OSError:
+            continue
+        if runner:
             continue
         for var in environ.split(b"\0"):
             if var == wanted or var.startswith(wanted + b"/"):

@@ -6,18 +6,23 @@ run through the same batches; these tests pin the channel count and the fallback
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+from typing import TYPE_CHECKING, Any
 
+import asyncssh
+import psutil
 import pytest
 
 from channels import Channels, sweeps
-from ugro import config
+from conftest import wait_for
+from ugro import config, sweep
 from ugro.model import NodeStatus
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from sshcluster import TestCluster
+    from sshcluster import TestCluster, TestHost
+    from ugro.model import NodeVerdict
 
 pytestmark = pytest.mark.integration
 
@@ -33,6 +38,65 @@ def test_a_node_check_is_one_channel(
     assert second.status is NodeStatus.HEALTHY, second.checks
     assert channels.batches == [True, True]
     assert channels.runs == []
+
+
+def test_a_node_keeps_its_runner_from_check_to_check(
+    cluster: TestCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three node checks open one channel; one cut short by a hung GPU gets a fresh one.
+
+    The runner the hung check left mid-pass is closed, and ends on the node.
+    """
+    opened = sessions(monkeypatch)
+    host = cluster.host("h0")
+    path = cluster.write_config(
+        tmp_path / "cluster.yaml", hosts=[host], timeouts={"gpu": 1, "torch": 1}
+    )
+    nodes = config.load(path).nodes
+
+    async def main() -> list[NodeVerdict]:
+        transports = sweep.Transports()
+        try:
+            verdicts = [(await sweep.sweep(nodes, transports))[0] for _ in range(3)]
+            assert len(opened) == 1
+            host.set_gpu("hang")
+            verdicts.append((await sweep.sweep(nodes, transports))[0])
+            host.set_gpu("healthy")
+            verdicts += [(await sweep.sweep(nodes, transports))[0] for _ in range(2)]
+            return verdicts
+        finally:
+            await transports.close()
+
+    verdicts = asyncio.run(main())
+    assert [v.status for v in verdicts] == [NodeStatus.HEALTHY] * 3 + [NodeStatus.UNHEALTHY] + [
+        NodeStatus.HEALTHY
+    ] * 2, [v.checks for v in verdicts]
+    assert len(opened) == 2
+    host.reset()
+    wait_for(lambda: not runners(host), what="the runners to end with their channels")
+
+
+def sessions(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The commands of the session channels opened from here on."""
+    opened: list[str] = []
+    create_session = asyncssh.SSHClientConnection.create_session
+
+    async def counted(connection: asyncssh.SSHClientConnection, *args: Any, **kwargs: Any) -> Any:
+        opened.append(args[1])
+        return await create_session(connection, *args, **kwargs)
+
+    monkeypatch.setattr(asyncssh.SSHClientConnection, "create_session", counted)
+    return opened
+
+
+def runners(host: TestHost) -> list[psutil.Process]:
+    """Ugro's runner shells on `host`: what stays open between checks."""
+    return [
+        p
+        for p in psutil.process_iter(["cmdline", "environ"])
+        if (p.info["cmdline"] or [])[3:4] == ["ugro-batch"]
+        and (p.info["environ"] or {}).get("UGRO_STUB_DIR") == str(host.dir)
+    ]
 
 
 def test_a_node_that_cannot_run_a_batch_gets_a_channel_per_command(
@@ -71,7 +135,8 @@ def test_a_node_that_garbles_the_batch_is_not_judged_and_stops_nothing(
     hostile = host.dir / "bin" / "sh"
     hostile.write_text(
         "#!/bin/bash\n"
-        'echo "ugro-batch-1 ready $(( ($# - 6) / 2 ))"\n'
+        'echo "ugro-batch-1 up"\n'
+        "while read -r l; do case $l in ugro_run*) break ;; esac; done\n"
         'printf "ugro-batch-1 1 0 \\x1b[31m99999999999999999999 0\\n"\n'
     )
     hostile.chmod(0o755)

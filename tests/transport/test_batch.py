@@ -7,19 +7,20 @@ shell would run it; tests/integration/test_batch_sshd.py runs it through real ss
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 from typing import TYPE_CHECKING
 
 import psutil
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ugro.errors import InvalidOutput
 from ugro.model import CommandResult
 from ugro.transport import batch
-from ugro.transport.batch import MARK, Job, Reader, Refused
+from ugro.transport.batch import MARK, Job, Reader, Refused, Requests
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -34,14 +35,25 @@ def record(index: int, stdout: bytes = b"", stderr: bytes = b"", status: str = "
     return f"{MARK} {index} {status} {len(stdout)} {len(stderr)}\n".encode() + stdout + stderr
 
 
-def ready(count: int) -> bytes:
-    """The line the runner prints once every command has started."""
-    return f"{MARK} ready {count}\n".encode()
+#: The line the runner prints once it is ready for requests.
+UP = f"{MARK} up\n".encode()
+
+
+def done(pass_id: int) -> bytes:
+    """The line that ends pass `pass_id`."""
+    return f"{MARK} done {pass_id}\n".encode()
+
+
+def passing(count: int, limits: tuple[int, int] = LIMITS) -> Reader:
+    """A reader that expects pass 1, of `count` commands."""
+    reader = Reader(limits, CAP)
+    reader.begin(1, count)
+    return reader
 
 
 def read_all(data: bytes, count: int, *, chunk: int | None = None) -> dict[int, CommandResult]:
-    """Feed `data` to a reader in `chunk`-byte pieces (all at once when None)."""
-    reader = Reader(count, LIMITS, CAP)
+    """Feed `data` to a reader of pass 1 in `chunk`-byte pieces (all at once when None)."""
+    reader = passing(count)
     results: dict[int, CommandResult] = {}
     step = chunk or max(1, len(data))
     for start in range(0, len(data), step):
@@ -49,12 +61,19 @@ def read_all(data: bytes, count: int, *, chunk: int | None = None) -> dict[int, 
     return results
 
 
+def request(*passes: list[Job]) -> bytes:
+    """What the client writes to a new runner to run `passes` in turn."""
+    requests = Requests()
+    return b"".join(requests.next(jobs)[1] for jobs in passes)
+
+
 def run_runner(
     jobs: list[Job], env: dict[str, str] | None = None, prefix: str = ""
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run the batch through /bin/sh here, as a node's login shell would."""
+    """Run one pass of the runner through /bin/sh here, as a node's login shell would."""
     return subprocess.run(
-        ["/bin/sh", "-c", prefix + batch.command(jobs, CAP)],
+        ["/bin/sh", "-c", prefix + batch.opening(len(jobs), CAP)],
+        input=request(jobs),
         capture_output=True,
         env=env if env is not None else {"PATH": os.environ["PATH"]},
         timeout=60,
@@ -68,7 +87,7 @@ def run_runner(
 def test_records_in_any_order_and_any_split() -> None:
     """Records in the order commands end, however the stream is split, give one result each."""
     data = (
-        ready(3)
+        UP
         + record(2, b"two\n")
         + record(1, b"one\n", b"warning\n", status="3")
         + record(3, b"", b"")
@@ -86,44 +105,44 @@ def test_records_in_any_order_and_any_split() -> None:
 def test_a_login_banner_before_the_runner_is_skipped() -> None:
     """A profile's banner (escapes, a line that starts like the mark) is not a record."""
     banner = b"Welcome to gpu07\n\x1b[31mmaintenance on Friday\x1b[0m\n" + MARK.encode() + b"x\n"
-    assert read_all(banner + ready(1) + record(1, b"ok\n"), 1) == {0: CommandResult(0, "ok\n")}
+    assert read_all(banner + UP + record(1, b"ok\n"), 1) == {0: CommandResult(0, "ok\n")}
 
 
 def test_a_node_that_cannot_run_it_says_so_or_never_starts() -> None:
     """`none`, or an end before `ready`: Refused, so the transport runs commands one by one."""
     with pytest.raises(Refused):
-        Reader(2).feed(f"banner\n{MARK} none\n".encode())
-    reader = Reader(2)
+        Reader().feed(f"banner\n{MARK} none\n".encode())
+    reader = Reader()
     reader.feed(b"sh: 1: mktemp: not found\n")
     with pytest.raises(Refused):
         reader.end()
 
 
 def test_the_end_of_a_started_stream_is_not_a_refusal() -> None:
-    """After `ready`, an early end leaves the missing commands to their callers' timeouts."""
-    reader = Reader(2, LIMITS, CAP)
-    assert reader.feed(ready(2) + record(1, b"x")) == [(0, CommandResult(0, "x"))]
+    """After `up`, an early end leaves the missing commands to their callers' timeouts."""
+    reader = passing(2)
+    assert reader.feed(UP + record(1, b"x")) == [(0, CommandResult(0, "x"))]
     reader.end()
-    assert not reader.finished
+    assert not reader.between
     assert reader.reported == {0}
 
 
 def test_output_past_its_limit_is_truncated() -> None:
     """A stream past its limit (the node cuts it at the cap) is truncated, like one channel."""
-    result = read_all(ready(1) + record(1, b"y" * CAP, b"e" * (LIMITS[1] + 1), status="1"), 1)[0]
+    result = read_all(UP + record(1, b"y" * CAP, b"e" * (LIMITS[1] + 1), status="1"), 1)[0]
     assert result.truncated
     assert result.exit_status is None
     assert (len(result.stdout), len(result.stderr)) == LIMITS
     # A shell that counts ulimit's blocks in KiB lets twice the cap through: still just cut.
-    assert read_all(ready(1) + record(1, b"y" * 2 * CAP), 1)[0].truncated
+    assert read_all(UP + record(1, b"y" * 2 * CAP), 1)[0].truncated
 
 
 def test_a_command_killed_by_a_signal_is_named_like_sshd_does() -> None:
     """128 + N is signal N, as sshd would name it; `-` is no status."""
-    result = read_all(ready(1) + record(1, status="139"), 1)[0]
+    result = read_all(UP + record(1, status="139"), 1)[0]
     assert (result.exit_status, result.exit_signal) == (None, "SEGV")
-    assert read_all(ready(1) + record(1, status="-"), 1)[0].exit_status is None
-    assert read_all(ready(1) + record(1, status="255"), 1)[0].exit_status == 255
+    assert read_all(UP + record(1, status="-"), 1)[0].exit_status is None
+    assert read_all(UP + record(1, status="255"), 1)[0].exit_status == 255
 
 
 @pytest.mark.parametrize(
@@ -145,25 +164,25 @@ def test_a_command_killed_by_a_signal_is_named_like_sshd_does() -> None:
 def test_garbled_headers_are_invalid_output(header: str) -> None:
     """A header the runner would not print is the node's fault, said as InvalidOutput."""
     with pytest.raises(InvalidOutput):
-        read_all(ready(2) + header.encode(errors="surrogateescape"), 2)
+        read_all(UP + header.encode(errors="surrogateescape"), 2)
 
 
 def test_a_command_reported_twice_is_invalid_output() -> None:
     """A second record for one command is not believed."""
     with pytest.raises(InvalidOutput):
-        read_all(ready(2) + record(1) + record(1), 2)
+        read_all(UP + record(1) + record(1), 2)
 
 
 def test_an_endless_banner_is_refused_within_bounds() -> None:
     """A login shell that never stops talking is cut at PREAMBLE_LIMIT, lines or no lines."""
-    reader = Reader(1)
+    reader = Reader()
     chatter = b"welcome\n" * 1000
     for _ in range(batch.PREAMBLE_LIMIT // len(chatter)):
         reader.feed(chatter)
     with pytest.raises(InvalidOutput, match="login shell"):
         reader.feed(chatter)
     with pytest.raises(InvalidOutput, match="login shell"):
-        Reader(1).feed(b"w" * (batch.PREAMBLE_LIMIT + 2))
+        Reader().feed(b"w" * (batch.PREAMBLE_LIMIT + 2))
 
 
 @settings(max_examples=300, deadline=None)
@@ -172,10 +191,10 @@ def test_whatever_arrives_the_reader_raises_only_its_own_errors_and_holds_little
     pieces: list[bytes], started: bool
 ) -> None:
     """Any bytes: the reader raises InvalidOutput or Refused at most, and holds one record."""
-    reader = Reader(3, LIMITS, CAP)
+    reader = passing(3)
     try:
         if started:
-            reader.feed(ready(3))
+            reader.feed(UP)
         for piece in pieces:
             reader.feed(piece)
             held = len(reader._buffer)  # noqa: SLF001 - the bound is the point of the test
@@ -187,16 +206,74 @@ def test_whatever_arrives_the_reader_raises_only_its_own_errors_and_holds_little
 
 def test_undecodable_output_is_replaced_not_raised() -> None:
     """Bytes that are not UTF-8 become replacement characters."""
-    result = read_all(ready(1) + record(1, b"\xff\xfe ok\n"), 1)[0]
+    result = read_all(UP + record(1, b"\xff\xfe ok\n"), 1)[0]
     assert result.stdout == "\ufffd\ufffd ok\n"
+
+
+def test_passes_follow_one_another_on_one_stream() -> None:
+    """A pass's results are in at its last record; its `done` may come after the next began."""
+    reader = Reader(LIMITS, CAP)
+    reader.begin(1, 2)
+    assert reader.feed(UP + record(2, b"b") + record(1, b"a")) == [
+        (1, CommandResult(0, "b")),
+        (0, CommandResult(0, "a")),
+    ]
+    assert reader.between
+    reader.begin(2, 1)
+    assert not reader.between
+    assert reader.feed(done(1) + record(1, b"c")) == [(0, CommandResult(0, "c"))]
+    assert reader.feed(done(2)) == []
+
+
+def test_a_pass_given_up_on_ends_at_its_done_line() -> None:
+    """The watchdog's `done` ends a pass whose hung command never reported."""
+    reader = passing(2)
+    assert reader.feed(UP + record(1, b"a")) == [(0, CommandResult(0, "a"))]
+    assert not reader.between
+    assert reader.feed(done(1)) == []
+    assert reader.between
+    assert reader.reported == {0}
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        UP + record(1) + done(1) + b"more\n",  # output between passes
+        UP + done(2),  # the end of a pass that was not asked for
+        UP + record(1) + done(1) + done(1),
+        UP + record(1) + record(1),  # a record past the pass's end
+    ],
+)
+def test_what_does_not_belong_to_a_pass_is_invalid_output(stream: bytes) -> None:
+    """Nothing may come between passes, nor a record or `done` of no pass."""
+    with pytest.raises(InvalidOutput):
+        passing(1).feed(stream)
+
+
+def test_a_pass_on_a_full_directory_is_refused() -> None:
+    """`none` at a pass (no room any more) is Refused, as at the start."""
+    reader = passing(1)
+    reader.feed(UP + record(1) + done(1))
+    reader.begin(2, 1)
+    with pytest.raises(Refused):
+        reader.feed(f"{MARK} none\n".encode())
+
+
+def test_each_command_is_named_once_per_runner() -> None:
+    """A later pass names commands by number; a new command is named when it first comes."""
+    requests = Requests()
+    first = requests.next([Job("echo a", 5), Job("echo b", 10)])
+    second = requests.next([Job("echo b", 10), Job("echo c", 5)])
+    assert first == (1, b"ugro_def 1 'echo a'\nugro_def 2 'echo b'\nugro_run 1 15 6 1 11 2\n")
+    assert second == (2, b"ugro_def 3 'echo c'\nugro_run 2 15 11 2 6 3\n")
 
 
 # --- the runner on a real shell ------------------------------------------------------------
 
 
 def parse(completed: subprocess.CompletedProcess[bytes], count: int) -> dict[int, CommandResult]:
-    """Every result in what a finished runner printed."""
-    reader = Reader(count, LIMITS, CAP)
+    """Every result in what a runner that ran one pass printed."""
+    reader = passing(count)
     found = dict(reader.feed(completed.stdout))
     reader.end()
     return found
@@ -215,6 +292,62 @@ def test_the_runner_runs_every_command_and_reports_each() -> None:
     assert got[1].stdout == "a b\nsh\n"
     assert got[2].exit_signal == "SEGV"
     assert got[3].stdout == "it's quoted\n"
+
+
+def test_one_runner_runs_pass_after_pass() -> None:
+    """Passes run in turn on one runner, each command sent once, each pass its own results."""
+    first = [Job("echo a; echo err >&2", 5), Job("printf b", 5)]
+    second = [Job("printf b", 5), Job("exit 7", 5)]
+    completed = subprocess.run(
+        ["/bin/sh", "-c", batch.opening(2, CAP)],
+        input=request(first, second),
+        capture_output=True,
+        env={"PATH": os.environ["PATH"]},
+        timeout=60,
+        check=False,
+    )
+    reader = passing(2)
+    got = dict(reader.feed(completed.stdout[: completed.stdout.index(done(1)) + len(done(1))]))
+    assert got == {0: CommandResult(0, "a\n", "err\n"), 1: CommandResult(0, "b")}
+    reader.begin(2, 2)
+    rest = completed.stdout[completed.stdout.index(done(1)) + len(done(1)) :]
+    assert dict(reader.feed(rest)) == {0: CommandResult(0, "b"), 1: CommandResult(7, "")}
+    assert reader.between
+    assert completed.stderr == b""
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00")))
+@example("it's 100% \\c done\\n \\\\ \\0101\nline two\\")
+def test_a_command_reaches_the_node_as_it_was_written(text: str) -> None:
+    """Quotes, backslashes, escapes that printf knows, newlines and `%` all survive."""
+    completed = run_runner([Job(shlex.join(["printf", "%s", text]), 5)])
+    assert parse(completed, 1)[0] == CommandResult(0, text)
+
+
+def test_a_directory_that_fills_up_is_refused_at_the_next_pass(tmp_path: Path) -> None:
+    """The room for every cap is checked again at each pass: `none` once it is gone."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    # A df whose answer drops to nothing free after the runner chose its directory.
+    (bin_dir / "df").write_text(
+        "#!/bin/sh\n"
+        f"[ -e {tmp_path}/full ] && a=0 || a=99999999\n"
+        f"touch {tmp_path}/full\n"
+        'echo "Filesystem 1024-blocks Used Available Capacity Mounted on"\n'
+        'echo "tmpfs 99999999 0 $a 0% /x"\n'
+    )
+    (bin_dir / "df").chmod(0o755)
+    completed = subprocess.run(
+        ["/bin/sh", "-c", batch.opening(1, CAP)],
+        input=request([Job("echo a", 5)]),
+        capture_output=True,
+        env={"PATH": f"{bin_dir}:{os.environ['PATH']}", "XDG_RUNTIME_DIR": str(tmp_path)},
+        timeout=60,
+        check=False,
+    )
+    with pytest.raises(Refused):
+        parse(completed, 1)
 
 
 def test_a_login_banner_does_not_disturb_the_runner() -> None:
@@ -239,12 +372,16 @@ def test_a_hung_command_reports_last_and_the_others_come_first() -> None:
     """Records come in the order commands end: nothing waits behind the hung one."""
     jobs = [Job("sleep 30", 1), Job("echo quick", 5)]
     with subprocess.Popen(
-        ["/bin/sh", "-c", batch.command(jobs, CAP)],
+        ["/bin/sh", "-c", batch.opening(2, CAP)],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         env={"PATH": os.environ["PATH"]},
     ) as process:
+        assert process.stdin is not None
         assert process.stdout is not None
-        reader = Reader(2, LIMITS, CAP)
+        process.stdin.write(request(jobs))
+        process.stdin.close()
+        reader = passing(2)
         first: list[tuple[int, CommandResult]] = []
         while not first:
             first = reader.feed(os.read(process.stdout.fileno(), 4096))
@@ -274,14 +411,18 @@ def test_the_runner_cleans_up_after_itself_even_when_nobody_reads(tmp_path: Path
     runtime.mkdir()
     env = {"PATH": os.environ["PATH"], "XDG_RUNTIME_DIR": str(runtime)}
     with subprocess.Popen(
-        ["/bin/sh", "-c", batch.command([Job("echo a", 5), Job("sleep 1; echo b", 5)], CAP)],
+        ["/bin/sh", "-c", batch.opening(2, CAP)],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
     ) as process:
+        assert process.stdin is not None
         assert process.stdout is not None
         assert process.stderr is not None
-        assert process.stdout.readline() == ready(2)
+        process.stdin.write(request([Job("echo a", 5), Job("sleep 1; echo b", 5)]))
+        process.stdin.close()
+        assert process.stdout.readline() == UP
         (made,) = runtime.iterdir()  # its private directory, in $XDG_RUNTIME_DIR first
         assert made.stat().st_mode & 0o077 == 0
         process.stdout.close()  # the client went away
@@ -302,12 +443,16 @@ def test_without_timeout_the_watchdog_ends_the_runner(tmp_path: Path) -> None:
     jobs = [Job("echo a", 1), Job(f"trap '' TERM; exec {bin_dir}/sleep 3600", 1)]
     try:
         with subprocess.Popen(
-            ["/bin/sh", "-c", batch.command(jobs, CAP)],
+            ["/bin/sh", "-c", batch.opening(2, CAP)],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env={"PATH": str(bin_dir), "XDG_RUNTIME_DIR": str(tmp_path)},
         ) as process:
+            assert process.stdin is not None
             assert process.stdout is not None
-            reader = Reader(2, LIMITS, CAP)
+            process.stdin.write(request(jobs))
+            process.stdin.close()
+            reader = passing(2)
             got = reader.feed(process.stdout.read())
             assert process.wait(timeout=30) == 0
         assert got == [(0, CommandResult(0, "a\n"))]
@@ -333,7 +478,8 @@ def test_a_directory_too_full_for_every_cap_is_passed_over(tmp_path: Path) -> No
     try:
         jobs = [Job("head -c 200000 /dev/zero | tr '\\0' x", 5), Job("echo fits", 5)]
         completed = subprocess.run(
-            ["/bin/sh", "-c", batch.command(jobs)],
+            ["/bin/sh", "-c", batch.opening(len(jobs))],
+            input=request(jobs),
             capture_output=True,
             env={"PATH": os.environ["PATH"], "XDG_RUNTIME_DIR": str(runtime)},
             timeout=60,
@@ -342,6 +488,8 @@ def test_a_directory_too_full_for_every_cap_is_passed_over(tmp_path: Path) -> No
         assert list(runtime.iterdir()) == []
     finally:
         subprocess.run(["/usr/bin/umount", str(runtime)], check=True)
-    got = dict(Reader(2).feed(completed.stdout))
+    reader = Reader()
+    reader.begin(1, 2)
+    got = dict(reader.feed(completed.stdout))
     assert got[0] == CommandResult(0, "x" * 200000)
     assert got[1] == CommandResult(0, "fits\n")

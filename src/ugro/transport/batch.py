@@ -1,33 +1,40 @@
-"""A node check's commands on one SSH channel: the shell program that runs them, and its reader.
+"""A node's commands on one SSH channel kept open: the shell program that runs them, its reader.
 
-Every channel costs a round of SSH messages and, on the node, an sshd session and a login
-shell; nine of them a node check made the SSH layer nine tenths of the monitor's CPU. `RUNNER`
-takes the commands as arguments and starts them all at once, each under its own `timeout`
-with its output in files of a private temporary directory, and prints each one's result as a
-length-framed record as soon as that command ends. A hung `nvidia-smi` therefore holds back
-nothing but its own result, as it did with a channel per command.
+Every channel costs a round of SSH messages and, on the node, an sshd session, a login shell
+and a runner that finds itself a directory; opened for every node check, they were most of
+what a check cost the monitor and a good part of what it cost the node. So a node's channel
+stays open between checks: `SERVE` sets up once, then runs a pass of commands for each
+request it reads on stdin. A pass starts its commands all at once, each under its own
+`timeout` with its output in files of the runner's private temporary directory, and prints
+each one's result as a length-framed record as soon as that command ends. A hung `nvidia-smi`
+therefore holds back nothing but its own result, as it did with a channel per command.
 
 The runner is POSIX sh plus what every Linux has (`mktemp`, `mkfifo`, `df`, `wc`, `timeout`),
-and costs the node five short processes a command besides the command's own. A command's
-files are capped by `ulimit -f` (with SIGXFSZ ignored, a write past the cap fails, as a write
-to a closed channel did); the runner uses a directory only when its free space holds every
-command's cap, so no output is lost to a full disk, short of another program filling it in
-the same second. When the node cannot run the runner (no such directory, no `mktemp`, no
-`sh`), it says so, or never says it started, and the transport runs the commands one channel
-each, as before.
+and costs the node four short processes a command besides the command's own, and two a pass.
+A command's files are capped by `ulimit -f` (with SIGXFSZ ignored, a write past the cap fails,
+as a write to a closed channel did); the runner uses a directory only when its free space
+holds every command's cap, checked again at every pass, so no output is lost to a full disk,
+short of another program filling it in the same second. When the node cannot run the runner
+(no such directory, no `mktemp`, no `sh`), it says so, or never says it started, and the
+transport runs the commands one channel each, as before.
 
-What the runner prints, on stdout:
+What the client writes, on stdin, one line each: `ugro_def K TEXT` names command K once per
+channel (TEXT is `printf %b` escaped, so a command of many lines fits on one), and
+`ugro_run ID W T1 K1 T2 K2 ...` runs pass ID: command K1 with T1 seconds, and so on, all given
+up after W seconds. What the runner prints, on stdout:
 
 * anything the login shell prints first (a profile's banner), which the reader skips;
-* `MARK ready N` once every command is started, or `MARK none` when it cannot run them;
-* per command, in the order they end: `MARK k status out_bytes err_bytes`, then the command's
-  stdout and its stderr. `status` is the exit status (128 + N for signal N). Each stream is
-  cut at FILE_CAP bytes on the node; past its own limit the result is `truncated`.
+* `MARK up` once it is ready for requests, or `MARK none` when it cannot run them (at a pass,
+  too, when its directory has no longer room for every cap);
+* per command of a pass, in the order they end: `MARK k status out_bytes err_bytes`, then the
+  command's stdout and its stderr. `k` is the command's place in the pass, from 1; `status` is
+  the exit status (128 + N for signal N). Each stream is cut at FILE_CAP bytes on the node;
+  past its own limit the result is `truncated`;
+* `MARK done ID` when the pass ends: every command reported, or its time up.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import shlex
 import signal
@@ -52,20 +59,24 @@ WATCHDOG_MARGIN_S = 4
 PREAMBLE_LIMIT = 64 * 1024
 HEADER_LIMIT = 256
 
-# $1 mark, $2 the largest stream (bytes), $3 the watchdog's seconds, then one pair (seconds,
-# command) per command. Command k's streams go to $d/k.o and $d/k.e; when it ends its
-# subshell writes the record's header to $d/k.h and `k` to the fifo $d/q, from which the
-# main loop prints the record with one `cat`: its parts come out back to back, so sshd
-# mostly sends a record as one packet, not a header and then each stream.
-RUNNER = """\
-m=$1 cap=$2 w=$3
-shift 3
-need=$(( $# / 2 * (2 * cap / 1024 + 16) ))
+# $1 mark, $2 the largest stream (bytes), $3 the room the first pass needs (KiB). Pass ID's
+# command k writes its streams to $d/ID.k.o and $d/ID.k.e; when it ends its subshell writes
+# the record's header to $d/ID.k.h and `ID k` to the fifo $d/q, from which the pass prints the
+# record with one `cat`: its parts come out back to back, so sshd mostly sends a record as
+# one packet. The pass ID in each name keeps a command an earlier pass gave up on (stuck in
+# the kernel) out of a later pass's files and records. A pass runs in a subshell, so that its
+# background jobs end with it rather than pile up in a shell that lives for days.
+SERVE = """\
+m=$1 cap=$2
+ugro_room() {
+  a=$(df -Pk "$1" 2>/dev/null | { read -r _; read -r _ _ _ a _ && echo "$a"; })
+  case $a in ''|*[!0-9]*) return 0 ;; esac
+  [ "$a" -ge "$2" ]
+}
 d=
 for t in "$XDG_RUNTIME_DIR" /dev/shm "${TMPDIR:-/tmp}"; do
   [ -d "$t" ] || continue
-  a=$(df -Pk "$t" 2>/dev/null | { read -r _; read -r _ _ _ a _ && echo "$a"; })
-  case $a in ''|*[!0-9]*) ;; *) [ "$a" -ge "$need" ] || continue ;; esac
+  ugro_room "$t" "$3" || continue
   d=$(mktemp -d "$t/ugro.XXXXXX" 2>/dev/null) || continue
   mkfifo "$d/q" 2>/dev/null && break
   rm -rf "$d"
@@ -77,38 +88,60 @@ trap 'exit 1' HUP INT TERM
 exec 3<>"$d/q"
 T=
 command -v timeout >/dev/null 2>&1 && T=1
-n=0
-p=
-while [ $# -gt 1 ]; do
-  n=$((n + 1))
-  (
-    trap '' XFSZ
-    ulimit -f $(( (cap + 511) / 512 ))
-    if [ -n "$T" ]; then timeout -k 2 "$1" sh -c "$2"; else sh -c "$2"; fi \\
-      </dev/null >"$d/$n.o" 2>"$d/$n.e" 3>&-
-    r=$?
-    set -- $(cd "$d" && exec wc -c "$n.o" "$n.e")
-    printf '%s %s %s %s %s\\n' "$m" "$n" "$r" "$1" "$3" >"$d/$n.h"
-    echo "$n" >&3
-  ) >/dev/null 2>&1 &
-  p="$p $!"
+ugro_def() {
+  eval "c$1=\\$(printf '%b.' \\"\\$2\\")"
+  eval "c$1=\\${c$1%.}"
+}
+ugro_run() (
+  trap - EXIT
+  id=$1 w=$2
   shift 2
-done
-echo "$m ready $n"
-( trap 'kill $! 2>/dev/null; exit 0' TERM; sleep "$w" & wait $!; echo w >&3 ) &
-p="$p $!"
-trap '' PIPE
-i=0
-while [ $i -lt $n ] && read -r k <&3 && [ "$k" != w ]; do
-  i=$((i + 1))
-  cat "$d/$k.h" "$d/$k.o" "$d/$k.e" 2>/dev/null
-done
-kill $p 2>/dev/null
-exit 0
+  ugro_room "$d" $(( $# / 2 * (2 * cap / 1024 + 16) )) || { echo "$m none"; exit 0; }
+  n=0
+  p=
+  while [ $# -gt 1 ]; do
+    n=$((n + 1))
+    eval "c=\\$c$2"
+    (
+      trap '' XFSZ
+      ulimit -f $(( (cap + 511) / 512 ))
+      if [ -n "$T" ]; then timeout -k 2 "$1" sh -c "$c"; else sh -c "$c"; fi \\
+        </dev/null >"$d/$id.$n.o" 2>"$d/$id.$n.e" 3>&-
+      r=$?
+      set -- $(cd "$d" && exec wc -c "$id.$n.o" "$id.$n.e")
+      printf '%s %s %s %s %s\\n' "$m" "$n" "$r" "$1" "$3" >"$d/$id.$n.h"
+      echo "$id $n" >&3
+    ) >/dev/null 2>&1 &
+    p="$p $!"
+    shift 2
+  done
+  ( trap 'kill $! 2>/dev/null; exit 0' TERM; sleep "$w" & wait $!; echo "$id w" >&3 ) &
+  p="$p $!"
+  trap '' PIPE
+  i=0
+  while [ $i -lt $n ] && read -r j k <&3; do
+    [ "$j" = "$id" ] || continue
+    [ "$k" = w ] && break
+    i=$((i + 1))
+    cat "$d/$id.$k.h" "$d/$id.$k.o" "$d/$id.$k.e" 2>/dev/null
+  done
+  kill $p 2>/dev/null
+  echo "$m done $id" 2>/dev/null
+  rm -f "$d/$id".*
+)
+echo "$m up"
+while IFS= read -r l; do eval "$l"; done
 """
 # What the node writes of a stream at most: past the larger limit, so that a stream that
 # reached the cap reads as cut, in ulimit's 512-byte blocks.
 FILE_CAP = (max(STDOUT_LIMIT, STDERR_LIMIT) + 512) // 512 * 512
+
+
+class _Done:
+    """What the reader makes of the line that ends a pass."""
+
+
+_DONE = _Done()
 
 
 class Refused(Exception):
@@ -128,79 +161,115 @@ def watchdog_s(jobs: Sequence[Job]) -> int:
     return max(math.ceil(job.timeout) for job in jobs) + NODE_MARGIN_S + WATCHDOG_MARGIN_S
 
 
-def command(jobs: Sequence[Job], cap: int = FILE_CAP) -> str:
-    """The shell command that runs `jobs` on the node through RUNNER, every word quoted.
+def room_kib(count: int, cap: int = FILE_CAP) -> int:
+    """KiB a pass of `count` commands needs free: both streams at the cap, and the headers."""
+    return count * (2 * cap // 1024 + 16)
+
+
+def opening(count: int, cap: int = FILE_CAP) -> str:
+    """The channel's command: SERVE, with a directory that has room for `count` commands.
 
     `cap` is what the node writes of a stream at most: a multiple of 512, past both limits.
     """
-    return _command(tuple(jobs), cap)
+    return shlex.join(["sh", "-c", SERVE, "ugro-batch", MARK, str(cap), str(room_kib(count, cap))])
 
 
-# Cached: a node sends the same batch at every check, and quoting its 10 KB again was a
-# percent of the daemon's CPU under cProfile.
-@functools.lru_cache(maxsize=256)
-def _command(jobs: tuple[Job, ...], cap: int) -> str:
-    words = ["sh", "-c", RUNNER, "ugro-batch", MARK, str(cap), str(watchdog_s(jobs))]
-    for job in jobs:
-        words += [str(math.ceil(job.timeout) + NODE_MARGIN_S), job.command]
-    return shlex.join(words)
+class Requests:
+    """What one channel's runner is told: each command named once, then passes by number."""
+
+    def __init__(self) -> None:
+        """A channel that knows no command yet."""
+        self._known: dict[str, int] = {}
+        self._passes = 0
+
+    def next(self, jobs: Sequence[Job]) -> tuple[int, bytes]:
+        """The next pass's ID and the lines that run `jobs` as that pass."""
+        lines = []
+        words = ["ugro_run", "", str(watchdog_s(jobs))]
+        for job in jobs:
+            key = self._known.get(job.command)
+            if key is None:
+                key = self._known[job.command] = len(self._known) + 1
+                lines.append(f"ugro_def {key} {shlex.quote(_escaped(job.command))}\n")
+            words += [str(math.ceil(job.timeout) + NODE_MARGIN_S), str(key)]
+        self._passes += 1
+        words[1] = str(self._passes)
+        lines.append(" ".join(words) + "\n")
+        return self._passes, "".join(lines).encode()
+
+
+def _escaped(command: str) -> str:
+    """`command` on one line, as `printf %b` gives it back."""
+    return command.replace("\\", "\\\\").replace("\n", "\\n")
 
 
 class Reader:
-    """Reads the runner's stdout as it arrives; `feed` returns each command's result.
+    """Reads a runner's stdout as it arrives; `feed` returns each command's result.
 
     Everything in it is the node's, so every size is checked before it is trusted: the reader
-    holds at most one record (two streams of at most twice the cap, and a header) besides what it
-    was just fed.
+    holds at most one record (two streams of at most twice the cap, and a header) besides what
+    it was just fed.
     """
 
     def __init__(
         self,
-        count: int,
         limits: tuple[int, int] = (STDOUT_LIMIT, STDERR_LIMIT),
         cap: int = FILE_CAP,
     ) -> None:
-        """Expect `count` records, streams at most `cap` bytes, each judged at its limit."""
-        self._count = count
+        """Expect streams of at most `cap` bytes, each judged at its limit."""
         self._limits = limits
         self._cap = cap
         self._buffer = bytearray()
         self._skipped = 0
-        self.started = False
+        self.up = False
+        # The pass whose records are still coming: its ID and command count.
+        self._pass: tuple[int, int] | None = None
+        # The passes whose `done` line is still to come, oldest first: a pass's results are
+        # all in at its last record, and its `done` may come after the next pass began.
+        self._due: list[int] = []
         self.reported: set[int] = set()
 
+    def begin(self, pass_id: int, count: int) -> None:
+        """Expect the records of pass `pass_id`, which runs `count` commands."""
+        self._pass = (pass_id, count)
+        self._due.append(pass_id)
+        self.reported = set()
+
     @property
-    def finished(self) -> bool:
-        """Whether every command's result has been read."""
-        return len(self.reported) == self._count
+    def between(self) -> bool:
+        """Whether no pass has results still to come: every record came, or its `done`."""
+        return self._pass is None
 
     def feed(self, data: bytes) -> list[tuple[int, CommandResult]]:
-        """The results completed by `data`, as (index in the batch, result).
+        """The results completed by `data`, as (index in the pass, result).
 
         Raises Refused when the runner says it cannot run, InvalidOutput when what came is
         not what the runner prints.
         """
         self._buffer += data
         results: list[tuple[int, CommandResult]] = []
-        if not self.started and not self._start():
+        if not self.up and not self._start():
             return results
-        while (record := self._record()) is not None:
-            results.append(record)
+        while self._due and (record := self._record()) is not None:
+            if not isinstance(record, _Done):
+                results.append(record)
+        if not self._due and self._buffer:
+            raise InvalidOutput("output from ugro's runner between its batches of commands")
         return results
 
     def end(self) -> None:
         """The stream ended: Refused when the runner never started."""
-        if not self.started:
+        if not self.up:
             raise Refused
 
     def _start(self) -> bool:
-        """Skip the login shell's lines up to `MARK ready N`; True once found."""
+        """Skip the login shell's lines up to `MARK up`; True once found."""
         while (line := self._line(PREAMBLE_LIMIT)) is not None:
             self._skipped += len(line) + 1
             if line == f"{MARK} none".encode():
                 raise Refused
-            if line == f"{MARK} ready {self._count}".encode():
-                self.started = True
+            if line == f"{MARK} up".encode():
+                self.up = True
                 return True
             if self._skipped > PREAMBLE_LIMIT:
                 raise InvalidOutput(
@@ -223,14 +292,26 @@ class Reader:
         del self._buffer[: end + 1]
         return line
 
-    def _record(self) -> tuple[int, CommandResult] | None:
-        """The next whole record taken from the buffer; None until all of it has come."""
+    def _record(self) -> tuple[int, CommandResult] | _Done | None:
+        """The next whole record taken from the buffer, or the `done` line of a pass.
+
+        None until all of it has come.
+        """
         end = self._buffer.find(b"\n", 0, HEADER_LIMIT + 1)
         if end < 0:
             if len(self._buffer) > HEADER_LIMIT:
                 raise InvalidOutput("a garbled header in the answer to ugro's batch of commands")
             return None
-        index, status, out, err = self._header(bytes(self._buffer[:end]))
+        words = bytes(self._buffer[:end]).split()
+        if words == [MARK.encode(), b"none"]:
+            raise Refused
+        if words == [MARK.encode(), b"done", str(self._due[0]).encode()]:
+            del self._buffer[: end + 1]
+            if self._pass is not None and self._pass[0] == self._due[0]:
+                self._pass = None  # given up on what had not come by then
+            del self._due[0]
+            return _DONE
+        index, status, out, err = self._header(words)
         if len(self._buffer) < end + 1 + out + err:
             return None
         body = end + 1
@@ -238,11 +319,13 @@ class Reader:
         stderr = bytes(self._buffer[body + out : body + out + err])
         del self._buffer[: body + out + err]
         self.reported.add(index)
+        if self._pass is not None and len(self.reported) == self._pass[1]:
+            self._pass = None
         return index, self._result(status, stdout, stderr)
 
-    def _header(self, line: bytes) -> tuple[int, str, int, int]:
+    def _header(self, words: list[bytes]) -> tuple[int, str, int, int]:
         """A record's header: index, status word, stream sizes."""
-        words = line.split()
+        count = 0 if self._pass is None else self._pass[1]
         try:
             mark, number, status, out, err = (w.decode("ascii") for w in words)
             index, outs, errs = int(number) - 1, int(out), int(err)
@@ -250,7 +333,7 @@ class Reader:
             raise InvalidOutput(
                 "a garbled header in the answer to ugro's batch of commands"
             ) from None
-        if mark != MARK or not 0 <= index < self._count or index in self.reported:
+        if mark != MARK or not 0 <= index < count or index in self.reported:
             raise InvalidOutput("a header for no command of ugro's batch")
         # A shell that counts ulimit's blocks in KiB (bash outside POSIX mode) lets twice the
         # cap through; more than that is no runner's.

@@ -43,6 +43,8 @@ class SSHSession:
         self._channels = asyncio.Semaphore(MAX_CHANNELS_PER_CONNECTION)
         # The node refused a batch once (`run_batch`): its commands go one channel each.
         self._batches = True
+        # The runner left open by the last batch, for the next.
+        self._runner: _Runner | None = None
         # The counters at the last `round_trip`, which counts resends from there.
         self._counters: Counters | None = None
         peer = connection.get_extra_info("peername")
@@ -104,32 +106,42 @@ class SSHSession:
         """Run `jobs` at once on one channel (`ugro.transport.batch`), telling `done` each result.
 
         `done(i, result)` is called as job i ends; a job that never ends is never told, its
-        caller's own timeout covers it. False, with nothing run, when the node cannot run a
-        batch: the caller runs the jobs one by one with `run`. Raises Disconnected or
-        InvalidOutput when the connection fails or the answer is garbled, and CommandTimeout
-        when the whole batch outlives its longest timeout.
+        caller's own timeout covers it. The channel's runner stays open for the next batch when
+        this one ends cleanly. False, with nothing run, when the node cannot run a batch: the
+        caller runs the jobs one by one with `run`. Raises Disconnected or InvalidOutput when
+        the connection fails or the answer is garbled, and CommandTimeout when the whole batch
+        outlives its longest timeout.
         """
         if not self._batches:
             return False
         limit = batch.watchdog_s(jobs) + 1
+        # A batch asked for while another runs (the deep check's probe) opens a runner of its
+        # own; whichever ends first is kept.
+        kept, self._runner = self._runner, None
+        if kept is not None and kept.closed:
+            kept = None
+        runner = kept or _Runner()
         async with self._channels:
-            answer = _Batch(batch.Reader(len(jobs)), done)
-            channel: asyncssh.SSHClientChannel[bytes] | None = None
             try:
                 with self._translated(limit):
                     async with asyncio.timeout(limit):
-                        channel, _ = await self._connection.create_session(
-                            lambda: answer, batch.command(jobs), encoding=None
-                        )
-                        await answer.ended
+                        if kept is None:
+                            await self._connection.create_session(
+                                lambda: runner, batch.opening(len(jobs)), encoding=None
+                            )
+                        await runner.run(jobs, done)
             except batch.Refused:
                 self._batches = False
+                runner.close()
                 return False
-            finally:
-                # What the channel reports after this is for nobody.
-                answer.ended.cancel()
-                if channel is not None:
-                    channel.close()
+            except BaseException:
+                # A batch cut short leaves its runner mid-pass: it is not reused.
+                runner.close()
+                raise
+        if self._runner is None:
+            self._runner = runner
+        else:
+            runner.close()
         return True
 
     @contextlib.contextmanager
@@ -149,19 +161,54 @@ class SSHSession:
         self._connection.close()
 
 
-class _Batch(asyncssh.SSHClientSession[bytes]):
-    """A batch's channel as it is read: the runner's stdout goes to its reader as it arrives.
+class _Runner(asyncssh.SSHClientSession[bytes]):
+    """A channel running `batch.SERVE`, one pass at a time: its stdout goes to its reader.
 
     Fed from asyncssh's callbacks, with no stream or task of its own in between: a node
     check's records are most of the packets the monitor reads.
     """
 
-    def __init__(self, reader: batch.Reader, done: Callable[[int, CommandResult], None]) -> None:
-        """Read the runner's records with `reader`, telling `done` each result."""
-        self._reader = reader
+    def __init__(self) -> None:
+        """A runner whose channel is not open yet."""
+        self._reader = batch.Reader()
+        self._requests = batch.Requests()
+        self._channel: asyncssh.SSHClientChannel[bytes] | None = None
+        self._done: Callable[[int, CommandResult], None] | None = None
+        # The first pass's request, until the runner says it is up.
+        self._unsent = b""
+        # Set once the pass under way has ended, or the answer proved garbled.
+        self._ended: asyncio.Future[None] | None = None
+        self.closed = False
+
+    def connection_made(self, chan: asyncssh.SSHClientChannel[bytes]) -> None:
+        """Keep the channel, to send passes on."""
+        self._channel = chan
+
+    async def run(
+        self, jobs: Sequence[batch.Job], done: Callable[[int, CommandResult], None]
+    ) -> None:
+        """Run `jobs` as the runner's next pass, telling `done` each result as it comes."""
+        if self._channel is None or self.closed:
+            raise Disconnected("the node's runner ended")
+        pass_id, request = self._requests.next(jobs)
+        self._reader.begin(pass_id, len(jobs))
         self._done = done
-        # Set once every record has come, the stream ended, or the answer proved garbled.
-        self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._ended = asyncio.get_running_loop().create_future()
+        try:
+            if self._reader.up:
+                self._channel.write(request)
+            else:
+                # Sent once the runner is up: never to a login shell's profile that reads stdin.
+                self._unsent = request
+            await self._ended
+        finally:
+            self._done = self._ended = None
+
+    def close(self) -> None:
+        """Close the channel; the runner cleans up and exits when its stdin ends."""
+        self.closed = True
+        if self._channel is not None:
+            self._channel.close()
 
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
         """Feed stdout to the reader; drop stderr.
@@ -169,30 +216,40 @@ class _Batch(asyncssh.SSHClientSession[bytes]):
         The runner's stderr only ever holds a profile's chatter, but it is consumed all the
         same, so that it cannot fill the channel's window and stall stdout.
         """
-        if datatype is not None or self.ended.done():
+        if datatype is not None or self.closed:
             return
         try:
             for index, result in self._reader.feed(data):
-                self._done(index, result)
+                if self._done is not None:
+                    self._done(index, result)
         except (batch.Refused, InvalidOutput) as exc:
-            self.ended.set_exception(exc)
+            self._fail(exc)
             return
-        if self._reader.finished:
-            self.ended.set_result(None)
+        if self._unsent and self._reader.up and self._channel is not None:
+            self._channel.write(self._unsent)
+            self._unsent = b""
+        if self._reader.between and self._ended is not None and not self._ended.done():
+            self._ended.set_result(None)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """The channel closed: the batch ends, Refused when the runner never started."""
-        if self.ended.done():
-            return
-        if exc is not None:
-            self.ended.set_exception(exc)
-            return
-        try:
-            self._reader.end()
-        except batch.Refused as refused:
-            self.ended.set_exception(refused)
-        else:
-            self.ended.set_result(None)
+        """The channel closed: the pass under way ends, Refused when the runner never started."""
+        if exc is None:
+            try:
+                self._reader.end()
+            except batch.Refused as refused:
+                exc = refused
+        self._fail(exc)
+
+    def _fail(self, exc: Exception | None) -> None:
+        """The runner is of no more use: end the pass under way with `exc` (or as it stands)."""
+        self.closed = True
+        if self._ended is not None and not self._ended.done():
+            if exc is None:
+                self._ended.set_result(None)
+            else:
+                self._ended.set_exception(exc)
+        if self._channel is not None:
+            self._channel.close()
 
 
 class SSHTransport:
