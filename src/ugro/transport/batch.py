@@ -10,7 +10,7 @@ each one's result as a length-framed record as soon as that command ends. A hung
 therefore holds back nothing but its own result, as it did with a channel per command.
 
 The runner is POSIX sh plus what every Linux has (`mktemp`, `mkfifo`, `df`, `wc`, `timeout`),
-and costs the node four short processes a command besides the command's own, and two a pass.
+and costs the node five short processes a command besides the command's own, and seven a pass.
 A command's files are capped by `ulimit -f` (with SIGXFSZ ignored, a write past the cap fails,
 as a write to a closed channel did); the runner uses a directory only when its free space
 holds every command's cap, checked again at every pass, so no output is lost to a full disk,

@@ -28,8 +28,9 @@ if TYPE_CHECKING:
     from ugro.config import Worker
     from ugro.transport import Session
 
-# sshd's default MaxSessions is 10: stay below it. (Its MaxStartups bounds the unauthenticated
-# connections to one node; the pool's bound on connects across the fleet is `max_connects`.)
+# sshd's default MaxSessions is 10: stay below it, with the one idle runner a connection keeps
+# besides. (Its MaxStartups bounds the unauthenticated connections to one node; the pool's
+# bound on connects across the fleet is `max_connects`.)
 MAX_CHANNELS_PER_CONNECTION = 8
 
 
