@@ -304,6 +304,10 @@ class TestHost:
         self._key_regenerated = False
 
         self.dir.mkdir(parents=True, exist_ok=True)
+        # The host's sessions' $XDG_RUNTIME_DIR, as pam_systemd gives a login one on a node:
+        # what a session killed with the host leaves there goes with the host's directory,
+        # not into this machine's /dev/shm.
+        (self.dir / "run").mkdir(mode=0o700, exist_ok=True)
         self.log = self.dir / "sshd.log"
         self.config = self.dir / "sshd_config"
         self._host_key = self.dir / "ssh_host_ed25519_key"
@@ -531,6 +535,7 @@ class TestHost:
         force = (
             f"exec /usr/bin/env -i HOME={shlex.quote(str(self.dir))} "
             f"UGRO_STUB_DIR={shlex.quote(str(self.dir))} PATH={shlex.quote(path)} "
+            f"XDG_RUNTIME_DIR={shlex.quote(str(self.dir / 'run'))} "
             '/bin/sh -c "$SSH_ORIGINAL_COMMAND"'
         )
         lines = [

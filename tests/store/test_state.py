@@ -30,7 +30,7 @@ from ugro.model import (
     NodeVerdict,
     Status,
 )
-from ugro.store.state import ClusterState, StateStore
+from ugro.store.state import ClusterState, StateStore, encode
 from ugro.verdict import rows
 
 if TYPE_CHECKING:
@@ -175,6 +175,29 @@ def test_the_daemon_does_not_parse_back_what_it_wrote(
     assert len(parsed) == 1
     assert set(state.nodes) == {"a", "b"}
     assert state.configured == ("a", "b")
+
+
+def test_a_write_encodes_only_the_nodes_with_a_new_verdict(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other nodes' entries are the ones written last time; the file is the same."""
+    store.update([verdict("a"), verdict("b"), full_verdict()], keep={"a", "b", "gpu1"})
+    encoded: list[str] = []
+    real = NodeVerdict.to_json
+
+    def counted(self: NodeVerdict) -> dict[str, object]:
+        encoded.append(self.name)
+        return real(self)
+
+    monkeypatch.setattr(NodeVerdict, "to_json", counted)
+    state = store.update([verdict("b", NodeStatus.DEGRADED, score=70)], keep={"a", "b", "gpu1"})
+    assert encoded == ["b"]
+    assert store.path.read_bytes() == encode(state.to_json())
+    # Another writer replaced the file: its nodes are new objects, encoded afresh.
+    StateStore(store.path).update([verdict("c")])
+    encoded.clear()
+    store.update([verdict("a")])
+    assert sorted(encoded) == ["a", "b", "c", "gpu1"]
 
 
 def test_update_without_keep_keeps_other_nodes(store: StateStore) -> None:

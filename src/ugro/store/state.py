@@ -23,7 +23,7 @@ from ugro.model import NodeVerdict, number
 from ugro.store import atomicfile
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Mapping
     from pathlib import Path
 
     #: How a writer records a verdict: from the stored one (None: none yet) and the new one,
@@ -199,6 +199,8 @@ class StateStore:
         # and the state it holds.
         self._written: tuple[int, int, int] | None = None
         self._last: ClusterState | None = None
+        # Each node's entry as last written, with the verdict it was made from.
+        self._entries: dict[str, tuple[NodeVerdict, str]] = {}
 
     def read(self) -> ClusterState | None:
         """The current state, or None when there is none yet; never modifies the file.
@@ -322,20 +324,33 @@ class StateStore:
         )
 
     def _write(self, state: ClusterState) -> None:
-        atomicfile.write(self.path, encode(state.to_json()))
+        # A settle brings new verdicts for the nodes checked since the last one; every other
+        # node's entry is the one written last time, which is not encoded again.
+        entries = {}
+        for name, verdict in state.nodes.items():
+            entry = self._entries.get(name)
+            if entry is None or entry[0] is not verdict:
+                entry = (verdict, _json(verdict.to_json()))
+            entries[name] = entry
+        self._entries = entries
+        document = dataclasses.replace(state, nodes={}).to_json()
+        atomicfile.write(self.path, encode(document, {n: e for n, (_, e) in entries.items()}))
 
 
-def encode(document: dict[str, Any]) -> bytes:
+def encode(document: dict[str, Any], nodes: Mapping[str, str] | None = None) -> bytes:
     """The state file's bytes: a key a line, and each node on a line of its own.
 
     Readable and greppable by node, and written by json's C encoder: indented JSON takes the
-    pure-Python one, which was a tenth of the daemon's CPU at 100 nodes every 10 s.
+    pure-Python one, which was a tenth of the daemon's CPU at 100 nodes every 10 s. `nodes`,
+    when given, are the nodes' entries already encoded, in place of the document's own.
     """
+    if nodes is None:
+        nodes = {name: _json(node) for name, node in (document.get("nodes") or {}).items()}
     members = []
     for key, value in document.items():
-        if key == "nodes" and isinstance(value, dict) and value:
-            nodes = ",\n".join(f"  {_json(name)}: {_json(node)}" for name, node in value.items())
-            members.append(f" {_json(key)}: {{\n{nodes}\n }}")
+        if key == "nodes" and nodes:
+            lines = ",\n".join(f"  {_json(name)}: {entry}" for name, entry in nodes.items())
+            members.append(f" {_json(key)}: {{\n{lines}\n }}")
         else:
             members.append(f" {_json(key)}: {_json(value)}")
     return ("{\n" + ",\n".join(members) + "\n}\n").encode()
