@@ -7,6 +7,7 @@ shell would run it; tests/integration/test_batch_sshd.py runs it through real ss
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -292,6 +293,34 @@ def test_the_runner_runs_every_command_and_reports_each() -> None:
     assert got[1].stdout == "a b\nsh\n"
     assert got[2].exit_signal == "SEGV"
     assert got[3].stdout == "it's quoted\n"
+
+
+def test_a_command_that_changes_at_every_pass_recycles_a_bounded_set_of_names() -> None:
+    """The kernel log's window makes a new command each pass: names are reused, oldest first.
+
+    Through a real runner, each pass still runs its own command's text.
+    """
+    passes = [[Job("echo same", 5), Job(f"echo {i}", 5)] for i in range(batch.NAMES + 8)]
+    requests = Requests()
+    sent = [requests.next(jobs)[1] for jobs in passes]
+    names = [int(n) for text in sent for n in re.findall(rb"ugro_def (\d+)", text)]
+    assert max(names) <= batch.NAMES
+    assert sum(b"'echo same'" in text for text in sent) == 1
+    completed = subprocess.run(
+        ["/bin/sh", "-c", batch.opening(2, CAP)],
+        input=b"".join(sent),
+        capture_output=True,
+        env={"PATH": os.environ["PATH"]},
+        timeout=60,
+        check=False,
+    )
+    reader = Reader(LIMITS, CAP)
+    for pass_id, jobs in enumerate(passes, 1):
+        reader.begin(pass_id, len(jobs))
+        end = completed.stdout.index(done(pass_id)) + len(done(pass_id))
+        got = dict(reader.feed(completed.stdout[:end]))
+        completed.stdout = completed.stdout[end:]
+        assert got == {0: CommandResult(0, "same\n"), 1: CommandResult(0, f"{pass_id - 1}\n")}
 
 
 def test_one_runner_runs_pass_after_pass() -> None:

@@ -25,7 +25,7 @@ up after W seconds. What the runner prints, on stdout:
 
 * anything the login shell prints first (a profile's banner), which the reader skips;
 * `MARK up` once it is ready for requests, or `MARK none` when it cannot run them (at a pass,
-  too, when its directory has no longer room for every cap);
+  too, when its directory no longer has room for every cap);
 * per command of a pass, in the order they end: `MARK k status out_bytes err_bytes`, then the
   command's stdout and its stderr. `k` is the command's place in the pass, from 1; `status` is
   the exit status (128 + N for signal N). Each stream is cut at FILE_CAP bytes on the node;
@@ -58,6 +58,8 @@ WATCHDOG_MARGIN_S = 4
 # What the login shell may print before the runner starts, and the longest line it reads.
 PREAMBLE_LIMIT = 64 * 1024
 HEADER_LIMIT = 256
+# Commands a runner keeps named at most (`Requests`): a node check sends about a dozen.
+NAMES = 16
 
 # $1 mark, $2 the largest stream (bytes), $3 the room the first pass needs (KiB). Pass ID's
 # command k writes its streams to $d/ID.k.o and $d/ID.k.e; when it ends its subshell writes
@@ -175,10 +177,16 @@ def opening(count: int, cap: int = FILE_CAP) -> str:
 
 
 class Requests:
-    """What one channel's runner is told: each command named once, then passes by number."""
+    """What one channel's runner is told: each command named once, then passes by number.
+
+    A command whose text changes from pass to pass (the kernel-log check's window) is a new
+    one each time, so the names are recycled, least recently used first: the runner, open for
+    days, holds at most NAMES commands, and so does this.
+    """
 
     def __init__(self) -> None:
         """A channel that knows no command yet."""
+        # Command text -> its name (a number), least recently used first.
         self._known: dict[str, int] = {}
         self._passes = 0
 
@@ -186,16 +194,28 @@ class Requests:
         """The next pass's ID and the lines that run `jobs` as that pass."""
         lines = []
         words = ["ugro_run", "", str(watchdog_s(jobs))]
+        wanted = {job.command for job in jobs}
         for job in jobs:
-            key = self._known.get(job.command)
+            key = self._known.pop(job.command, None)
             if key is None:
-                key = self._known[job.command] = len(self._known) + 1
+                key = self._name(wanted)
                 lines.append(f"ugro_def {key} {shlex.quote(_escaped(job.command))}\n")
+            self._known[job.command] = key
             words += [str(math.ceil(job.timeout) + NODE_MARGIN_S), str(key)]
         self._passes += 1
         words[1] = str(self._passes)
         lines.append(" ".join(words) + "\n")
         return self._passes, "".join(lines).encode()
+
+    def _name(self, wanted: set[str]) -> int:
+        """A name for a new command: a new number, or the least recently used one's.
+
+        Never the name of a command this pass runs.
+        """
+        oldest = next(iter(self._known), None)
+        if len(self._known) < NAMES or oldest is None or oldest in wanted:
+            return max(self._known.values(), default=0) + 1
+        return self._known.pop(oldest)
 
 
 def _escaped(command: str) -> str:
