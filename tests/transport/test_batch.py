@@ -323,24 +323,34 @@ def test_a_command_that_changes_at_every_pass_recycles_a_bounded_set_of_names() 
         assert got == {0: CommandResult(0, "same\n"), 1: CommandResult(0, f"{pass_id - 1}\n")}
 
 
-def test_one_runner_runs_pass_after_pass() -> None:
-    """Passes run in turn on one runner, each command sent once, each pass its own results."""
-    first = [Job("echo a; echo err >&2", 5), Job("printf b", 5)]
-    second = [Job("printf b", 5), Job("exit 7", 5)]
+@pytest.mark.parametrize("shell", ["dash", "bash"])
+def test_one_runner_runs_pass_after_pass(shell: str, tmp_path: Path) -> None:
+    """Passes run in turn on one runner, each command sent once, each pass its own results.
+
+    With dash as `sh` (Debian, Ubuntu) and bash as `sh` (RHEL, Fedora), which reads its
+    input differently: a byte at a time from a pipe.
+    """
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    found = shutil.which(shell)
+    assert found is not None
+    (bin_dir / "sh").symlink_to(found)
+    first = [Job("echo a; echo err >&2", 5), Job("printf '%s' \"$(printf 'b\\nc')\"", 5)]
+    second = [first[1], Job("exit 7", 5)]
     completed = subprocess.run(
-        ["/bin/sh", "-c", batch.opening(2, CAP)],
+        [str(bin_dir / "sh"), "-c", batch.opening(2, CAP)],
         input=request(first, second),
         capture_output=True,
-        env={"PATH": os.environ["PATH"]},
+        env={"PATH": f"{bin_dir}:{os.environ['PATH']}"},
         timeout=60,
         check=False,
     )
     reader = passing(2)
     got = dict(reader.feed(completed.stdout[: completed.stdout.index(done(1)) + len(done(1))]))
-    assert got == {0: CommandResult(0, "a\n", "err\n"), 1: CommandResult(0, "b")}
+    assert got == {0: CommandResult(0, "a\n", "err\n"), 1: CommandResult(0, "b\nc")}
     reader.begin(2, 2)
     rest = completed.stdout[completed.stdout.index(done(1)) + len(done(1)) :]
-    assert dict(reader.feed(rest)) == {0: CommandResult(0, "b"), 1: CommandResult(7, "")}
+    assert dict(reader.feed(rest)) == {0: CommandResult(0, "b\nc"), 1: CommandResult(7, "")}
     assert reader.between
     assert completed.stderr == b""
 
