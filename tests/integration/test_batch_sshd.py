@@ -90,7 +90,7 @@ def sessions(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def runners(host: TestHost) -> list[psutil.Process]:
-    """Ugro's runner shells on `host`: what stays open between checks."""
+    """The runner shells open on `host`: what ugro keeps between checks."""
     return [
         p
         for p in psutil.process_iter(["cmdline", "environ"])
