@@ -332,7 +332,7 @@ async def serve(base_dir: Path, port: int, count: int, index: int, of: int) -> N
             if words[0] == "ugro_def":
                 named[words[1]] = _ESCAPE.sub(_unescaped, words[2])
                 continue
-            pass_id, watchdog, keys = words[1], float(words[2]), words[4::2]
+            pass_id, watchdog, keys = words[1], float(words[2]), words[5::2]
             commands = [named[key] for key in keys]
             stuck = [hangs and HANGS.search(part) is not None for part in commands]
             await asyncio.gather(

@@ -64,7 +64,7 @@ def read_all(data: bytes, count: int, *, chunk: int | None = None) -> dict[int, 
 
 def request(*passes: list[Job]) -> bytes:
     """What the client writes to a new runner to run `passes` in turn."""
-    requests = Requests()
+    requests = Requests(CAP)
     return b"".join(requests.next(jobs)[1] for jobs in passes)
 
 
@@ -265,8 +265,12 @@ def test_each_command_is_named_once_per_runner() -> None:
     requests = Requests()
     first = requests.next([Job("echo a", 5), Job("echo b", 10)])
     second = requests.next([Job("echo b", 10), Job("echo c", 5)])
-    assert first == (1, b"ugro_def 1 'echo a'\nugro_def 2 'echo b'\nugro_run 1 15 6 1 11 2\n")
-    assert second == (2, b"ugro_def 3 'echo c'\nugro_run 2 15 11 2 6 3\n")
+    room = batch.room_kib(2)
+    assert first == (
+        1,
+        f"ugro_def 1 'echo a'\nugro_def 2 'echo b'\nugro_run 1 15 {room} 6 1 11 2\n".encode(),
+    )
+    assert second == (2, f"ugro_def 3 'echo c'\nugro_run 2 15 {room} 11 2 6 3\n".encode())
 
 
 # --- the runner on a real shell ------------------------------------------------------------
@@ -301,7 +305,7 @@ def test_a_command_that_changes_at_every_pass_recycles_a_bounded_set_of_names() 
     Through a real runner, each pass still runs its own command's text.
     """
     passes = [[Job("echo same", 5), Job(f"echo {i}", 5)] for i in range(batch.NAMES + 8)]
-    requests = Requests()
+    requests = Requests(CAP)
     sent = [requests.next(jobs)[1] for jobs in passes]
     names = [int(n) for text in sent for n in re.findall(rb"ugro_def (\d+)", text)]
     assert max(names) <= batch.NAMES

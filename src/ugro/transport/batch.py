@@ -20,8 +20,8 @@ transport runs the commands one channel each, as before.
 
 What the client writes, on stdin, one line each: `ugro_def K TEXT` names command K once per
 channel (TEXT is `printf %b` escaped, so a command of many lines fits on one), and
-`ugro_run ID W T1 K1 T2 K2 ...` runs pass ID: command K1 with T1 seconds, and so on, all given
-up after W seconds. What the runner prints, on stdout:
+`ugro_run ID W R T1 K1 T2 K2 ...` runs pass ID: command K1 with T1 seconds, and so on, all
+given up after W seconds, once its directory has R KiB free. What the runner prints, on stdout:
 
 * anything the login shell prints first (a profile's banner), which the reader skips;
 * `MARK up` once it is ready for requests, or `MARK none` when it cannot run them (at a pass,
@@ -97,8 +97,8 @@ ugro_def() {
 ugro_run() (
   trap - EXIT
   id=$1 w=$2
-  shift 2
-  ugro_room "$d" $(( $# / 2 * (2 * cap / 1024 + 16) )) || { echo "$m none"; exit 0; }
+  ugro_room "$d" "$3" || { echo "$m none"; exit 0; }
+  shift 3
   n=0
   p=
   while [ $# -gt 1 ]; do
@@ -184,8 +184,9 @@ class Requests:
     days, holds at most NAMES commands, and so does this.
     """
 
-    def __init__(self) -> None:
-        """A channel that knows no command yet."""
+    def __init__(self, cap: int = FILE_CAP) -> None:
+        """A channel that knows no command yet, whose runner caps each stream at `cap`."""
+        self._cap = cap
         # Command text -> its name (a number), least recently used first.
         self._known: dict[str, int] = {}
         self._passes = 0
@@ -193,7 +194,7 @@ class Requests:
     def next(self, jobs: Sequence[Job]) -> tuple[int, bytes]:
         """The next pass's ID and the lines that run `jobs` as that pass."""
         lines = []
-        words = ["ugro_run", "", str(watchdog_s(jobs))]
+        words = ["ugro_run", "", str(watchdog_s(jobs)), str(room_kib(len(jobs), self._cap))]
         wanted = {job.command for job in jobs}
         for job in jobs:
             key = self._known.pop(job.command, None)
