@@ -23,11 +23,12 @@ if TYPE_CHECKING:
 
 
 class Channels:
-    """Counts what the sweep asks of SSHSession: batches (and whether they ran) and lone runs."""
+    """Counts what the sweep asks of SSHSession: batches (their jobs; whether they ran), runs."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Wrap SSHSession's `run` and `run_batch` for the test's duration."""
         self.batches: list[bool] = []
+        self.jobs: list[Sequence[Job]] = []
         self.runs: list[str] = []
         run, run_batch = SSHSession.run, SSHSession.run_batch
 
@@ -40,6 +41,7 @@ class Channels:
         async def counted_batch(
             session: SSHSession, jobs: Sequence[Job], done: Callable[[int, CommandResult], None]
         ) -> bool:
+            self.jobs.append(jobs)
             ran = await run_batch(session, jobs, done)
             self.batches.append(ran)
             return ran

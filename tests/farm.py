@@ -289,6 +289,13 @@ def _clock(match: re.Match[str]) -> str:
     return f"{xid.MARK}uptime {uptime}"
 
 
+async def _record(answers: Answers, cap: int, k: int, command: str) -> bytes:
+    """Command `k`'s record, as SERVE prints it: its header, then both streams cut at `cap`."""
+    stdout, stderr, status = await answers.answer(command)
+    stdout, stderr = stdout[:cap], stderr[:cap]
+    return f"{batch.MARK} {k} {status} {len(stdout)} {len(stderr)}\n".encode() + stdout + stderr
+
+
 async def serve(base_dir: Path, port: int, count: int, index: int, of: int) -> None:
     """Listen on the addresses of nodes index, index + of, ... until SIGTERM."""
     answers = Answers(base_dir)
@@ -316,33 +323,38 @@ async def serve(base_dir: Path, port: int, count: int, index: int, of: int) -> N
     async def answer_batch(
         process: asyncssh.SSHServerProcess[bytes], command: str, *, hangs: bool
     ) -> None:
-        """Answer as SERVE would: up, then per `ugro_run` line each record as it ends, and done."""
+        """Answer as SERVE would: up, then per `ugro_run` line the records and done.
+
+        The farm answers at once, so a pass's records go out together, as SERVE's do when
+        every command ends within the hold; a hung node's, when the hold ends.
+        """
         cap = answers.cap(command)
         named: dict[str, str] = {}
         process.stdout.write(f"{batch.MARK} up\n".encode())
-
-        async def one(k: int, part: str) -> None:
-            stdout, stderr, status = await answers.answer(part)
-            stdout, stderr = stdout[:cap], stderr[:cap]
-            header = f"{batch.MARK} {k} {status} {len(stdout)} {len(stderr)}\n"
-            process.stdout.write(header.encode() + stdout + stderr)
 
         while line := (await process.stdin.readline()).decode():
             words = shlex.split(line)
             if words[0] == "ugro_def":
                 named[words[1]] = _ESCAPE.sub(_unescaped, words[2])
                 continue
-            pass_id, watchdog, keys = words[1], float(words[2]), words[5::2]
+            pass_id, watchdog, hold, keys = words[1], float(words[2]), float(words[4]), words[6::2]
             commands = [named[key] for key in keys]
             stuck = [hangs and HANGS.search(part) is not None for part in commands]
-            await asyncio.gather(
-                *(one(k, part) for k, part in enumerate(commands, 1) if not stuck[k - 1])
+            records = await asyncio.gather(
+                *(
+                    _record(answers, cap, k, part)
+                    for k, part in enumerate(commands, 1)
+                    if not stuck[k - 1]
+                )
             )
             if any(stuck):
+                await asyncio.sleep(hold)
+                process.stdout.write(b"".join(records))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(process.channel.wait_closed(), watchdog)
                     return
-            process.stdout.write(f"{batch.MARK} done {pass_id}\n".encode())
+                records = []
+            process.stdout.write(b"".join([*records, f"{batch.MARK} done {pass_id}\n".encode()]))
         process.exit(0)
 
     servers = [

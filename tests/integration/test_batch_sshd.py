@@ -16,7 +16,10 @@ import pytest
 from channels import Channels, sweeps
 from conftest import wait_for
 from ugro import config, sweep
+from ugro.checks import registry
+from ugro.checks.reachability import COMMAND as SHELL_COMMAND
 from ugro.model import NodeStatus
+from ugro.transport import batch
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -30,14 +33,26 @@ pytestmark = pytest.mark.integration
 def test_a_node_check_is_one_channel(
     cluster: TestCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Every command of the default checks goes in one batch; the node is healthy."""
+    """Every command of the default checks goes in one batch; the node is healthy.
+
+    The ssh check's command, which the latency check reads too, runs as long as the longer
+    of their timeouts allows, and the batch holds its records back for a quarter of the
+    shortest wait of any check at most.
+    """
     channels = Channels(monkeypatch)
     path = cluster.write_config(tmp_path / "cluster.yaml", hosts=cluster.hosts[:1])
-    (first,), (second,) = sweeps(config.load(path).nodes, 2)
+    (node,) = config.load(path).nodes
+    (first,), (second,) = sweeps([node], 2)
     assert first.status is NodeStatus.HEALTHY, first.checks
     assert second.status is NodeStatus.HEALTHY, second.checks
     assert channels.batches == [True, True]
     assert channels.runs == []
+    (shell,) = (job for job in channels.jobs[0] if job.command == SHELL_COMMAND)
+    checks = registry()
+    waits = sorted(checks[name].timeout(node) for name in ("ssh", "latency"))
+    assert [shell.wait, shell.timeout] == waits
+    shortest = min(check.timeout(node) for check in checks.values() if check.name in node.checks)
+    assert batch.hold_s(channels.jobs[0]) == min(batch.HOLD_S, shortest / 4)
 
 
 def test_a_node_keeps_its_runner_from_check_to_check(

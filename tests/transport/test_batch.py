@@ -268,9 +268,9 @@ def test_each_command_is_named_once_per_runner() -> None:
     room = batch.room_kib(2)
     assert first == (
         1,
-        f"ugro_def 1 'echo a'\nugro_def 2 'echo b'\nugro_run 1 15 {room} 6 1 11 2\n".encode(),
+        f"ugro_def 1 'echo a'\nugro_def 2 'echo b'\nugro_run 1 15 {room} 1 6 1 11 2\n".encode(),
     )
-    assert second == (2, f"ugro_def 3 'echo c'\nugro_run 2 15 {room} 11 2 6 3\n".encode())
+    assert second == (2, f"ugro_def 3 'echo c'\nugro_run 2 15 {room} 1 11 2 6 3\n".encode())
 
 
 # --- the runner on a real shell ------------------------------------------------------------
@@ -412,7 +412,7 @@ def test_output_past_the_limit_is_cut_on_the_node() -> None:
 
 
 def test_a_hung_command_reports_last_and_the_others_come_first() -> None:
-    """Records come in the order commands end: nothing waits behind the hung one."""
+    """Once the hold is over, nothing waits behind the hung command."""
     jobs = [Job("sleep 30", 1), Job("echo quick", 5)]
     with subprocess.Popen(
         ["/bin/sh", "-c", batch.opening(2, CAP)],
@@ -433,6 +433,71 @@ def test_a_hung_command_reports_last_and_the_others_come_first() -> None:
         assert process.wait(timeout=30) == 0
     # The node's own `timeout` stopped it a second after ugro's: 124.
     assert reader.feed(rest) == [(0, CommandResult(124, "", ""))]
+
+
+def test_records_that_end_within_the_hold_come_in_one_write() -> None:
+    """Commands that all end within the hold: their records and `done` come at once, together.
+
+    One write of less than PIPE_BUF, so one read takes all of it; through sshd, one packet.
+    """
+    jobs = [Job("echo a", 5), Job("sleep 0.3; echo b", 5), Job("echo c >&2", 5)]
+    assert batch.hold_s(jobs) == 1
+    with subprocess.Popen(
+        ["/bin/sh", "-c", batch.opening(3, CAP)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env={"PATH": os.environ["PATH"]},
+    ) as process:
+        assert process.stdin is not None
+        assert process.stdout is not None
+        process.stdin.write(request(jobs))
+        process.stdin.flush()
+        assert process.stdout.readline() == UP
+        reader = passing(3)
+        reader.feed(UP)
+        got = reader.feed(os.read(process.stdout.fileno(), 4096))
+        assert reader.between
+        process.stdin.close()
+        assert process.wait(timeout=30) == 0
+    assert sorted(got) == [
+        (0, CommandResult(0, "a\n")),
+        (1, CommandResult(0, "b\n")),
+        (2, CommandResult(0, "", "c\n")),
+    ]
+
+
+def test_a_node_whose_sleep_takes_whole_seconds_holds_nothing_back(tmp_path: Path) -> None:
+    """A `sleep` that refuses fractions ends the hold at once: records come as commands end."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    sleep = shutil.which("sleep")
+    (bin_dir / "sleep").write_text(
+        "#!/bin/sh\n"
+        "case $1 in *.*) echo \"sleep: invalid time interval '$1'\" >&2; exit 1 ;; esac\n"
+        f'exec {sleep} "$@"\n'
+    )
+    (bin_dir / "sleep").chmod(0o755)
+    jobs = [Job("echo a", 5), Job("echo b", 5), Job("sleep 1; echo c", 5)]
+    assert batch.hold_s(jobs) == 1
+    completed = run_runner(jobs, env={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    assert [r.stdout for _, r in sorted(parse(completed, 3).items())] == ["a\n", "b\n", "c\n"]
+    assert completed.stderr == b""
+
+
+@pytest.mark.parametrize(
+    ("jobs", "hold"),
+    [
+        ([Job("a", 30), Job("b", 10)], 1),
+        ([Job("a", 30), Job("b", 10, wait=2)], 0.5),
+        ([Job("a", 1)], 0.25),
+        ([Job("a", 0.01)], 0),
+    ],
+)
+def test_the_hold_is_a_quarter_of_the_shortest_wait_a_second_at_most(
+    jobs: list[Job], hold: float
+) -> None:
+    """A check that waits less than a command's timeout (it reads another's) sets the hold."""
+    assert batch.hold_s(jobs) == hold
 
 
 def test_without_a_temporary_directory_the_runner_says_none(tmp_path: Path) -> None:

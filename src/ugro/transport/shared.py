@@ -42,8 +42,9 @@ class SharedSession:
         """Share `session` among one node check's checks."""
         self._session = session
         self._results: dict[str, asyncio.Future[CommandResult]] = {}
-        # Commands asked for but not sent yet, with the longest timeout any check gave them.
-        self._unsent: dict[str, float] = {}
+        # Commands asked for but not sent yet, with the longest and the shortest timeout any
+        # check gave them.
+        self._unsent: dict[str, tuple[float, float]] = {}
         self._asked = False
         self._waiting = False
         self._sending: list[asyncio.Task[None]] = []
@@ -72,13 +73,14 @@ class SharedSession:
             # A result nobody awaits any more (its check timed out) is not an error to log.
             future.add_done_callback(_retrieve)
             self._results[command] = future
-            self._unsent[command] = timeout
+            self._unsent[command] = (timeout, timeout)
             self._asked = True
             if not self._waiting:
                 self._waiting = True
                 asyncio.get_running_loop().call_soon(self._send_when_quiet)
         elif command in self._unsent:
-            self._unsent[command] = max(self._unsent[command], timeout)
+            longest, shortest = self._unsent[command]
+            self._unsent[command] = (max(longest, timeout), min(shortest, timeout))
         if not future.done():
             await _wait(future, timeout)
         if not future.done():
@@ -92,7 +94,7 @@ class SharedSession:
             asyncio.get_running_loop().call_soon(self._send_when_quiet)
             return
         self._waiting = False
-        jobs = [Job(command, timeout) for command, timeout in self._unsent.items()]
+        jobs = [Job(command, *timeouts) for command, timeouts in self._unsent.items()]
         self._unsent.clear()
         self._sending.append(asyncio.ensure_future(self._send(jobs)))
 
