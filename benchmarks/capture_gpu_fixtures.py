@@ -73,7 +73,7 @@ def main() -> int:
         "remapped-rows": remap.COMMAND,
         "compute-apps": apps_command,
         "ps": processes.PS_COMMAND,
-        "xid-kernel-log": xid.command(xid.window_s(node, Context(), dt.datetime.now(dt.UTC))),
+        "xid-kernel-log": xid.command(xid.window_s(node, Context())),
         "torch-probe": torch.CHECK.command(node),
         "deep-probe": deep.CHECK.command(node, ()),
         "nvidia-smi-q": "nvidia-smi -q",

@@ -51,7 +51,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,18 +58,7 @@ import asyncssh
 import psutil
 
 from ugro import config, sweep
-from ugro.checks import (
-    Context,
-    disk,
-    gpu,
-    gpuquery,
-    processes,
-    reachability,
-    registry,
-    remap,
-    torch,
-    xid,
-)
+from ugro.checks import Answering, Context, registry
 from ugro.model import NodeStatus
 from ugro.store.state import StateStore
 
@@ -119,27 +107,14 @@ def median(values: list[float]) -> float:
 
 
 def check_commands(name: str, node: Worker) -> list[str]:
-    """The remote commands check `name` runs on `node` (see src/ugro/checks/)."""
+    """The remote commands check `name` runs on `node`: what it asks for (`Answering`)."""
+    check = registry()[name]
+    if name == "latency":
+        return []  # the connection's round trip, after the ssh check's command
+    if not isinstance(check, Answering):
+        raise TypeError(f"no remote commands known for check {name!r}; add them here")
     # A sweep without `previous` gives every node this context: xid reads a full lookback.
-    window = xid.window_s(node, Context(previous_check=None), datetime.now(UTC))
-    shared = gpuquery.COMMAND  # the GPU health checks' one nvidia-smi query
-    known = {
-        "ssh": [reachability.COMMAND],
-        "gpu": [gpu.COMMAND],
-        "torch": [torch.Torch().command(node)],
-        "disk": [disk.Disk().command(node)],
-        "latency": [],  # the connection's round trip, after the ssh check's command
-        "ecc": [shared],
-        "throttle": [shared],
-        "pcie": [shared],
-        "temperature": [shared],
-        "remap": [remap.COMMAND, shared],
-        "xid": [xid.command(window), shared],
-        "processes": [processes.COMMAND, processes.PS_COMMAND, shared],
-    }
-    if name not in known:
-        raise ValueError(f"no remote commands known for check {name!r}; add them here")
-    return known[name]
+    return list(check.asks(node, Context()))
 
 
 def commands(node: Worker) -> list[str]:

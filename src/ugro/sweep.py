@@ -7,12 +7,13 @@ a check raises becomes a result that names the check.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from ugro.checks import Check, Context, registry
+from ugro.checks import Answering, Check, Context, registry
 from ugro.checks.readings import shown
 from ugro.config.settings import DEFAULT_MAX_CONNECTS
 from ugro.errors import CommandTimeout, ConnectError, InvalidOutput, TransportError
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
     from ugro.config import Worker
+    from ugro.model import CommandResult
     from ugro.transport import Session, Transport
 
 # Beyond a check's own timeout, how long to wait for the transport to give up by itself.
@@ -183,8 +185,7 @@ def _judge(  # noqa: PLR0913 - the keyword-only parts of one verdict
     unreachable: str | None = None,
     versions: dict[str, str] | None = None,
 ) -> NodeVerdict:
-    checks = registry()
-    weights = {name: check.weight for name, check in checks.items()}
+    weights, core = _weighting()
     return scoring.verdict(
         name=node.name,
         address=node.ip if node.transport == "ssh" else "local",
@@ -192,12 +193,21 @@ def _judge(  # noqa: PLR0913 - the keyword-only parts of one verdict
         checks=results,
         weights=weights,
         thresholds=scoring.Thresholds(node.pass_rate, node.degraded_score),
-        core=frozenset(name for name, check in checks.items() if check.core),
+        core=core,
         gpus=gpus,
         host=host,
         disks=disks,
         unreachable=unreachable,
         versions=versions,
+    )
+
+
+@functools.cache
+def _weighting() -> tuple[dict[str, float], frozenset[str]]:
+    """Every check's weight, and the core checks' names (read-only; the registry is fixed)."""
+    checks = registry()
+    return {name: check.weight for name, check in checks.items()}, frozenset(
+        name for name, check in checks.items() if check.core
     )
 
 
@@ -218,60 +228,168 @@ def _enabled(node: Worker) -> list[tuple[Check, Evaluation | None]]:
 async def _run_all(
     enabled: list[tuple[Check, Evaluation | None]],
     node: Worker,
-    session: Session,
+    session: SharedSession,
     context: Context,
 ) -> list[tuple[Evaluation, float]]:
     """Run the checks concurrently; once the ssh check fails, give up on the others.
 
     A node whose shell does not answer is unreachable whatever the other checks would say,
     and on a silent connection they would each wait out their own timeout (torch: 30 s).
+    A check that only judges commands' results (`Answering`) is judged as they come in
+    (`_Answers`); any other runs as a task of its own.
     """
-    tasks = [
-        asyncio.ensure_future(_run(check, node, session, context, refused))
-        for check, refused in enabled
-    ]
+    answers = _Answers(node, session, context)
+    outcomes: dict[int, tuple[Evaluation, float]] = {}
+    tasks: dict[int, asyncio.Task[tuple[Evaluation, float]]] = {}
+    for index, (check, refused) in enumerate(enabled):
+        if refused is not None:
+            outcomes[index] = (refused, 0.0)
+        elif isinstance(check, Answering):
+            answers.ask(index, check)
+        else:
+            tasks[index] = asyncio.ensure_future(_run(check, node, session, context))
     try:
-        ssh = next((t for (c, _), t in zip(enabled, tasks, strict=True) if c.name == "ssh"), None)
-        if ssh is not None and (await ssh)[0].status is Status.FAIL:
-            for task in tasks:
+        await answers.all_judged()
+        if answers.shell_failed:
+            for task in tasks.values():
                 task.cancel()
         if tasks:
-            await asyncio.wait(tasks)
+            await asyncio.wait(tasks.values())
     finally:
-        for task in tasks:
+        answers.close()
+        for task in tasks.values():
             task.cancel()
+    outcomes |= answers.outcomes
+    outcomes |= {i: t.result() for i, t in tasks.items() if not t.cancelled()}
     given_up = Evaluation(Status.UNKNOWN, "not judged: the node's shell did not answer (ssh check)")
-    return [(given_up, 0.0) if t.cancelled() else t.result() for t in tasks]
+    return [outcomes.get(index, (given_up, 0.0)) for index in range(len(enabled))]
+
+
+class _Answers:
+    """Judges one node check's `Answering` checks as their results come in, with no task each.
+
+    A check is judged once the results of all its commands are in, or when its timeout has
+    passed, with None for those that had not come: one callback per command and one timer per
+    distinct timeout, where a task, a deadline and a waiter per check cost the control node
+    more than the node's whole answer. Once the ssh check fails, the others are given up on.
+    """
+
+    def __init__(self, node: Worker, session: SharedSession, context: Context) -> None:
+        """Judge checks of `node`, whose commands `session` runs, in `context`."""
+        self._node = node
+        self._session = session
+        self._context = context
+        self._loop = asyncio.get_running_loop()
+        self._start = time.perf_counter()
+        self.outcomes: dict[int, tuple[Evaluation, float]] = {}
+        self.shell_failed = False
+        self._judged: asyncio.Future[None] = self._loop.create_future()
+        # Each check still to judge: the check, its commands' results, its timeout.
+        self._waiting: dict[int, tuple[Answering, list[asyncio.Future[CommandResult]], float]] = {}
+        # Each command's result, and the checks that wait for it.
+        self._readers: dict[asyncio.Future[CommandResult], list[int]] = {}
+        self._timers: dict[float, asyncio.TimerHandle] = {}
+
+    def ask(self, index: int, check: Answering) -> None:
+        """Ask for the commands of `check` (the node check's `index`th); judge it when due."""
+        try:
+            timeout = check.timeout(self._node)
+            asked = check.asks(self._node, self._context)
+            futures = [self._session.ask(c, timeout) for c in asked]
+        except Exception as exc:  # noqa: BLE001 - a broken check must not take the sweep down
+            self.outcomes[index] = (_broken(check, exc), _ms(self._start))
+            return
+        self._waiting[index] = (check, futures, timeout)
+        for future in futures:
+            if future not in self._readers:
+                self._readers[future] = []
+                future.add_done_callback(self._arrived)
+            self._readers[future].append(index)
+        if timeout not in self._timers:
+            self._timers[timeout] = self._loop.call_later(timeout, self._expire, timeout)
+        if not futures:
+            self._judge(index)
+
+    async def all_judged(self) -> None:
+        """Until every check asked for is judged, or given up on after the ssh check failed."""
+        if self._waiting:
+            await self._judged
+
+    def close(self) -> None:
+        """Judge nothing more (the node check is over)."""
+        self._waiting.clear()
+        for timer in self._timers.values():
+            timer.cancel()
+
+    def _arrived(self, future: asyncio.Future[CommandResult]) -> None:
+        for index in self._readers.pop(future, ()):
+            due = self._waiting.get(index)
+            if due is not None and all(f.done() for f in due[1]):
+                self._judge(index)
+
+    def _expire(self, timeout: float) -> None:
+        del self._timers[timeout]
+        for index in [i for i, (_, _, t) in self._waiting.items() if t == timeout]:
+            self._judge(index)
+
+    def _judge(self, index: int) -> None:
+        check, futures, timeout = self._waiting.pop(index)
+        try:
+            results = [_result_of(f) for f in futures]
+            evaluation = check.answer(results, self._node, self._context)
+        except Exception as exc:  # noqa: BLE001 - a broken check must not take the sweep down
+            evaluation = _failed(check, timeout, exc)
+        self.outcomes[index] = (evaluation, _ms(self._start))
+        if check.name == "ssh" and evaluation.status is Status.FAIL:
+            self.shell_failed = True
+            self._waiting.clear()
+        if not self._waiting and not self._judged.done():
+            self._judged.set_result(None)
+
+
+def _result_of(future: asyncio.Future[CommandResult]) -> CommandResult | None:
+    """A command's result; None when it has not come (or ran out of time): raises its error."""
+    if not future.done() or future.cancelled():
+        return None
+    error = future.exception()
+    if error is None:
+        return future.result()
+    if isinstance(error, CommandTimeout):
+        return None
+    raise error
 
 
 async def _run(
-    check: Check, node: Worker, session: Session, context: Context, refused: Evaluation | None
+    check: Check, node: Worker, session: Session, context: Context
 ) -> tuple[Evaluation, float]:
     """Run one check under its deadline; whatever goes wrong becomes an Evaluation."""
     start = time.perf_counter()
-    if refused is not None:
-        return refused, 0.0
     try:
-        evaluation = await _evaluate(check, node, session, context)
+        timeout = check.timeout(node)
     except Exception as exc:  # noqa: BLE001 - a broken check must not take the sweep down
-        evaluation = _broken(check, exc)
+        return _broken(check, exc), _ms(start)
+    try:
+        # A deadline in this task, not wait_for's task of its own.
+        async with asyncio.timeout(timeout + GRACE_S):
+            evaluation = await check.run(node, session, context)
+    except Exception as exc:  # noqa: BLE001 - a broken check must not take the sweep down
+        evaluation = _failed(check, timeout, exc)
     return evaluation, _ms(start)
 
 
-async def _evaluate(check: Check, node: Worker, session: Session, context: Context) -> Evaluation:
-    """Run `check`; a timeout or a lost connection is its failure, anything else raises."""
-    timeout = check.timeout(node)
-    try:
-        # A deadline in this task, not wait_for's task of its own: a node check runs a dozen.
-        async with asyncio.timeout(timeout + GRACE_S):
-            return await check.run(node, session, context)
-    except (CommandTimeout, TimeoutError):
+def _failed(check: Check, timeout: float, exc: Exception) -> Evaluation:
+    """What `check` is when it raised `exc`: a timeout or a lost connection fails it.
+
+    Anything else is the check's own fault, or the node's (`_broken`).
+    """
+    if isinstance(exc, (CommandTimeout, TimeoutError)):
         return Evaluation(
             Status.FAIL,
             f"no answer within {timeout:g} s (timeouts.{check.name}): {check.hang_hint}",
         )
-    except TransportError as exc:
+    if isinstance(exc, TransportError):
         return Evaluation(Status.FAIL, f"{check.name} could not run: {exc}")
+    return _broken(check, exc)
 
 
 def _broken(check: Check, exc: Exception) -> Evaluation:

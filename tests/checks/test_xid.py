@@ -29,17 +29,17 @@ def log(name: str) -> CommandResult:
 
 def test_first_check_reads_the_whole_lookback() -> None:
     """No previous check: the window is xid_lookback_s."""
-    assert xid.window_s(node(), Context(), NOW) == 3600
-    assert xid.window_s(node(xid_lookback_s=600), Context(), NOW) == 600
+    assert xid.window_s(node(), Context(started=NOW)) == 3600
+    assert xid.window_s(node(xid_lookback_s=600), Context(started=NOW)) == 600
 
 
 def test_window_moves_with_the_previous_check() -> None:
     """Since the previous check (plus slack), no less than the hold, no more than the lookback."""
-    recent = Context(NOW - timedelta(seconds=30))
-    assert xid.window_s(node(xid_hold_s=0), recent, NOW) == 30 + xid.SLACK_S
-    assert xid.window_s(node(), recent, NOW) == 600
-    long_ago = Context(NOW - timedelta(days=7))
-    assert xid.window_s(node(), long_ago, NOW) == 3600
+    recent = Context(NOW - timedelta(seconds=30), NOW)
+    assert xid.window_s(node(xid_hold_s=0), recent) == 30 + xid.SLACK_S
+    assert xid.window_s(node(), recent) == 600
+    long_ago = Context(NOW - timedelta(days=7), NOW)
+    assert xid.window_s(node(), long_ago) == 3600
 
 
 def test_command_takes_only_the_window() -> None:

@@ -16,13 +16,14 @@ from ugro.checks import disk, gpu, reachability, registry
 from ugro.config import Worker
 from ugro.model import CommandResult, NodeStatus, Status
 from ugro.sweep import Transports, sweep
+from ugro.transport.tcp import RoundTrip
 
 if TYPE_CHECKING:
     from ugro.checks import Context
     from ugro.model import Evaluation, NodeVerdict
     from ugro.transport import Session
 
-CHECKS = ["ssh", "gpu", "disk"]
+CHECKS = ["ssh", "gpu", "disk", "latency"]
 NODES = [
     Worker.model_validate(
         {
@@ -51,12 +52,13 @@ ERRORS = [
 
 
 class CapturedSession:
-    """A healthy node: each command gets its captured answer."""
+    """A healthy node: each command gets its captured answer, and a quick round trip."""
 
     peer = None
 
-    def round_trip(self) -> None:
-        """No TCP connection of its own: the latency check falls back to probes."""
+    def round_trip(self) -> RoundTrip:
+        """The round trip the latency check reads: well within its limit, nothing resent."""
+        return RoundTrip(0.5, sent=40, resent=0)
 
     async def run(self, command: str, *, timeout: float) -> CommandResult:
         """The captured answer to `command`."""
@@ -105,8 +107,9 @@ def break_check(
 ) -> None:
     """Make check `name` raise `error` at `stage` on VICTIM only, for the rest of the test.
 
-    `run` is the check's body; `evaluate` its parser; `timeout` and `applies` are what the
-    sweep asks a check before it runs it.
+    `run` is the body of a check the sweep runs as a task; `asks` and `answer` are what the
+    sweep calls of a check that only judges commands' results, and `evaluate` its parser;
+    `timeout` and `applies` are what the sweep asks a check before it runs it.
     """
     check = registry()[name]
     original = getattr(check, stage)
@@ -150,8 +153,14 @@ def assert_only_the_victims_check_is_unknown(
 
 
 @pytest.mark.parametrize("error", ERRORS, ids=lambda e: type(e).__name__)
-@pytest.mark.parametrize("stage", ["run", "evaluate"])
-@pytest.mark.parametrize("name", CHECKS)
+@pytest.mark.parametrize(
+    ("name", "stage"),
+    [
+        *((name, stage) for name in ("ssh", "gpu", "disk") for stage in ("answer", "evaluate")),
+        ("gpu", "asks"),
+        ("latency", "run"),
+    ],
+)
 def test_a_raising_check_is_unknown_for_that_check_and_node_only(
     monkeypatch: pytest.MonkeyPatch, name: str, stage: str, error: Exception
 ) -> None:
@@ -189,7 +198,7 @@ def test_an_exception_that_cannot_say_what_it_is_is_unknown_too(
 ) -> None:
     """A check raising an exception whose str() fails is still only that check's unknown."""
     before = swept()
-    break_check(monkeypatch, "gpu", "run", Unprintable())
+    break_check(monkeypatch, "gpu", "answer", Unprintable())
     assert_only_the_victims_check_is_unknown(before, swept(), "gpu", "Unprintable")
 
 

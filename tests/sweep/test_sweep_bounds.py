@@ -16,6 +16,8 @@ from ugro.model import CommandResult, Evaluation, NodeStatus, Status
 from ugro.sweep import MAX_MESSAGE_CHARS, check_node
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ugro.checks import Context
     from ugro.model import CheckResult, NodeVerdict
     from ugro.transport import Session
@@ -55,15 +57,17 @@ def checked() -> NodeVerdict:
 
 
 def gpu_returns(monkeypatch: pytest.MonkeyPatch, outcome: Evaluation | Exception) -> CheckResult:
-    """The gpu check's persisted result when its run returns (or raises) `outcome`."""
+    """The gpu check's persisted result when its judgement returns (or raises) `outcome`."""
 
-    async def run(node: Worker, session: Session, context: Context) -> Evaluation:
-        del node, session, context
+    def answer(
+        results: Sequence[CommandResult | None], node: Worker, context: Context
+    ) -> Evaluation:
+        del results, node, context
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
 
-    monkeypatch.setattr(registry()["gpu"], "run", run)
+    monkeypatch.setattr(registry()["gpu"], "answer", answer)
     return next(c for c in checked().checks if c.name == "gpu")
 
 

@@ -11,19 +11,20 @@ registry. A new check is one module here that defines `CHECK`, listed in `CHECK_
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING, ClassVar
 
-from ugro.errors import UgroError
+from ugro.errors import CommandTimeout, UgroError
 from ugro.model import Evaluation, Status
 from ugro.subprocesses import STDERR_LIMIT, STDOUT_LIMIT
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-    from datetime import datetime
+    from collections.abc import Iterable, Sequence
 
     from ugro.config import Worker
     from ugro.model import CommandResult
@@ -59,6 +60,8 @@ class Context:
 
     # When the node was last checked (by the control node's clock), if ever.
     previous_check: datetime | None = None
+    # When this node check began, by the same clock.
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 class Check(ABC):
@@ -95,7 +98,45 @@ class Check(ABC):
         """Measure and evaluate; may raise (the monitor reports it)."""
 
 
-class RemoteCheck(Check):
+class Answering(Check):
+    """A check that runs commands on the node and judges their results, and nothing else.
+
+    The sweep asks for its commands along with the rest of the node check's and judges it
+    as soon as their results are in, or its timeout has passed, with no task, deadline or
+    waiter of its own: those were most of what a node check cost the control node besides
+    its SSH traffic. `run` does the same on a session of any kind.
+    """
+
+    @abstractmethod
+    def asks(self, node: Worker, context: Context) -> tuple[str, ...]:
+        """The POSIX shell commands whose results the check judges; config values quoted."""
+
+    @abstractmethod
+    def answer(
+        self, results: Sequence[CommandResult | None], node: Worker, context: Context
+    ) -> Evaluation:
+        """Judge the results of `asks`, in its order; None where none came within the timeout.
+
+        Pure. A CommandTimeout raised here fails the check as a timeout, as one from `run`.
+        """
+
+    async def run(self, node: Worker, session: Session, context: Context) -> Evaluation:
+        """Run the commands concurrently on the node and judge what came back."""
+        timeout = self.timeout(node)
+        commands = self.asks(node, context)
+        results = await asyncio.gather(*(within(session, c, timeout) for c in commands))
+        return self.answer(results, node, context)
+
+
+async def within(session: Session, command: str, timeout: float) -> CommandResult | None:
+    """The command's result; None when it did not finish within `timeout`."""
+    try:
+        return await session.run(command, timeout=timeout)
+    except CommandTimeout:
+        return None
+
+
+class RemoteCheck(Answering):
     """A check that is one shell command on the node and a pure parser of its result."""
 
     @abstractmethod
@@ -106,14 +147,20 @@ class RemoteCheck(Check):
     def evaluate(self, result: CommandResult, node: Worker) -> Evaluation:
         """Judge the command's result; pure, so tests feed it captured output."""
 
-    async def run(
+    def asks(self, node: Worker, context: Context) -> tuple[str, ...]:  # noqa: ARG002 - no use
+        """The one command."""
+        return (self.command(node),)
+
+    def answer(
         self,
+        results: Sequence[CommandResult | None],
         node: Worker,
-        session: Session,
         context: Context,  # noqa: ARG002 - a command's checks need no context
     ) -> Evaluation:
-        """Run the command on the node and evaluate what came back."""
-        result = await session.run(self.command(node), timeout=self.timeout(node))
+        """Evaluate the command's result; a timeout when there was none."""
+        (result,) = results
+        if result is None:
+            raise CommandTimeout(f"did not finish within {self.timeout(node):g} s")
         return self.evaluate(result, node)
 
 

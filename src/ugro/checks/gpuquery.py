@@ -38,14 +38,13 @@ from ugro.checks.readings import (
     version,
     whole,
 )
-from ugro.errors import CommandTimeout, InvalidOutput
+from ugro.errors import InvalidOutput
 from ugro.model import CommandResult, Evaluation, Status
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from ugro.config import Worker
-    from ugro.transport import Session
 
 FIELDS = (
     "index",
@@ -234,14 +233,6 @@ def models(rows: tuple[GpuRow, ...]) -> str:
     return ", ".join(sorted({r.name for r in rows}))
 
 
-async def query(session: Session, command: str, timeout: float) -> CommandResult | None:
-    """Run an nvidia-smi command; None when it did not answer in time."""
-    try:
-        return await session.run(command, timeout=timeout)
-    except CommandTimeout:
-        return None
-
-
 def hung(timeout: float) -> Evaluation:
     """The verdict of a GPU health check whose nvidia-smi hung.
 
@@ -269,10 +260,14 @@ class GpuHealthCheck(GpuHealth, RemoteCheck):
         """The shared nvidia-smi query (module docstring)."""
         return COMMAND
 
-    async def run(self, node: Worker, session: Session, context: Context) -> Evaluation:
-        """Run the shared query; a hung nvidia-smi is UNKNOWN here (see `hung`)."""
-        del context
-        result = await query(session, COMMAND, self.timeout(node))
+    def answer(
+        self,
+        results: Sequence[CommandResult | None],
+        node: Worker,
+        context: Context,  # noqa: ARG002 - the query's checks need no context
+    ) -> Evaluation:
+        """Evaluate the shared query; a hung nvidia-smi is UNKNOWN here (see `hung`)."""
+        (result,) = results
         if result is None:
             return hung(self.timeout(node))
         return self.evaluate(result, node)

@@ -12,24 +12,25 @@ network filesystem from a process stuck for good.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
-from ugro.checks import cut_short
+from ugro.checks import Answering, cut_short
 from ugro.checks.gpu import cause
 from ugro.checks.gpuquery import COMMAND as SHARED_QUERY
-from ugro.checks.gpuquery import GpuHealth, GpuRow, hung, parse, query
+from ugro.checks.gpuquery import GpuHealth, GpuRow, hung, parse
 from ugro.checks.readings import GPU_MEMORY_MIB as MIB
 from ugro.checks.readings import PID, SECONDS, number, whole
+from ugro.errors import CommandTimeout
 from ugro.model import CommandResult, Evaluation, Status
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ugro.checks import Context
     from ugro.config import Worker
-    from ugro.transport import Session
 
 # The same string as the deep probe's, so a node check runs it once.
 COMMAND = (
@@ -121,24 +122,29 @@ def _sort(
     return stuck, notes
 
 
-class Processes(GpuHealth):
+class Processes(GpuHealth, Answering):
     """WARN when GPU memory is held by a zombie or by a process the node does not have."""
 
     name = "processes"
     weight = 5
     default_timeout_s = 10
 
-    async def run(self, node: Worker, session: Session, context: Context) -> Evaluation:
-        """List GPU memory holders and the node's processes concurrently."""
-        del context
-        timeout = self.timeout(node)
-        apps, ps, shared = await asyncio.gather(
-            query(session, COMMAND, timeout),
-            session.run(PS_COMMAND, timeout=timeout),
-            query(session, SHARED_QUERY, timeout),
-        )
+    def asks(self, node: Worker, context: Context) -> tuple[str, ...]:  # noqa: ARG002
+        """GPU memory holders, the node's processes, and the shared query (to name GPUs)."""
+        return (COMMAND, PS_COMMAND, SHARED_QUERY)
+
+    def answer(
+        self,
+        results: Sequence[CommandResult | None],
+        node: Worker,
+        context: Context,  # noqa: ARG002 - its commands need no context
+    ) -> Evaluation:
+        """Evaluate the holders against the processes; a hung nvidia-smi is UNKNOWN (`hung`)."""
+        apps, ps, shared = results
+        if ps is None:
+            raise CommandTimeout(f"ps did not finish within {self.timeout(node):g} s")
         if apps is None:
-            return hung(timeout)
+            return hung(self.timeout(node))
         gpus: tuple[GpuRow, ...] = ()
         if shared is not None and shared.exit_status == 0 and not shared.truncated:
             try:

@@ -12,10 +12,9 @@ nothing, or exits 3 "not supported") for the query, which passes as "not support
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
-from ugro.checks import cut_short
+from ugro.checks import Answering, cut_short
 from ugro.checks.gpu import UUID_CHARS, cause, failure
 from ugro.checks.gpuquery import COMMAND as SHARED_QUERY
 from ugro.checks.gpuquery import (
@@ -26,7 +25,6 @@ from ugro.checks.gpuquery import (
     hung,
     models,
     parse,
-    query,
     unread,
 )
 from ugro.checks.readings import COUNT, MAX_GPUS, name, whole
@@ -34,9 +32,10 @@ from ugro.errors import InvalidOutput
 from ugro.model import CommandResult, Evaluation, Status
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ugro.checks import Context
     from ugro.config import Worker
-    from ugro.transport import Session
 
 REMAP_FIELDS = (
     "gpu_uuid",
@@ -92,22 +91,27 @@ def _flags(values: tuple[str, ...]) -> tuple[bool | None, bool | None]:
     return flag(values[3], "remapped_rows.pending"), flag(values[4], "remapped_rows.failure")
 
 
-class Remap(GpuHealth):
+class Remap(GpuHealth, Answering):
     """FAIL when a row remap or page retirement is pending, or a remap failed."""
 
     name = "remap"
     weight = 5
     default_timeout_s = 10
 
-    async def run(self, node: Worker, session: Session, context: Context) -> Evaluation:
-        """Read the remapped rows and the shared query (retired pages) concurrently."""
-        del context
-        timeout = self.timeout(node)
-        remapped, shared = await asyncio.gather(
-            query(session, COMMAND, timeout), query(session, SHARED_QUERY, timeout)
-        )
+    def asks(self, node: Worker, context: Context) -> tuple[str, ...]:  # noqa: ARG002
+        """The remapped rows, and the shared query (retired pages)."""
+        return (COMMAND, SHARED_QUERY)
+
+    def answer(
+        self,
+        results: Sequence[CommandResult | None],
+        node: Worker,
+        context: Context,  # noqa: ARG002 - its commands need no context
+    ) -> Evaluation:
+        """Evaluate both answers; a hung nvidia-smi is UNKNOWN here (see `hung`)."""
+        remapped, shared = results
         if remapped is None or shared is None:
-            return hung(timeout)
+            return hung(self.timeout(node))
         return self.evaluate(remapped, shared, node)
 
     def evaluate(self, remapped: CommandResult, shared: CommandResult, node: Worker) -> Evaluation:

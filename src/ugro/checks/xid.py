@@ -21,24 +21,24 @@ read instead, with the node's own `--since`.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from ugro.checks import cut_note, cut_short
+from ugro.checks import Answering, cut_note, cut_short
 from ugro.checks.gpuquery import COMMAND as SHARED_QUERY
-from ugro.checks.gpuquery import GpuHealth, GpuRow, parse, query
+from ugro.checks.gpuquery import GpuHealth, GpuRow, parse
 from ugro.checks.readings import SECONDS, UNIX_TIME, XID, number, shown, whole
-from ugro.errors import InvalidOutput
+from ugro.errors import CommandTimeout, InvalidOutput
 from ugro.model import CommandResult, Evaluation, Status
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ugro.checks import Context
     from ugro.config import Worker
-    from ugro.transport import Session
 
 SOURCE_URL = "https://docs.nvidia.com/deploy/xid-errors/"
 
@@ -120,13 +120,13 @@ def command(window_s: int) -> str:
     )
 
 
-def window_s(node: Worker, context: Context, now: datetime) -> int:
+def window_s(node: Worker, context: Context) -> int:
     """Seconds of log to read (module docstring): since the last check, within the bounds."""
     lookback = node.xid_lookback_s
     if context.previous_check is None:
         seconds = lookback
     else:
-        elapsed = (now - context.previous_check).total_seconds() + SLACK_S
+        elapsed = (context.started - context.previous_check).total_seconds() + SLACK_S
         seconds = min(max(elapsed, node.xid_hold_s), lookback)
     return max(1, math.ceil(seconds))
 
@@ -217,7 +217,7 @@ def _time(when: float) -> str:
     return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-class Xid(GpuHealth):
+class Xid(GpuHealth, Answering):
     """FAIL on hardware Xids logged since the last check; application Xids are only shown."""
 
     name = "xid"
@@ -225,20 +225,25 @@ class Xid(GpuHealth):
     default_timeout_s = 10
     hang_hint = "reading the kernel log hung: the node is overloaded or its journal is stuck"
 
-    async def run(self, node: Worker, session: Session, context: Context) -> Evaluation:
-        """Read the log window and the shared GPU query (to name GPUs) concurrently."""
-        seconds = window_s(node, context, datetime.now(UTC))
-        timeout = self.timeout(node)
-        log, shared = await asyncio.gather(
-            session.run(command(seconds), timeout=timeout), query(session, SHARED_QUERY, timeout)
-        )
+    def asks(self, node: Worker, context: Context) -> tuple[str, ...]:
+        """The log window since the last check, and the shared GPU query (to name GPUs)."""
+        return (command(window_s(node, context)), SHARED_QUERY)
+
+    def answer(
+        self, results: Sequence[CommandResult | None], node: Worker, context: Context
+    ) -> Evaluation:
+        """Evaluate the log; a log that did not come in time is a timeout."""
+        log, shared = results
+        if log is None:
+            raise CommandTimeout(f"did not finish within {self.timeout(node):g} s")
         gpus: tuple[GpuRow, ...] = ()
         if shared is not None and shared.exit_status == 0 and not shared.truncated:
             try:
                 gpus = parse(shared.stdout)
             except ValueError:
                 gpus = ()  # the shared query's own checks report it; Xids name bus ids then
-        return self.evaluate(log, node, window=seconds, gpus=gpus)
+        window = window_s(node, context)
+        return self.evaluate(log, node, window=window, gpus=gpus)
 
     def evaluate(
         self,

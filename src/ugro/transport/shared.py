@@ -3,9 +3,10 @@
 Several checks read the same command's answer (the GPU health checks one nvidia-smi query,
 latency the ssh check's command), so a command runs once per node check however many ask.
 And the commands the checks ask for as they start are sent together, on one channel
-(`ugro.transport.batch`), when the session can: a check asks from inside a task or two of its
-own, so the session waits until a turn of the event loop passes in which no check asked for a
-new command. A command asked for later (the deep check's probe, after its first answer) goes
+(`ugro.transport.batch`), when the session can: the sweep asks for most checks' commands at
+once (`ask`), and a check that runs as a task of its own asks from inside it (`run`), so the
+session waits until a turn of the event loop passes in which no check asked for a new
+command. A command asked for later (the deep check's probe, after its first answer) goes
 with whatever else is asked for at that time, or alone.
 """
 
@@ -67,6 +68,19 @@ class SharedSession:
 
     async def run(self, command: str, *, timeout: float) -> CommandResult:
         """The command's result, shared with every check that asked for the same command."""
+        future = self.ask(command, timeout)
+        if not future.done():
+            await _wait(future, timeout)
+        if not future.done():
+            raise CommandTimeout(f"did not finish within {timeout:g} s")
+        return future.result()
+
+    def ask(self, command: str, timeout: float) -> asyncio.Future[CommandResult]:
+        """The future of the command's result, shared with every check that asks for it.
+
+        `timeout` is how long the caller waits for it; the command runs as long as the most
+        patient caller waits. Cancel the future only with `close`: other checks share it.
+        """
         future = self._results.get(command)
         if future is None:
             future = asyncio.get_running_loop().create_future()
@@ -81,11 +95,7 @@ class SharedSession:
         elif command in self._unsent:
             longest, shortest = self._unsent[command]
             self._unsent[command] = (max(longest, timeout), min(shortest, timeout))
-        if not future.done():
-            await _wait(future, timeout)
-        if not future.done():
-            raise CommandTimeout(f"did not finish within {timeout:g} s")
-        return future.result()
+        return future
 
     def _send_when_quiet(self) -> None:
         """Send what was asked for once a turn of the loop has passed with nothing new."""
