@@ -47,7 +47,7 @@ from daemonharness import (
     monitor,
     when,
 )
-from ugro.sweep import GRACE_S
+from ugro.checks.running import GRACE_S
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
