@@ -109,6 +109,13 @@ class GpuRow:
     bus_id: str
     name: str
     fields: Mapping[str, str]
+    # What the checks read, read once when the row is parsed (`parse`; eight checks read a
+    # row): the fields nvidia-smi does not offer, and each number (RANGES), mask (BITMASKS)
+    # and flag (FLAGS), None where unsupported or failed.
+    unoffered: frozenset[str]
+    numbers: Mapping[str, float | None]
+    masks: Mapping[str, int | None]
+    flags: Mapping[str, bool | None]
 
     @property
     def label(self) -> str:
@@ -121,7 +128,7 @@ class GpuRow:
 
     def unsupported(self, field: str) -> bool:
         """Whether nvidia-smi says the GPU does not offer the field ([N/A], [Not Supported])."""
-        return bool(_UNSUPPORTED.match(self.fields[field]))
+        return field in self.unoffered
 
     def failed(self, field: str) -> str | None:
         """Why the reading failed ([Unknown Error], ...), or None when it did not."""
@@ -132,28 +139,16 @@ class GpuRow:
         return match["why"] if match else None
 
     def number(self, field: str) -> float | None:
-        """The field as a number; None when unsupported or failed.
-
-        InvalidOutput when it is not a number in the field's range (RANGES).
-        """
-        text = self.fields[field]
-        if self.unsupported(field) or self.failed(field) is not None:
-            return None
-        return number(text, f"{field} of GPU {self.index}", RANGES[field])
+        """The field (RANGES) as a number; None when unsupported or failed."""
+        return self.numbers[field]
 
     def flag(self, field: str) -> bool | None:
         """A Yes/No field (FLAGS) as a bool; None when unsupported or failed (see `flag`)."""
-        return flag(self.fields[field], f"{field} of GPU {self.index}")
+        return self.flags[field]
 
     def bits(self, field: str) -> int | None:
-        """A bitmask field (BITMASKS) as an int; None when unsupported or failed.
-
-        InvalidOutput when it is not a 64-bit hexadecimal mask.
-        """
-        text = self.fields[field]
-        if self.unsupported(field) or self.failed(field) is not None:
-            return None
-        return whole(text, f"{field} of GPU {self.index}", BITMASK, base=16)
+        """A bitmask field (BITMASKS) as an int; None when unsupported or failed."""
+        return self.masks[field]
 
 
 def unread(text: str) -> bool:
@@ -201,20 +196,27 @@ def parse(stdout: str) -> tuple[GpuRow, ...]:
             raise InvalidOutput(f"nvidia-smi lists more than {MAX_GPUS} GPUs, more than any node")
         fields = dict(zip(FIELDS, values, strict=True))
         index = whole(fields["index"], "GPU index", GPU_INDEX)
-        row = GpuRow(
-            index,
-            name(fields["uuid"], f"uuid of GPU {index}", UUID_CHARS),
-            name(fields["pci.bus_id"], f"pci.bus_id of GPU {index}", BUS_ID_CHARS),
-            name(fields["name"], f"name of GPU {index}", NAME_CHARS),
-            fields,
-        )
-        for field in RANGES:
-            row.number(field)
-        for field in BITMASKS:
-            row.bits(field)
-        for field in FLAGS:
-            row.flag(field)
-        rows.append(row)
+        uuid = name(fields["uuid"], f"uuid of GPU {index}", UUID_CHARS)
+        bus_id = name(fields["pci.bus_id"], f"pci.bus_id of GPU {index}", BUS_ID_CHARS)
+        model = name(fields["name"], f"name of GPU {index}", NAME_CHARS)
+        unoffered = frozenset(f for f, text in fields.items() if _UNSUPPORTED.match(text))
+        # The text of each reading that nvidia-smi gave a value for (unread ones are None).
+        given = {
+            f: None if f in unoffered or _FAILED.match(fields[f]) else fields[f]
+            for f in (*RANGES, *BITMASKS)
+        }
+        numbers = {
+            f: None if (text := given[f]) is None else number(text, f"{f} of GPU {index}", r)
+            for f, r in RANGES.items()
+        }
+        masks = {
+            f: None
+            if (text := given[f]) is None
+            else whole(text, f"{f} of GPU {index}", BITMASK, base=16)
+            for f in BITMASKS
+        }
+        flags = {f: flag(fields[f], f"{f} of GPU {index}") for f in FLAGS}
+        rows.append(GpuRow(index, uuid, bus_id, model, fields, unoffered, numbers, masks, flags))
     return tuple(rows)
 
 
