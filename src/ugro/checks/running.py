@@ -36,8 +36,6 @@ async def run_all(
 
     A node whose shell does not answer is unreachable whatever the other checks would say,
     and on a silent connection they would each wait out their own timeout (torch: 30 s).
-    A check that only judges commands' results (`Answering`) is judged as they come in
-    (`_Answers`); any other runs as a task of its own.
     """
     answers = _Answers(node, session, context)
     outcomes: dict[int, tuple[Evaluation, float]] = {}
