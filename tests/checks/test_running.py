@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from conftest import fixture_text
-from ugro.checks import Context, disk, gpu, gpuquery, reachability, registry, torch
+from ugro.checks import Check, Context, disk, gpu, gpuquery, reachability, registry, torch
 from ugro.checks.running import run_all
 from ugro.config import Worker
 from ugro.errors import Disconnected, InvalidOutput
@@ -22,6 +22,7 @@ from ugro.transport.shared import SharedSession
 from ugro.transport.tcp import RoundTrip
 
 if TYPE_CHECKING:
+    from ugro.model import Evaluation
     from ugro.transport import Session
 
 NODE = Worker.model_validate(
@@ -102,7 +103,9 @@ def test_a_hung_command_fails_its_own_check_at_its_own_timeout_and_holds_back_no
 
     async def main() -> list[tuple[str, float]]:
         session = SharedSession(Node({torch.CHECK.command(NODE): None}))
-        checks = [(registry()[name], None) for name in NODE.checks]
+        checks: list[tuple[Check, Evaluation | None]] = [
+            (registry()[name], None) for name in NODE.checks
+        ]
         try:
             outcomes = await run_all(checks, NODE, session, Context())
         finally:
