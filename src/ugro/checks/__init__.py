@@ -121,14 +121,17 @@ class Answering(Check):
         """
 
     async def run(self, node: Worker, session: Session, context: Context) -> Evaluation:
-        """Run the commands concurrently on the node and judge what came back."""
+        """Run the commands concurrently on the node and judge what came back.
+
+        What a session that is not the sweep's shared one (`ugro.checks.running`) runs.
+        """
         timeout = self.timeout(node)
         commands = self.asks(node, context)
-        results = await asyncio.gather(*(within(session, c, timeout) for c in commands))
+        results = await asyncio.gather(*(_within(session, c, timeout) for c in commands))
         return self.answer(results, node, context)
 
 
-async def within(session: Session, command: str, timeout: float) -> CommandResult | None:
+async def _within(session: Session, command: str, timeout: float) -> CommandResult | None:
     """The command's result; None when it did not finish within `timeout`."""
     try:
         return await session.run(command, timeout=timeout)
