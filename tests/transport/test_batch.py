@@ -6,6 +6,7 @@ shell would run it; tests/integration/test_batch_sshd.py runs it through real ss
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -24,7 +25,9 @@ from ugro.transport import batch
 from ugro.transport.batch import MARK, Job, Reader, Refused, Requests
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
+    from typing import IO
 
 LIMITS = (1000, 100)
 #: What the node writes of a stream at most, in these tests: past both limits.
@@ -411,11 +414,11 @@ def test_output_past_the_limit_is_cut_on_the_node() -> None:
     assert len(completed.stdout) < 3 * 2 * CAP
 
 
-def test_a_hung_command_reports_last_and_the_others_come_first() -> None:
-    """Once the hold is over, nothing waits behind the hung command."""
-    jobs = [Job("sleep 30", 1), Job("echo quick", 5)]
+@contextlib.contextmanager
+def serving(jobs: list[Job]) -> Iterator[tuple[IO[bytes], IO[bytes]]]:
+    """A runner on /bin/sh here, sent a pass of `jobs`: its stdin and stdout; it must exit 0."""
     with subprocess.Popen(
-        ["/bin/sh", "-c", batch.opening(2, CAP)],
+        ["/bin/sh", "-c", batch.opening(len(jobs), CAP)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         env={"PATH": os.environ["PATH"]},
@@ -423,14 +426,22 @@ def test_a_hung_command_reports_last_and_the_others_come_first() -> None:
         assert process.stdin is not None
         assert process.stdout is not None
         process.stdin.write(request(jobs))
+        process.stdin.flush()
+        yield process.stdin, process.stdout
         process.stdin.close()
+        assert process.wait(timeout=30) == 0
+
+
+def test_a_hung_command_reports_last_and_the_others_come_first() -> None:
+    """Once the hold is over, nothing waits behind the hung command."""
+    with serving([Job("sleep 30", 1), Job("echo quick", 5)]) as (stdin, stdout):
+        stdin.close()
         reader = passing(2)
         first: list[tuple[int, CommandResult]] = []
         while not first:
-            first = reader.feed(os.read(process.stdout.fileno(), 4096))
+            first = reader.feed(os.read(stdout.fileno(), 4096))
         assert first == [(1, CommandResult(0, "quick\n"))]
-        rest = process.stdout.read()
-        assert process.wait(timeout=30) == 0
+        rest = stdout.read()
     # The node's own `timeout` stopped it a second after ugro's: 124.
     assert reader.feed(rest) == [(0, CommandResult(124, "", ""))]
 
@@ -442,23 +453,13 @@ def test_records_that_end_within_the_hold_come_in_one_write() -> None:
     """
     jobs = [Job("echo a", 5), Job("sleep 0.3; echo b", 5), Job("echo c >&2", 5)]
     assert batch.hold_s(jobs) == 1
-    with subprocess.Popen(
-        ["/bin/sh", "-c", batch.opening(3, CAP)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env={"PATH": os.environ["PATH"]},
-    ) as process:
-        assert process.stdin is not None
-        assert process.stdout is not None
-        process.stdin.write(request(jobs))
-        process.stdin.flush()
-        assert process.stdout.readline() == UP
+    with serving(jobs) as (stdin, stdout):
+        assert stdout.readline() == UP
         reader = passing(3)
         reader.feed(UP)
-        got = reader.feed(os.read(process.stdout.fileno(), 4096))
+        got = reader.feed(os.read(stdout.fileno(), 4096))
         assert reader.between
-        process.stdin.close()
-        assert process.wait(timeout=30) == 0
+        stdin.close()
     assert sorted(got) == [
         (0, CommandResult(0, "a\n")),
         (1, CommandResult(0, "b\n")),
