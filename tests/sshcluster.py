@@ -302,6 +302,8 @@ class TestHost:
         self._proc: subprocess.Popen[bytes] | None = None
         self._paused = False
         self._key_regenerated = False
+        # sshd_config lines a test added (`set_sshd_options`).
+        self._options: tuple[str, ...] = ()
 
         self.dir.mkdir(parents=True, exist_ok=True)
         # The host's sessions' $XDG_RUNTIME_DIR, as pam_systemd gives a login one on a node:
@@ -445,6 +447,12 @@ class TestHost:
         _keygen(self._host_key, f"ugro-test-{self.name}-regenerated")
         self._restart()
 
+    def set_sshd_options(self, *lines: str) -> None:
+        """Add `lines` to the host's sshd_config (none: the test bed's own) and restart it."""
+        self._options = lines
+        self._write_sshd_config()
+        self._restart()
+
     def stub_processes(self) -> list[int]:
         """Return pids of commands that sessions on this host started and are still running.
 
@@ -466,6 +474,10 @@ class TestHost:
             (self.dir / name).unlink(missing_ok=True)
         self.set_torch("healthy")
         _kill_stub_processes(self.dir)
+        if self._options:
+            self._options = ()
+            self._write_sshd_config()
+            self._restart()
         if self._key_regenerated:
             for suffix in ("", ".pub"):
                 Path(f"{self._original_key}{suffix}").replace(f"{self._host_key}{suffix}")
@@ -564,6 +576,7 @@ class TestHost:
             # keeps the test host's sessions as lean as a real node's.
             f"SetEnv HOME={self.dir}",
             f"ForceCommand {force}",
+            *self._options,
         ]
         self.config.write_text("\n".join(lines) + "\n", encoding="utf-8")
 

@@ -91,6 +91,38 @@ def test_a_node_keeps_its_runner_from_check_to_check(
     wait_for(lambda: not runners(host), what="the runners to end with their channels")
 
 
+def test_a_runner_that_sshd_closes_while_idle_is_opened_again(
+    cluster: TestCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node's ChannelTimeout (OpenSSH 9.2) closes the runner between checks: the next opens one.
+
+    A node may close a channel that carries nothing for less than ugro's interval; the
+    check after that is judged like any other, on a fresh runner, and none is left behind.
+    """
+    host = cluster.host("h1")
+    host.set_sshd_options("ChannelTimeout session:*=1")
+    opened = sessions(monkeypatch)
+    path = cluster.write_config(tmp_path / "cluster.yaml", hosts=[host])
+    nodes = config.load(path).nodes
+
+    async def main() -> list[NodeVerdict]:
+        transports = sweep.Transports()
+        try:
+            first = (await sweep.sweep(nodes, transports))[0]
+            await asyncio.to_thread(
+                wait_for, lambda: not runners(host), what="sshd to close the idle runner"
+            )
+            return [first, (await sweep.sweep(nodes, transports))[0]]
+        finally:
+            await transports.close()
+
+    verdicts = asyncio.run(main())
+    assert [v.status for v in verdicts] == [NodeStatus.HEALTHY] * 2, [v.checks for v in verdicts]
+    assert len(opened) == 2
+    host.reset()
+    wait_for(lambda: not runners(host), what="the runner to end with its connection")
+
+
 def sessions(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The commands of the session channels opened from here on."""
     opened: list[str] = []
