@@ -5,8 +5,8 @@ where a thousand sshd (and a shell and a stub per command) would not fit on a sm
 Each node is an address 127.77.x.y with its own listening socket on one shared port; a few
 processes (asyncssh servers) split the addresses between them. A node speaks real SSH: key
 exchange, host key, public-key authentication, a channel kept open for batches of commands
-(it answers ugro's runner, `ugro.transport.batch`, record by record as the runner does) or a
-channel per command.
+(it answers ugro's runner, `ugro.transport.batch`, a pass's records in one write as the runner
+sends them when every command ends within its hold) or a channel per command.
 Commands are answered with what the same stubs as the sshd test hosts print (tests/stubs/:
 nvidia-smi, python3 with the fake torch, dmesg, journalctl), run once per distinct command
 through /bin/sh with the stubs first on PATH, and replayed from then on.
