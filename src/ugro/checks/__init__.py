@@ -160,11 +160,15 @@ class RemoteCheck(Answering):
         node: Worker,
         context: Context,  # noqa: ARG002 - a command's checks need no context
     ) -> Evaluation:
-        """Evaluate the command's result; a timeout when there was none."""
+        """Evaluate the command's result; `unanswered` when there was none."""
         (result,) = results
         if result is None:
-            raise CommandTimeout(f"did not finish within {self.timeout(node):g} s")
+            return self.unanswered(node)
         return self.evaluate(result, node)
+
+    def unanswered(self, node: Worker) -> Evaluation:
+        """What the check is when its command did not answer in time: a timeout (raised)."""
+        raise CommandTimeout(f"did not finish within {self.timeout(node):g} s")
 
 
 def cut_short(result: CommandResult, what: str) -> Evaluation | None:

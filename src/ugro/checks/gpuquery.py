@@ -20,7 +20,7 @@ from abc import abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ugro.checks import Check, Context, RemoteCheck, cut_short
+from ugro.checks import Check, RemoteCheck, cut_short
 from ugro.checks.gpu import NAME_CHARS, UUID_CHARS, cause
 from ugro.checks.readings import (
     BITMASK,
@@ -42,7 +42,7 @@ from ugro.errors import InvalidOutput
 from ugro.model import CommandResult, Evaluation, Status
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Mapping
 
     from ugro.config import Worker
 
@@ -262,17 +262,9 @@ class GpuHealthCheck(GpuHealth, RemoteCheck):
         """The shared nvidia-smi query (module docstring)."""
         return COMMAND
 
-    def answer(
-        self,
-        results: Sequence[CommandResult | None],
-        node: Worker,
-        context: Context,  # noqa: ARG002 - the query's checks need no context
-    ) -> Evaluation:
-        """Evaluate the shared query; a hung nvidia-smi is UNKNOWN here (see `hung`)."""
-        (result,) = results
-        if result is None:
-            return hung(self.timeout(node))
-        return self.evaluate(result, node)
+    def unanswered(self, node: Worker) -> Evaluation:
+        """A hung nvidia-smi is UNKNOWN here (see `hung`)."""
+        return hung(self.timeout(node))
 
     def evaluate(self, result: CommandResult, node: Worker) -> Evaluation:
         """UNKNOWN when nvidia-smi fails (the gpu check fails for that); else `judge` the rows."""
