@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 
 from ugro.errors import InvalidOutput
 from ugro.model import CommandResult
-from ugro.transport import batch
-from ugro.transport.batch import MARK, Job, Reader, Refused, Requests
+from ugro.transport import batch, batchreader
+from ugro.transport.batch import MARK, Job, Requests
+from ugro.transport.batchreader import Reader, Refused
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -181,12 +182,12 @@ def test_an_endless_banner_is_refused_within_bounds() -> None:
     """A login shell that never stops talking is cut at PREAMBLE_LIMIT, lines or no lines."""
     reader = Reader()
     chatter = b"welcome\n" * 1000
-    for _ in range(batch.PREAMBLE_LIMIT // len(chatter)):
+    for _ in range(batchreader.PREAMBLE_LIMIT // len(chatter)):
         reader.feed(chatter)
     with pytest.raises(InvalidOutput, match="login shell"):
         reader.feed(chatter)
     with pytest.raises(InvalidOutput, match="login shell"):
-        Reader().feed(b"w" * (batch.PREAMBLE_LIMIT + 2))
+        Reader().feed(b"w" * (batchreader.PREAMBLE_LIMIT + 2))
 
 
 @settings(max_examples=300, deadline=None)
@@ -202,7 +203,7 @@ def test_whatever_arrives_the_reader_raises_only_its_own_errors_and_holds_little
         for piece in pieces:
             reader.feed(piece)
             held = len(reader._buffer)  # noqa: SLF001 - the bound is the point of the test
-            assert held <= 4 * CAP + batch.PREAMBLE_LIMIT + len(piece)
+            assert held <= 4 * CAP + batchreader.PREAMBLE_LIMIT + len(piece)
         reader.end()
     except (InvalidOutput, Refused):
         pass

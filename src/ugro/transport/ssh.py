@@ -17,7 +17,7 @@ import asyncssh
 from ugro import subprocesses
 from ugro.errors import CommandTimeout, Disconnected, InvalidOutput
 from ugro.model import CommandResult
-from ugro.transport import batch
+from ugro.transport import batch, batchreader
 from ugro.transport.sshconnect import connect
 from ugro.transport.tcp import Counters, RoundTrip, counters, since
 from ugro.transport.tcp import reason as _reason
@@ -131,7 +131,7 @@ class SSHSession:
                                 lambda: runner, batch.opening(len(jobs)), encoding=None
                             )
                         await runner.run(jobs, done)
-            except batch.Refused:
+            except batchreader.Refused:
                 self._batches = False
                 runner.close()
                 return False
@@ -171,7 +171,7 @@ class _Runner(asyncssh.SSHClientSession[bytes]):
 
     def __init__(self) -> None:
         """A runner whose channel is not open yet."""
-        self._reader = batch.Reader()
+        self._reader = batchreader.Reader()
         self._requests = batch.Requests()
         self._channel: asyncssh.SSHClientChannel[bytes] | None = None
         self._done: Callable[[int, CommandResult], None] | None = None
@@ -223,7 +223,7 @@ class _Runner(asyncssh.SSHClientSession[bytes]):
             for index, result in self._reader.feed(data):
                 if self._done is not None:
                     self._done(index, result)
-        except (batch.Refused, InvalidOutput) as exc:
+        except (batchreader.Refused, InvalidOutput) as exc:
             self._fail(exc)
             return
         if self._unsent and self._reader.up and self._channel is not None:
@@ -237,7 +237,7 @@ class _Runner(asyncssh.SSHClientSession[bytes]):
         if exc is None:
             try:
                 self._reader.end()
-            except batch.Refused as refused:
+            except batchreader.Refused as refused:
                 exc = refused
         self._fail(exc)
 
