@@ -98,11 +98,17 @@ def test_a_runner_that_sshd_closes_while_idle_is_opened_again(
 
     A node may close a channel that carries nothing for less than ugro's interval; the
     check after that is judged like any other, on a fresh runner, and none is left behind.
+    The timeout must outlast a pass's own silence (its hold and its slowest command): the
+    node runs quick checks only, so that a loaded test machine cannot stretch a pass to it.
     """
     host = cluster.host("h1")
-    host.set_sshd_options("ChannelTimeout session:*=1")
+    host.set_sshd_options("ChannelTimeout session:*=3")
     opened = sessions(monkeypatch)
-    path = cluster.write_config(tmp_path / "cluster.yaml", hosts=[host])
+    path = cluster.write_config(
+        tmp_path / "cluster.yaml",
+        hosts=[host],
+        workers_extra={host.name: {"checks": ["ssh", "gpu", "disk"]}},
+    )
     nodes = config.load(path).nodes
 
     async def main() -> list[NodeVerdict]:
